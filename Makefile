@@ -1,0 +1,28 @@
+# mdx: the two set-up commands are `make demo` and `make test` (both install first).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.jax_cache
+export XLA_FLAGS ?= --xla_cpu_multi_thread_eigen=true
+
+.PHONY: install demo test benchmark clean
+
+$(VENV)/.installed: setup.cfg setup.py constraints.txt
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(PY) experiments/pipeline.py --config=configs/point_robot.py:cpu --workdir=runs/demo
+
+test: install
+	$(PY) -m pytest -q tests
+
+benchmark: install
+	$(PY) experiments/benchmark.py --config=configs/benchmark.py
+
+clean:
+	rm -rf $(VENV) .jax_cache runs
