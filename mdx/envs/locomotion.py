@@ -127,7 +127,8 @@ class BraxFamily(TaskFamily):
 
   def observe(self, physics: Any) -> jax.Array:
     """The policy-visible observation of a pipeline state (Brax's layout, no task), `[obs_dim]`."""
-    return self.env._get_obs(physics)  # pylint: disable=protected-access
+    with _brax_numerics():
+      return self.env._get_obs(physics)  # pylint: disable=protected-access
 
   def torso_position(self, state: EnvState) -> jax.Array:
     """World position of the root body, `[3]` (with leading batch axes if `state` has them)."""
@@ -146,7 +147,8 @@ class BraxFamily(TaskFamily):
     pipeline = _PIPELINES[self.backend]
 
     def substep(physics, _):
-      return pipeline.step(sys, physics, action), None
+      with _brax_numerics():
+        return pipeline.step(sys, physics, action), None
 
     physics, _ = jax.lax.scan(substep, state.physics, (), length=self.n_frames)
     velocity = (physics.x.pos[0] - state.physics.x.pos[0]) / self.dt
@@ -167,7 +169,13 @@ def _init_physics(env_name: str, env: brax_envs.PipelineEnv, sys: brax_base.Syst
     qd = scale * jax.random.normal(rng2, (sys.qd_size(),))
   else:  # hopper, walker2d
     qd = jax.random.uniform(rng2, (sys.qd_size(),), minval=-scale, maxval=scale)
-  return _PIPELINES[env.backend].init(sys, q, qd)
+  with _brax_numerics():
+    return _PIPELINES[env.backend].init(sys, q, qd)
+
+
+def _brax_numerics():
+  """Brax's pipelines rely on implicit rank promotion; allow it inside them only (tests raise)."""
+  return jax.numpy_rank_promotion('allow')
 
 
 # --- reward-change families ------------------------------------------------------------------

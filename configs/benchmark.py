@@ -1,0 +1,32 @@
+"""Benchmark of the compiled planner and one denoiser update (experiments/benchmark.py).
+
+The default is a Diffuser-sized denoiser (jannerm/diffuser locomotion: horizon 32, dim 32,
+dim_mults (1, 2, 4, 8)) on Walker2d-like dimensions (17 state + 6 action). Override any field,
+e.g. `--config.batches='(1,)' --config.num_steps='(20,)'`.
+"""
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.horizon = 32  # H
+  config.obs_dim = 17
+  config.act_dim = 6
+  config.dim = 32  # U-Net channels at the first level
+  config.dim_mults = (1, 2, 4, 8)
+  config.embed_dim = 64  # time and context embeddings (MetaDiffuser: 64 each)
+  config.embed_hidden = 256
+  config.context_dim = 64  # z
+  config.model_hidden = (256, 256, 256)  # reward and dynamics MLPs (the guide in plan/full)
+  config.num_steps = (20, 100)  # K values to measure
+  config.batches = (1, 64)  # B values to measure
+  config.modes = ('plan/bare', 'plan/full')  # bare: omega = 1, no guide; full: CFG + dual guide
+  config.cfg_weight = 1.5  # omega in plan/full
+  config.guide_scale = 0.1  # s in plan/full
+  config.dynamics_weight = 1.0  # lambda in plan/full
+  config.t_stopgrad = 2  # plan/full
+  config.predict_epsilon = False
+  config.train_batch = 32  # the train_step measurement's batch (Diffuser: 32)
+  config.repeats = 5  # timed runs after one warm-up; the median is reported
+  config.seed = 0
+  return config

@@ -1,0 +1,55 @@
+"""Brax-PPO settings of the task-conditioned experts, one preset per locomotion family.
+
+Use as `--config=configs/experts.py:cheetah_vel` (or just `--family=cheetah_vel`). Sized for a
+2-core CPU: each run is 10-15 minutes. `num_timesteps` counts environment steps.
+"""
+import ml_collections
+
+
+def get_config(family: str = 'cheetah_vel') -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.family = family
+  config.backend = ''  # '' keeps the family's default physics backend
+  config.seed = 0
+
+  p = config.ppo = ml_collections.ConfigDict()
+  p.num_timesteps = 4_000_000  # environment steps of PPO
+  p.num_envs = 64  # parallel environments (tasks are resampled at every reset)
+  p.batch_size = 64  # trajectories of `unroll_length` per minibatch
+  p.num_minibatches = 16  # minibatches per PPO update
+  p.unroll_length = 20  # steps per trajectory chunk
+  p.num_updates_per_batch = 4  # SGD passes over each batch
+  p.discounting = 0.97
+  p.learning_rate = 3e-4
+  p.entropy_cost = 1e-3
+  p.reward_scaling = 1.0
+  p.clipping_epsilon = 0.3
+  p.max_grad_norm = 1.0
+  p.num_evals = 21  # Brax evals (and saved checkpoints) spread over training, for the medium tier
+  p.num_resets_per_eval = 2  # full env resets (new tasks) per eval interval
+  p.num_eval_envs = 32  # episodes per Brax eval (training task distribution)
+
+  n = config.network = ml_collections.ConfigDict()
+  n.policy_hidden_layer_sizes = (64, 64, 64, 64)
+  n.value_hidden_layer_sizes = (128, 128, 128, 128)
+  n.activation = 'swish'
+  n.normalize_observations = True
+
+  config.eval_episodes_per_task = 2  # deterministic episodes per test task for the recorded quality
+
+  if family == 'cheetah_vel':
+    pass
+  elif family == 'cheetah_dir':
+    p.num_timesteps = 5_000_000
+    p.reward_scaling = 0.1  # returns are ~10x those of Cheetah-Vel
+    config.eval_episodes_per_task = 5  # only two test tasks
+  elif family == 'ant_dir':
+    p.num_timesteps = 5_000_000
+    p.reward_scaling = 0.1
+  elif family in ('walker_param', 'hopper_param'):
+    p.num_timesteps = 3_000_000  # the generalized backend is ~4x slower than spring on CPU
+    p.reward_scaling = 0.1
+    p.discounting = 0.99
+  else:
+    raise ValueError(f'No expert preset for family {family!r}')
+  return config

@@ -1,0 +1,128 @@
+"""Times the compiled planner and one denoiser update; one JSON line per measurement.
+
+  python experiments/benchmark.py --config=configs/benchmark.py [--config.batches='(1,)']
+
+Keys: name, batch, num_steps, compile_s (lowering + XLA compilation, measured without the
+persistent cache), median_s (median of `repeats` runs after one warm-up), plans_per_s,
+flops_per_plan, gflops_per_s. XLA's cost analysis counts a while-loop body once, so FLOPs are
+taken from the planner lowered with K = 1 and multiplied by K (the initial noise and the final
+candidate scoring, well under 1% of the work, are then counted K times).
+"""
+import json
+import os
+import statistics
+import time
+
+from absl import app, flags
+from ml_collections import config_flags
+import jax
+import jax.numpy as jnp
+
+from mdx.data import Normalizer
+from mdx.diffusion import denoising_loss, loss_weights, make_schedule
+from mdx.evaluation import make_guide_fn
+from mdx.nets import ContextModel, TemporalUNet
+from mdx.planning import PlanConfig, plan
+from mdx.training import TrainState
+import optax
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'configs/benchmark.py',
+                                          lock_config=True)
+flags.mark_flags_as_required(['config'])
+
+
+def _flops(compiled) -> float:
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost.get('flops', 0.0))
+
+
+def _time(fn, args, repeats):
+  jax.block_until_ready(fn(*args))  # warm-up
+  times = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    times.append(time.perf_counter() - t0)
+  return statistics.median(times)
+
+
+def _compile(fn, args):
+  t0 = time.perf_counter()
+  compiled = jax.jit(fn).lower(*args).compile()
+  return compiled, time.perf_counter() - t0
+
+
+def main(argv):
+  del argv
+  c = _CONFIG.value
+  d = c.obs_dim + c.act_dim
+  rng = jax.random.PRNGKey(c.seed)
+  net = TemporalUNet(transition_dim=d, dim=c.dim, dim_mults=tuple(c.dim_mults),
+                     embed_dim=c.embed_dim, embed_hidden=c.embed_hidden)
+  cm = ContextModel(obs_dim=c.obs_dim, act_dim=c.act_dim, context_dim=c.context_dim,
+                    model_hidden=tuple(c.model_hidden))
+  norm = Normalizer(obs_lo=-jnp.ones(c.obs_dim), obs_hi=jnp.ones(c.obs_dim),
+                    act_lo=-jnp.ones(c.act_dim), act_hi=jnp.ones(c.act_dim),
+                    rew_lo=jnp.array(-1.0), rew_hi=jnp.array(1.0))
+  x1 = jnp.zeros((1, c.horizon, d))
+  params = {
+      'denoiser': net.init(rng, x1, jnp.zeros(1, jnp.int32), jnp.zeros((1, c.context_dim)),
+                           jnp.ones(1, bool)),
+      'context': cm.init(rng, norm, jnp.zeros((1, 1, 4, 2 * c.obs_dim + c.act_dim + 1)),
+                         jnp.zeros((1, 1, c.obs_dim)), jnp.zeros((1, 1, c.act_dim))),
+  }
+  denoise_fn = lambda p, x, k, ctx, m: net.apply(p['denoiser'], x, k, ctx, m)
+  guide_fn = make_guide_fn(cm, norm)
+  print(json.dumps({'devices': str(jax.devices()), 'cpu_count': os.cpu_count(),
+                    'loadavg_1m': os.getloadavg()[0]}), flush=True)
+
+  for mode in c.modes:
+    full = mode == 'plan/full'
+    for k in c.num_steps:
+      for b in c.batches:
+        def make(steps, full=full):
+          cfg = PlanConfig(horizon=c.horizon, num_steps=steps, predict_epsilon=c.predict_epsilon,
+                           cfg_weight=c.cfg_weight if full else 1.0,
+                           guide_scale=c.guide_scale if full else 0.0,
+                           dynamics_weight=c.dynamics_weight,
+                           t_stopgrad=min(c.t_stopgrad, steps) if full else 0)
+          return lambda p, r, o, z: plan(p, r, o, z, denoise_fn, guide_fn if full else None,
+                                         normalizer=norm, config=cfg).action
+        args = (params, jax.random.PRNGKey(1), jnp.zeros((b, c.obs_dim)),
+                jnp.ones((b, c.context_dim)))
+        compiled, compile_s = _compile(make(k), args)
+        one_step, _ = _compile(make(1), args)
+        flops = _flops(one_step) * k
+        median = _time(compiled, args, c.repeats)
+        print(json.dumps(dict(name=mode, batch=b, num_steps=k, compile_s=round(compile_s, 3),
+                              median_s=round(median, 5), plans_per_s=round(b / median, 2),
+                              flops_per_plan=flops / b, gflops_per_s=round(flops / median / 1e9, 2),
+                              loadavg_1m=os.getloadavg()[0])), flush=True)
+
+  # One denoiser update (loss, gradient, Adam, EMA) at the training batch.
+  sched = make_schedule(max(c.num_steps))
+  weights = loss_weights(c.horizon, c.obs_dim, c.act_dim, 10.0)
+  state = TrainState.create(params['denoiser'], optax.adam(2e-4))
+
+  def train_step(state, rng, x0, z):
+    loss_fn = lambda p: denoising_loss(net.apply, p, sched, rng, x0, z, obs_dim=c.obs_dim,
+                                       context_dropout=0.25, predict_epsilon=c.predict_epsilon,
+                                       weights=weights)[0]
+    grads = jax.grad(loss_fn)(state.params)
+    return state.apply_gradients(grads, ema_decay=0.995)
+
+  b = c.train_batch
+  args = (state, jax.random.PRNGKey(2), jax.random.normal(rng, (b, c.horizon, d)),
+          jnp.ones((b, c.context_dim)))
+  compiled, compile_s = _compile(train_step, args)
+  median = _time(compiled, args, c.repeats)
+  flops = _flops(compiled)
+  print(json.dumps(dict(name='train_step', batch=b, num_steps=1, compile_s=round(compile_s, 3),
+                        median_s=round(median, 5), plans_per_s=round(b / median, 2),
+                        flops_per_plan=flops / b, gflops_per_s=round(flops / median / 1e9, 2),
+                        loadavg_1m=os.getloadavg()[0])), flush=True)
+
+
+if __name__ == '__main__':
+  app.run(main)

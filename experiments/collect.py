@@ -1,0 +1,25 @@
+"""Collects every dataset of a family: training tasks' tiers and test tasks' warm-start tiers.
+
+  python experiments/collect.py --config=configs/point_robot.py:cpu --workdir=runs/demo
+"""
+from absl import app, flags
+from ml_collections import config_flags
+
+import _common
+from mdx.data import collect_datasets
+from mdx.training.trainers import family_from_config
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (path:preset).',
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Run folder; datasets go to WORKDIR/data.')
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def main(argv):
+  del argv
+  _common.setup()
+  collect_datasets(_CONFIG.value, _WORKDIR.value, family_from_config(_CONFIG.value))
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,24 @@
+"""Evaluates every method on the test tasks; writes WORKDIR/eval/results.json, table and plots.
+
+  python experiments/evaluate.py --config=configs/point_robot.py:cpu --workdir=runs/demo
+"""
+from absl import app, flags
+from ml_collections import config_flags
+
+import _common
+from mdx.evaluation import evaluate
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (path:preset).',
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Run folder with trained stages.')
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def main(argv):
+  del argv
+  _common.setup()
+  evaluate(_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,126 @@
+"""Trains a family's task-conditioned expert with Brax PPO and writes it to mdx/envs/experts/.
+
+  python experiments/train_expert.py --family=cheetah_vel --workdir=runs/experts/cheetah_vel
+
+Writes <family>.msgpack (final policy), <family>_medium.msgpack (the checkpoint whose test-task
+return is closest to half-way between random and expert) and <family>.json (command, config,
+steps, wall time, quality on the test tasks), each through a temporary file and a rename.
+"""
+import functools
+import importlib.util
+import json
+import os
+import pathlib
+import sys
+import time
+
+import brax
+import jax
+import jax.numpy as jnp
+from absl import app, flags, logging
+from brax.training.agents.ppo import train as ppo
+from ml_collections import config_flags
+
+import _common
+from mdx.envs import experts, make_family
+
+_FAMILY = flags.DEFINE_string('family', 'cheetah_vel', 'Family (preset of configs/experts.py).')
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Overrides the preset (path:family).')
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Run folder (progress log).', required=True)
+_NUM_TIMESTEPS = flags.DEFINE_integer('num_timesteps', None, 'Overrides config.ppo.num_timesteps.')
+_OUTPUT = flags.DEFINE_string('output_dir', str(experts.EXPERT_DIR), 'Where the files go.')
+
+
+def _write_atomic(path: pathlib.Path, data: bytes) -> None:
+  tmp = path.with_name(path.name + '.tmp')
+  tmp.write_bytes(data)
+  os.replace(tmp, path)
+
+
+def main(argv):
+  del argv
+  _common.setup()
+  config = _CONFIG.value or _preset(_FAMILY.value)
+  if _NUM_TIMESTEPS.value:
+    config.ppo.num_timesteps = _NUM_TIMESTEPS.value
+  family = make_family(config.family, **({'backend': config.backend} if config.backend else {}))
+  env = experts.TaskConditionedEnv(family)
+  network = config.network.to_dict()
+  workdir = pathlib.Path(_WORKDIR.value)
+  workdir.mkdir(parents=True, exist_ok=True)
+
+  checkpoints, curve = [], []  # (step, (normalizer, policy)) and Brax's eval metrics
+
+  def progress_fn(step, metrics):
+    row = {'step': int(step), 'time': time.time() - start,
+           **{k: float(v) for k, v in metrics.items() if k.startswith('eval/episode_reward')}}
+    curve.append(row)
+    logging.info('%s', row)
+    with open(workdir / 'progress.jsonl', 'a') as f:
+      f.write(json.dumps(row) + '\n')
+
+  network_factory = functools.partial(_ppo_networks, network=network)
+  start = time.time()
+  ppo.train(environment=env, episode_length=family.episode_length, seed=config.seed,
+            network_factory=network_factory, normalize_observations=network['normalize_observations'],
+            progress_fn=progress_fn, deterministic_eval=True,
+            policy_params_fn=lambda step, _, params: checkpoints.append(
+                (int(step), jax.device_get((params[0], params[1])))),
+            **config.ppo.to_dict())
+  train_time = time.time() - start
+
+  # Every checkpoint on the test tasks, `eval_episodes_per_task` deterministic episodes each.
+  tasks = jax.tree.map(lambda x: jnp.repeat(x, config.eval_episodes_per_task, axis=0),
+                       family.test_tasks())
+  run = jax.jit(lambda params, rng: experts.rollout(
+      family, experts.make_policy_fn(family, params, network), tasks, rng))
+  rng = jax.random.PRNGKey(config.seed + 1)
+  trajs = [jax.device_get(run(params, rng)) for _, params in checkpoints]
+  returns = [float(t['ret'].mean()) for t in trajs]
+  random_policy = lambda task, state, key: jax.random.uniform(  # noqa: E731
+      key, (family.act_dim,), minval=-1.0, maxval=1.0)
+  random_traj = jax.jit(lambda rng: experts.rollout(family, random_policy, tasks, rng))(rng)
+  random_return = float(random_traj['ret'].mean())
+  halfway = 0.5 * (random_return + returns[-1])
+  medium = min(range(len(returns) - 1), key=lambda i: abs(returns[i] - halfway))
+  eval_time = time.time() - start - train_time
+
+  out = pathlib.Path(_OUTPUT.value)
+  for stem, (_, params) in ((family.name, checkpoints[-1]),
+                            (f'{family.name}_medium', checkpoints[medium])):
+    _write_atomic(out / f'{stem}.msgpack', experts.to_bytes(params))
+  meta = {
+      'family': family.name, 'backend': family.backend, 'command': ' '.join(sys.argv),
+      'config': config.to_dict(), 'network': network,
+      'obs_size': env.observation_size, 'act_size': env.action_size,
+      'num_env_steps': checkpoints[-1][0], 'medium_env_steps': checkpoints[medium][0],
+      'train_wall_time_s': round(train_time, 1), 'eval_wall_time_s': round(eval_time, 1),
+      'versions': {'jax': jax.__version__, 'brax': brax.__version__},
+      'policy': 'deterministic tanh(mean) of the PPO tanh-Gaussian',
+      'quality': {'expert': experts.quality(family, tasks, trajs[-1]),
+                  'medium': experts.quality(family, tasks, trajs[medium]),
+                  'random': experts.quality(family, tasks, random_traj)},
+      'test_return_by_checkpoint': [[s, r] for (s, _), r in zip(checkpoints, returns)],
+      'brax_eval_curve': curve,
+  }
+  _write_atomic(out / f'{family.name}.json', json.dumps(meta, indent=1).encode())
+  logging.info('expert %.1f medium %.1f random %.1f; train %.0fs', returns[-1], returns[medium],
+               random_return, train_time)
+
+
+def _preset(family: str):
+  path = pathlib.Path(__file__).resolve().parents[1] / 'configs' / 'experts.py'
+  spec = importlib.util.spec_from_file_location('experts_config', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(family)
+
+
+def _ppo_networks(obs_shape, act_size, preprocess_observations_fn, network):
+  del preprocess_observations_fn  # make_networks picks it from `network`.
+  return experts.make_networks(obs_shape[0] if isinstance(obs_shape, tuple) else obs_shape,
+                               act_size, network)
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,58 @@
+"""Behaviour policies for the three data tiers: expert, medium and random.
+
+A policy is a pure function `policy(task, state, rng) -> action [act_dim]` on a single task and
+state; the collector vmaps it.
+
+Tiers for Point-Robot:
+- expert: the optimal per-axis greedy controller (`PointRobot.optimal_action`).
+- medium: epsilon-greedy around the expert: with probability `MEDIUM_EPSILON` = 0.5 the action is
+  drawn uniformly from the action box, otherwise it is the expert's. Its return lies between
+  random and expert (measured per task in each dataset's meta.json).
+- random: uniform over the action box.
+Locomotion families get their expert and medium policies from trained checkpoints
+(`mdx.envs.experts.load_expert`).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from mdx.envs import EnvState, Task, TaskFamily
+
+Policy = Callable[[Task, EnvState, jax.Array], jax.Array]
+TIERS = ('expert', 'medium', 'random')
+MEDIUM_EPSILON = 0.5
+
+
+def random_policy(family: TaskFamily) -> Policy:
+  def policy(task, state, rng):
+    del task, state
+    return jax.random.uniform(rng, (family.act_dim,), minval=family.action_low,
+                              maxval=family.action_high)
+  return policy
+
+
+def epsilon_greedy(family: TaskFamily, base: Policy, epsilon: float) -> Policy:
+  """With probability `epsilon` a uniform action, otherwise `base`'s."""
+  uniform = random_policy(family)
+
+  def policy(task, state, rng):
+    coin_rng, uniform_rng, base_rng = jax.random.split(rng, 3)
+    explore = jax.random.bernoulli(coin_rng, epsilon)
+    return jnp.where(explore, uniform(task, state, uniform_rng), base(task, state, base_rng))
+  return policy
+
+
+def make_policy(family: TaskFamily, tier: str) -> Policy:
+  """The behaviour policy of `tier` ('expert', 'medium' or 'random') for `family`."""
+  if tier not in TIERS:
+    raise ValueError(f'tier must be one of {TIERS}, got {tier!r}')
+  if tier == 'random':
+    return random_policy(family)
+  if hasattr(family, 'optimal_action'):
+    expert = lambda task, state, rng: family.optimal_action(task, state)
+    return expert if tier == 'expert' else epsilon_greedy(family, expert, MEDIUM_EPSILON)
+  from mdx.envs import experts  # pylint: disable=g-import-not-at-top
+  return experts.load_expert(family.name, tier=tier)

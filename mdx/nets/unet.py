@@ -1,0 +1,138 @@
+"""Diffuser's temporal U-Net (Janner et al. 2022) with MetaDiffuser's time and context embeddings.
+
+Faithful to `jannerm/diffuser` `models/temporal.py::TemporalUnet` (see shared/REFERENCES.md §1),
+channels-last (`[B, H, C]`, Flax's convention) instead of PyTorch's channels-first:
+- Conv1dBlock: Conv1d(kernel 5, same padding) -> GroupNorm(8) -> Mish.
+- ResidualTemporalBlock: block0(x) + Linear(Mish(embedding)), then block1, plus a 1x1 conv residual
+  (identity when the channel counts match; zbzhu99's Flax port drops it, we keep it).
+- Down path: per level two residual blocks and a stride-2 Conv(3) downsample (none at the last
+  level); mid: two residual blocks; up path over `reversed(levels[1:])`: concat skip, two residual
+  blocks, ConvTranspose(4, stride 2) upsample at every up level; final Conv1dBlock + 1x1 conv.
+  As in Diffuser the first level's skip is never consumed.
+MetaDiffuser's changes (paper Appendix H): the timestep embedding (sinusoidal -> Linear(256) -> Mish
+-> Linear(64)) and the context embedding (Linear(256) -> Mish -> Linear(64)) are concatenated and
+added after the first convolution of every block. The null context of classifier-free guidance is a
+boolean mask that zeroes the context embedding, so one network serves both CFG branches.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+def mish(x: jax.Array) -> jax.Array:
+  return x * jnp.tanh(jax.nn.softplus(x))
+
+
+def sinusoidal_embedding(t: jax.Array, dim: int) -> jax.Array:
+  """Diffuser's SinusoidalPosEmb: `[B]` -> `[B, dim]` (frequencies `exp(-log(1e4) i / (half-1))`)."""
+  half = dim // 2
+  freqs = jnp.exp(-math.log(10000.0) * jnp.arange(half) / (half - 1))
+  args = t.astype(jnp.float32)[:, None] * freqs[None, :]
+  return jnp.concatenate([jnp.sin(args), jnp.cos(args)], axis=-1)
+
+
+class Conv1dBlock(nn.Module):
+  features: int
+  kernel_size: int = 5
+  groups: int = 8
+
+  @nn.compact
+  def __call__(self, x):
+    x = nn.Conv(self.features, (self.kernel_size,), padding='SAME')(x)
+    x = nn.GroupNorm(num_groups=self.groups)(x)
+    return mish(x)
+
+
+class ResidualTemporalBlock(nn.Module):
+  features: int
+  kernel_size: int = 5
+  groups: int = 8
+
+  @nn.compact
+  def __call__(self, x, emb):
+    h = Conv1dBlock(self.features, self.kernel_size, self.groups)(x)
+    h = h + nn.Dense(self.features)(mish(emb))[:, None, :]
+    h = Conv1dBlock(self.features, self.kernel_size, self.groups)(h)
+    residual = x if x.shape[-1] == self.features else nn.Conv(self.features, (1,))(x)
+    return h + residual
+
+
+class EmbeddingMLP(nn.Module):
+  """Two layers with Mish: `in -> hidden -> out` (MetaDiffuser: 256 hidden units, 64 out)."""
+  hidden: int = 256
+  out: int = 64
+
+  @nn.compact
+  def __call__(self, x):
+    return nn.Dense(self.out)(mish(nn.Dense(self.hidden)(x)))
+
+
+class TemporalUNet(nn.Module):
+  """eps_theta(x_k, z or null, k) (or x0_theta with `predict_epsilon=False` in the diffusion config).
+
+  Attributes:
+    transition_dim: obs_dim + act_dim, the channels of the trajectory.
+    dim: channels of the first level (Diffuser: 32).
+    dim_mults: channel multipliers per level (Diffuser: (1, 2, 4, 8)); the horizon must be divisible
+      by 2 ** (len(dim_mults) - 1).
+    embed_dim: size of each of the time and context embeddings (paper: 64).
+    embed_hidden: hidden units of the embedding MLPs (paper: 256).
+    groups: GroupNorm groups (Diffuser: 8).
+    use_context: False builds the unconditional network (no context MLP at all).
+  """
+  transition_dim: int
+  dim: int = 32
+  dim_mults: Sequence[int] = (1, 2, 4, 8)
+  embed_dim: int = 64
+  embed_hidden: int = 256
+  groups: int = 8
+  kernel_size: int = 5
+  use_context: bool = True
+
+  @nn.compact
+  def __call__(self, x: jax.Array, t: jax.Array, context: jax.Array,
+               context_mask: jax.Array) -> jax.Array:
+    """Args:
+      x: `[B, H, transition_dim]` noisy trajectories.
+      t: `[B]` int diffusion steps.
+      context: `[B, context_dim]` task contexts z.
+      context_mask: `[B]` bool; False replaces the context by the null context.
+
+    Returns:
+      `[B, H, transition_dim]`: the predicted noise (or x0).
+    """
+    horizon = x.shape[1]
+    levels = len(self.dim_mults)
+    if horizon % (2 ** (levels - 1)):
+      raise ValueError(f'horizon {horizon} must be divisible by 2**(len(dim_mults)-1) = '
+                       f'{2 ** (levels - 1)} (dim_mults={tuple(self.dim_mults)})')
+    emb = EmbeddingMLP(self.embed_hidden, self.embed_dim, name='time_mlp')(
+        sinusoidal_embedding(t, self.embed_dim))
+    if self.use_context:
+      c = EmbeddingMLP(self.embed_hidden, self.embed_dim, name='context_mlp')(context)
+      c = c * context_mask.astype(c.dtype)[:, None]
+      emb = jnp.concatenate([emb, c], axis=-1)
+    block = lambda f: ResidualTemporalBlock(f, self.kernel_size, self.groups)
+    dims = [self.dim * m for m in self.dim_mults]
+
+    skips = []
+    for i, d in enumerate(dims):
+      x = block(d)(x, emb)
+      x = block(d)(x, emb)
+      skips.append(x)
+      if i < levels - 1:
+        x = nn.Conv(d, (3,), strides=(2,), padding=((1, 1),))(x)
+    x = block(dims[-1])(x, emb)
+    x = block(dims[-1])(x, emb)
+    for d_in, _ in reversed(list(zip(dims[:-1], dims[1:]))):
+      x = jnp.concatenate([x, skips.pop()], axis=-1)
+      x = block(d_in)(x, emb)
+      x = block(d_in)(x, emb)
+      x = nn.ConvTranspose(d_in, (4,), strides=(2,), padding=((2, 2),))(x)
+    x = Conv1dBlock(self.dim, self.kernel_size, self.groups)(x)
+    return nn.Conv(self.transition_dim, (1,))(x)

@@ -1,0 +1,207 @@
+"""The two training stages of MetaDiffuser (Algorithm 1): the context model, then the denoiser.
+
+Workdir layout (shared with `experiments/pipeline.py`):
+  data/{split}_{tier}/            datasets (see `mdx.data.trajectories`)
+  context/                        normalizer.npz, checkpoints/, metrics.jsonl, TensorBoard files
+  diffusion/ and udiffuser/       checkpoints/, metrics.jsonl, TensorBoard files
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from mdx import data as mdata
+from mdx.data import normalizer as nz
+from mdx.diffusion import denoising_loss, loss_weights, make_schedule
+from mdx.envs import TaskFamily, make_family
+from mdx.nets import ContextModel, TemporalUNet
+from mdx.training.loop import load_params, train
+from mdx.training.state import TrainState
+
+
+def family_from_config(config: ml_collections.ConfigDict) -> TaskFamily:
+  return make_family(config.family, **dict(config.get('env', {})))
+
+
+def dataset_dir(workdir: str, split: str, tier: str) -> str:
+  return os.path.join(workdir, 'data', f'{split}_{tier}')
+
+
+def load_dataset(workdir: str, family: TaskFamily, split: str, tier: str):
+  return mdata.load(dataset_dir(workdir, split, tier), obs_dim=family.obs_dim,
+                    act_dim=family.act_dim, task_dim=family.task_dim, family=family.name)
+
+
+def concat_episodes(datasets):
+  """Joins datasets of the same tasks along the episode axis."""
+  first = datasets[0]
+  for d in datasets[1:]:
+    if not bool(jnp.all(d.task_ids == first.task_ids)):
+      raise ValueError('datasets to join must hold the same tasks in the same order')
+  cat = lambda *xs: jnp.concatenate(xs, axis=1)
+  fields = {k: cat(*[getattr(d, k) for d in datasets])
+            for k in ('observations', 'actions', 'rewards', 'next_observations', 'terminals',
+                      'timeouts', 'valid')}
+  return first.replace(**fields)
+
+
+def build_context_model(config, family: TaskFamily) -> ContextModel:
+  c = config.context
+  return ContextModel(obs_dim=family.obs_dim, act_dim=family.act_dim,
+                      context_dim=c.context_dim, encoder_hidden=tuple(c.encoder_hidden),
+                      model_hidden=tuple(c.model_hidden))
+
+
+def build_denoiser(config, family: TaskFamily, *, unconditional: bool = False) -> TemporalUNet:
+  d = config.diffusion
+  return TemporalUNet(transition_dim=family.obs_dim + family.act_dim, dim=d.dim,
+                      dim_mults=tuple(d.dim_mults), embed_dim=d.embed_dim,
+                      embed_hidden=d.embed_hidden, use_context=not unconditional)
+
+
+def _adam(lr: float, clip: float | None):
+  tx = optax.adam(lr)
+  return optax.chain(optax.clip_by_global_norm(clip), tx) if clip else tx
+
+
+def init_context_state(config, family, norm, rng) -> TrainState:
+  model = build_context_model(config, family)
+  c = config.context
+  row = 2 * family.obs_dim + family.act_dim + 1
+  params = model.init(rng, norm, jnp.zeros((1, c.num_context, c.history, row)),
+                      jnp.zeros((1, 1, family.obs_dim)), jnp.zeros((1, 1, family.act_dim)))
+  return TrainState.create(params, _adam(c.learning_rate, c.get('grad_clip')))
+
+
+def context_loss(model: ContextModel, params, norm, seg: mdata.Segments):
+  """Eq. 1 as Gaussian log-likelihoods with unit variance: MSE of the normalized reward and the
+  normalized state delta of transitions of the same task, given z from the history windows.
+
+  DESIGN: the predicted transitions come from a window drawn independently of the context
+  histories (same task, any episode), so the encoder must carry task information rather than copy
+  the rewards of the very transitions it is asked to predict."""
+  z = model.apply(params, norm, seg.context, method=ContextModel.encode)[:, None, :]
+  r_hat = model.apply(params, norm, seg.states, seg.actions, z, method=ContextModel.reward_normalized)
+  d_hat = model.apply(params, norm, seg.states, seg.actions, z, method=ContextModel.delta_normalized)
+  r_loss = jnp.mean(jnp.square(r_hat - nz.normalize_rew(norm, seg.rewards)))
+  d_true = nz.normalize_obs(norm, seg.next_states) - nz.normalize_obs(norm, seg.states)
+  d_loss = jnp.mean(jnp.square(d_hat - d_true))
+  return r_loss + d_loss, {'loss': r_loss + d_loss, 'reward_mse': r_loss, 'dynamics_mse': d_loss}
+
+
+def make_context_step(config, family, data, norm):
+  model = build_context_model(config, family)
+  c = config.context
+
+  @functools.partial(jax.jit, donate_argnums=0)
+  def step(state: TrainState, rng):
+    seg = mdata.sample_segments(rng, data, c.batch_size, history=c.history,
+                                horizon=c.target_window, num_context=c.num_context)
+    grads, metrics = jax.grad(lambda p: context_loss(model, p, norm, seg), has_aux=True)(
+        state.params)
+    return state.apply_gradients(grads, ema_decay=c.ema_decay), metrics
+  return step
+
+
+def context_training_data(config, workdir, family):
+  tiers = list(config.context.tiers)
+  return concat_episodes([load_dataset(workdir, family, 'train', t)[0] for t in tiers])
+
+
+def train_context(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+  """Trains E_phi, R_psi, P_omega on the training tasks' data (tiers `config.context.tiers`).
+
+  Writes `workdir/context/normalizer.npz` (limits of the expert training data, shared by every
+  later stage) and checkpoints under `workdir/context/checkpoints`.
+  """
+  family = family_from_config(config)
+  expert, _ = load_dataset(workdir, family, 'train', 'expert')
+  norm = mdata.init_normalizer(concat_episodes([expert]))
+  out = os.path.join(workdir, 'context')
+  nz.save_normalizer(os.path.join(out, 'normalizer.npz'), norm)
+  data = jax.device_put(context_training_data(config, workdir, family))
+  rng = jax.random.PRNGKey(config.seed)
+  init_rng, train_rng = jax.random.split(jax.random.fold_in(rng, 1))
+  state = init_context_state(config, family, norm, init_rng)
+  return train(out, state, make_context_step(config, family, data, norm), train_rng,
+               num_steps=config.context.num_steps, log_every=config.log_every,
+               checkpoint_every=config.checkpoint_every, name='context',
+               hparams=config.context.to_dict())
+
+
+def load_context(config, workdir, family=None):
+  """`(context_model, params (EMA), normalizer)` of a trained context stage."""
+  family = family or family_from_config(config)
+  norm = nz.load_normalizer(os.path.join(workdir, 'context', 'normalizer.npz'))
+  template = init_context_state(config, family, norm, jax.random.PRNGKey(0))
+  params = load_params(os.path.join(workdir, 'context', 'checkpoints'), template)
+  return build_context_model(config, family), params, norm
+
+
+def init_denoiser_state(config, family, rng, *, unconditional=False) -> TrainState:
+  net = build_denoiser(config, family, unconditional=unconditional)
+  d = config.diffusion
+  params = net.init(rng, jnp.zeros((1, d.horizon, family.obs_dim + family.act_dim)),
+                    jnp.zeros((1,), jnp.int32), jnp.zeros((1, config.context.context_dim)),
+                    jnp.ones((1,), bool))
+  return TrainState.create(params, _adam(d.learning_rate, d.get('grad_clip')))
+
+
+def make_diffusion_step(config, family, data, norm, context_model, context_params, *,
+                        unconditional=False):
+  net = build_denoiser(config, family, unconditional=unconditional)
+  d, c = config.diffusion, config.context
+  sched = make_schedule(d.num_steps)
+  weights = loss_weights(d.horizon, family.obs_dim, family.act_dim, d.action_weight)
+  dropout = 1.0 if unconditional else d.context_dropout
+
+  @functools.partial(jax.jit, donate_argnums=0)
+  def step(state: TrainState, rng):
+    seg_rng, loss_rng = jax.random.split(rng)
+    seg = mdata.sample_segments(seg_rng, data, d.batch_size, history=c.history,
+                                horizon=d.horizon, num_context=c.num_context)
+    z = jax.lax.stop_gradient(context_model.apply(context_params, norm, seg.context,
+                                                  method=ContextModel.encode))
+    x0 = nz.normalize_traj(norm, seg.states, seg.actions)
+    loss_fn = lambda p: denoising_loss(net.apply, p, sched, loss_rng, x0, z,
+                                       obs_dim=family.obs_dim, context_dropout=dropout,
+                                       predict_epsilon=d.predict_epsilon, weights=weights)
+    grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params)
+    return state.apply_gradients(grads, ema_decay=d.ema_decay, ema_start=d.ema_start), metrics
+  return step
+
+
+def train_diffusion(config: ml_collections.ConfigDict, workdir: str, *,
+                    unconditional: bool = False) -> TrainState:
+  """Trains the denoiser on the training tasks' expert data, each window labelled with z from
+  the trained context encoder (Eq. 5, context dropout beta). `unconditional=True` trains
+  UDiffuser (beta = 1, no context MLP) into `workdir/udiffuser`."""
+  family = family_from_config(config)
+  context_model, context_params, norm = load_context(config, workdir, family)
+  data = jax.device_put(load_dataset(workdir, family, 'train', 'expert')[0])
+  rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 3 if unconditional else 2)
+  init_rng, train_rng = jax.random.split(rng)
+  state = init_denoiser_state(config, family, init_rng, unconditional=unconditional)
+  step = make_diffusion_step(config, family, data, norm, context_model, context_params,
+                             unconditional=unconditional)
+  name = 'udiffuser' if unconditional else 'diffusion'
+  steps = config.diffusion.num_train_steps
+  if unconditional:
+    steps = config.udiffuser.get('num_train_steps', steps)
+  return train(os.path.join(workdir, name), state, step, train_rng, num_steps=steps,
+               log_every=config.log_every, checkpoint_every=config.checkpoint_every, name=name,
+               hparams=config.diffusion.to_dict())
+
+
+def load_denoiser(config, workdir, family=None, *, unconditional=False):
+  """`(net, params (EMA))` of a trained denoiser stage."""
+  family = family or family_from_config(config)
+  template = init_denoiser_state(config, family, jax.random.PRNGKey(0), unconditional=unconditional)
+  name = 'udiffuser' if unconditional else 'diffusion'
+  params = load_params(os.path.join(workdir, name, 'checkpoints'), template)
+  return build_denoiser(config, family, unconditional=unconditional), params

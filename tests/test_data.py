@@ -1,0 +1,144 @@
+"""Collection, the dataset round trip, every bad-input error, the sampler and the normalizer."""
+import json
+import os
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mdx import data as mdata
+from mdx.data import trajectories as trj
+from mdx.envs import PointRobot
+
+FAMILY = PointRobot()
+DIMS = dict(obs_dim=2, act_dim=2, task_dim=2)
+
+
+@pytest.fixture(scope='module')
+def expert():
+  tasks = jax.tree.map(lambda x: x[:3], FAMILY.train_tasks())
+  return jax.device_get(mdata.collect(FAMILY, tasks, mdata.make_policy(FAMILY, 'expert'),
+                                      jax.random.PRNGKey(0), 2))
+
+
+def test_collect_shapes_and_returns(expert):
+  assert expert.observations.shape == (3, 2, 20, 2)
+  assert expert.rewards.shape == (3, 2, 20)
+  np.testing.assert_array_equal(expert.observations[:, :, 1:], expert.next_observations[:, :, :-1])
+  assert expert.valid.all() and expert.timeouts[:, :, -1].all() and not expert.terminals.any()
+  # Rewards recomputed from the stored next states.
+  goals = np.asarray(expert.task_params)[:, None, None]
+  np.testing.assert_allclose(expert.rewards, -np.linalg.norm(expert.next_observations - goals,
+                                                             axis=-1), rtol=1e-5)
+
+
+def test_tiers_are_ordered():
+  tasks = FAMILY.train_tasks()
+  rets = {t: mdata.collect(FAMILY, tasks, mdata.make_policy(FAMILY, t), jax.random.PRNGKey(1),
+                           4).returns().mean() for t in mdata.TIERS}
+  assert rets['random'] < rets['medium'] < rets['expert']
+
+
+def test_round_trip(tmp_path, expert):
+  path = str(tmp_path / 'ds')
+  mdata.save(path, expert, {'family': 'point_robot', 'split': 'train', 'tier': 'expert',
+                            'seed': 0})
+  loaded, meta = mdata.load(path, family='point_robot', **DIMS)
+  for k, v in vars(expert).items():
+    np.testing.assert_array_equal(getattr(loaded, k), v)
+  assert meta['format_version'] == trj.FORMAT_VERSION and meta['tier'] == 'expert'
+  np.testing.assert_allclose(meta['per_task_return_mean'], expert.returns().mean(1), rtol=1e-6)
+
+
+def _write(tmp_path, expert, **changes):
+  path = str(tmp_path / 'bad')
+  mdata.save(path, expert, {'family': 'point_robot'})
+  arrays = trj.to_numpy(expert)
+  for k, v in changes.items():
+    if v is None:
+      arrays.pop(k)
+    else:
+      arrays[k] = v
+  np.savez(os.path.join(path, trj.DATA_FILE), **arrays)
+  return path
+
+
+@pytest.mark.parametrize('change, match', [
+    (dict(rewards=None), "missing array 'rewards'"),
+    (dict(actions='f64'), "'actions' has dtype float64, expected float32"),
+    (dict(observations='wrong_dim'), r"'observations' has shape \(3, 2, 20, 3\): axis 3 must be 2"),
+    (dict(rewards='nan'), "'rewards' has 1 non-finite values"),
+    (dict(terminals='short'), r"'terminals' has shape \(3, 2, 19\): axis 2 \(T\) is 19"),
+])
+def test_bad_arrays_raise_clear_errors(tmp_path, expert, change, match):
+  (field, kind), = change.items()
+  value = None
+  if kind == 'f64':
+    value = np.asarray(getattr(expert, field), np.float64)
+  elif kind == 'wrong_dim':
+    value = np.zeros((3, 2, 20, 3), np.float32)
+  elif kind == 'nan':
+    value = np.array(getattr(expert, field))
+    value[0, 0, 0] = np.nan
+  elif kind == 'short':
+    value = np.asarray(getattr(expert, field))[:, :, :19]
+  path = _write(tmp_path, expert, **{field: value})
+  with pytest.raises(mdata.DatasetError, match=match):
+    mdata.load(path, **DIMS)
+
+
+def test_bad_files_raise_clear_errors(tmp_path, expert):
+  with pytest.raises(mdata.DatasetError, match='not found'):
+    mdata.load(str(tmp_path / 'absent'), **DIMS)
+  path = _write(tmp_path, expert)
+  with pytest.raises(mdata.DatasetError, match="family is 'point_robot', expected 'cheetah_vel'"):
+    mdata.load(path, family='cheetah_vel', **DIMS)
+  meta_file = os.path.join(path, trj.META_FILE)
+  meta = json.load(open(meta_file))
+  json.dump(dict(meta, format_version=99), open(meta_file, 'w'))
+  with pytest.raises(mdata.DatasetError, match='format_version is 99'):
+    mdata.load(path, **DIMS)
+  open(meta_file, 'w').write('{not json')
+  with pytest.raises(mdata.DatasetError, match='not valid JSON'):
+    mdata.load(path, **DIMS)
+  path = _write(tmp_path, expert)
+  open(os.path.join(path, trj.DATA_FILE), 'wb').write(b'garbage')
+  with pytest.raises(mdata.DatasetError, match='cannot be read as .npz'):
+    mdata.load(path, **DIMS)
+
+
+def test_save_failure_keeps_old_dataset(tmp_path, expert):
+  path = str(tmp_path / 'keep')
+  mdata.save(path, expert, {'family': 'point_robot'})
+  with pytest.raises(TypeError):
+    mdata.save(path, expert, {'family': object()})  # not JSON-serializable: fails mid-write
+  loaded, _ = mdata.load(path, **DIMS)
+  np.testing.assert_array_equal(loaded.observations, expert.observations)
+  assert [p for p in os.listdir(tmp_path) if p.startswith('.tmp')] == []
+
+
+def test_sampler_windows_are_contiguous_and_from_one_task(expert):
+  seg = jax.jit(lambda r: mdata.sample_segments(r, expert, 64, history=3, horizon=4,
+                                                num_context=2))(jax.random.PRNGKey(0))
+  assert seg.states.shape == (64, 4, 2) and seg.context.shape == (64, 2, 3, 7)
+  np.testing.assert_array_equal(seg.states[:, 1:], seg.next_states[:, :-1])
+  goals = np.asarray(expert.task_params)[np.asarray(seg.task_index)]
+  np.testing.assert_allclose(seg.rewards, -np.linalg.norm(seg.next_states - goals[:, None], axis=-1),
+                             rtol=1e-5)
+  ctx_s2, ctx_r = seg.context[..., 5:], seg.context[..., 4]
+  np.testing.assert_allclose(ctx_r, -np.linalg.norm(ctx_s2 - goals[:, None, None], axis=-1),
+                             rtol=1e-5)
+
+
+def test_normalizer_round_trip(tmp_path, expert):
+  n = mdata.init_normalizer(expert)
+  x = mdata.normalize_traj(n, expert.observations, expert.actions)
+  assert float(x.min()) >= -1 - 1e-6 and float(x.max()) <= 1 + 1e-6
+  s, a = mdata.unnormalize_traj(n, x)
+  np.testing.assert_allclose(s, expert.observations, atol=1e-6)
+  np.testing.assert_allclose(a, expert.actions, atol=1e-6)
+  mdata.save_normalizer(str(tmp_path / 'n.npz'), n)
+  m = mdata.load_normalizer(str(tmp_path / 'n.npz'))
+  jax.tree.map(np.testing.assert_array_equal, n, m)

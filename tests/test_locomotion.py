@@ -1,0 +1,217 @@
+"""Locomotion families (mdx/envs/locomotion.py) and the expert loader (mdx/envs/experts).
+
+Kept fast: two compiled programs (a Cheetah-Vel rollout on spring, a Hopper-Param rollout on the
+generalized backend next to Brax's own hopper), shared through module-scoped fixtures.
+"""
+import json
+import math
+import types
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from brax import envs as brax_envs
+
+from mdx.envs import Task, make_family
+from mdx.envs import experts
+from mdx.envs import locomotion
+
+jax.config.update('jax_numpy_rank_promotion', 'raise')
+
+STEPS = 4
+
+
+def _rollout(family, tasks, rng, actions):
+  """`STEPS` steps of `family` for `[n]` tasks with `[STEPS, n, act_dim]` actions."""
+  n = tasks.params.shape[0]
+  state = jax.vmap(family.reset)(tasks, jax.random.split(rng, n))
+
+  def body(state, action):
+    new = jax.vmap(family.step)(tasks, state, action)
+    return new, (state, new)
+
+  _, (before, after) = jax.lax.scan(body, state, actions)
+  return state, before, after
+
+
+@pytest.fixture(scope='module')
+def cheetah():
+  family = make_family('cheetah_vel')
+  tasks = Task(params=jnp.array([[0.5], [2.5], [2.5]], jnp.float32),
+               task_id=jnp.arange(3, dtype=jnp.int32))
+  actions = 1.5 * jax.random.uniform(jax.random.PRNGKey(1), (STEPS, 3, 6), minval=-1, maxval=1)
+  rollout = jax.jit(lambda rng: _rollout(family, tasks, rng, actions))
+  return family, tasks, actions, rollout, rollout(jax.random.PRNGKey(0))
+
+
+@pytest.fixture(scope='module')
+def hopper():
+  """Hopper-Param with u = 0 and one parameter group at u = 1.5 each, next to Brax's hopper."""
+  family = make_family('hopper_param')
+  params = jnp.concatenate([jnp.zeros((1, 4)), 1.5 * jnp.eye(4)]).astype(jnp.float32)
+  tasks = Task(params=params, task_id=jnp.arange(5, dtype=jnp.int32))
+  actions = jax.random.uniform(jax.random.PRNGKey(2), (STEPS, 5, 3), minval=-1, maxval=1)
+  env = brax_envs.get_environment('hopper', backend=family.backend)
+
+  def both(rng):
+    ours = _rollout(family, tasks, rng, actions)
+    state = jax.vmap(env.reset)(jax.random.split(rng, 5))
+    _, theirs = jax.lax.scan(lambda s, a: (jax.vmap(env.step)(s, a),) * 2, state, actions)
+    return ours, theirs
+
+  return family, tasks, jax.jit(both)(jax.random.PRNGKey(3))
+
+
+def test_registry_and_splits():
+  for name, cls in locomotion.FAMILIES.items():
+    family = make_family(name)
+    assert isinstance(family, cls) and family.name == name
+    train, test = family.train_tasks(), family.test_tasks()
+    assert train.params.shape[1] == test.params.shape[1] == family.task_dim
+    state = jax.eval_shape(family.reset, jax.tree.map(lambda x: x[0], test), jax.random.PRNGKey(0))
+    assert state.obs.shape == (family.obs_dim,) and state.obs.dtype == jnp.float32
+    assert family.feature_dim == (2 if name == 'ant_dir' else family.task_dim)
+  vel = make_family('cheetah_vel')
+  assert vel.train_tasks().params.shape == (30, 1) and vel.test_tasks().params.shape == (10, 1)
+  np.testing.assert_array_equal(vel.all_tasks().params, make_family('cheetah_vel').all_tasks().params)
+  assert float(vel.all_tasks().params.min()) >= 0 and float(vel.all_tasks().params.max()) <= 3
+  direction = make_family('cheetah_dir')
+  np.testing.assert_array_equal(direction.train_tasks().params, [[-1.0], [1.0]])
+  np.testing.assert_array_equal(direction.test_tasks().params, [[-1.0], [1.0]])
+  param = make_family('walker_param').all_tasks().params
+  assert param.shape == (40, 4) and float(jnp.abs(param).max()) <= 3
+  with pytest.raises(ValueError, match='backend'):
+    make_family('cheetah_vel', backend='bogus')
+
+
+def test_cheetah_vel_reward_is_hand_computed(cheetah):
+  family, tasks, actions, _, (_, before, after) = cheetah
+  x0 = np.asarray(family.torso_position(before)[..., 0])
+  x1 = np.asarray(family.torso_position(after)[..., 0])
+  v = (x1 - x0) / np.float32(family.dt)  # [STEPS, n]
+  a = np.clip(np.asarray(actions), -1, 1)  # actions beyond the box are clipped before physics and cost
+  expected = -np.abs(v - np.asarray(tasks.params)[None, :, 0]) - 0.05 * np.sum(a**2, axis=-1)
+  np.testing.assert_allclose(after.reward, expected, rtol=1e-5, atol=1e-5)
+  assert family.dt == pytest.approx(0.05)
+  assert not bool(after.done.any()) and np.all(after.t == np.arange(1, STEPS + 1)[:, None])
+
+
+def test_reward_change_families_share_physics_and_differ_in_reward(cheetah):
+  family, tasks, actions, rollout, (_, before, after) = cheetah
+  # Tasks 1 and 2 are the same task: identical rollouts; task 0 differs only in reward.
+  np.testing.assert_array_equal(after.obs[:, 1], after.obs[:, 2])
+  np.testing.assert_array_equal(after.reward[:, 1], after.reward[:, 2])
+  assert not np.allclose(after.reward[:, 0], after.reward[:, 1])
+  # Same seed: bit-for-bit; another seed: another start.
+  _, _, again = rollout(jax.random.PRNGKey(0))
+  jax.tree.map(np.testing.assert_array_equal, after.obs, again.obs)
+  np.testing.assert_array_equal(after.reward, again.reward)
+  _, _, other = rollout(jax.random.PRNGKey(5))
+  assert not np.allclose(after.obs, other.obs)
+  # Cheetah-Dir and Ant-Dir rewards from a simulated velocity.
+  velocity = (family.torso_position(after) - family.torso_position(before))[0, 0] / family.dt
+  a = jnp.clip(actions[0, 0], -1, 1)
+  for d in (-1.0, 1.0):
+    task = Task(params=jnp.array([d]), task_id=jnp.zeros((), jnp.int32))
+    got = make_family('cheetah_dir').task_reward(task, velocity, a)
+    np.testing.assert_allclose(got, d * velocity[0] - 0.05 * jnp.sum(a**2), rtol=1e-6)
+  ant = make_family('ant_dir')
+  theta = 2.0
+  task = Task(params=jnp.array([theta]), task_id=jnp.zeros((), jnp.int32))
+  v3 = jnp.array([0.3, -1.2, 0.1])
+  a8 = jnp.linspace(-1, 1, 8)
+  expected = 0.3 * math.cos(theta) - 1.2 * math.sin(theta) + 1.0 - 0.5 * float(jnp.sum(a8**2))
+  np.testing.assert_allclose(ant.task_reward(task, v3, a8), expected, rtol=1e-5)
+
+
+def test_steps_after_done_leave_state_unchanged(cheetah):
+  family, tasks, actions, _, (state, _, _) = cheetah
+  task, one = jax.tree.map(lambda x: x[0], (tasks, state))
+  done = one.replace(done=jnp.ones((), bool))
+  stepped = jax.jit(family.step)(task, done, actions[0, 0])
+  jax.tree.map(np.testing.assert_array_equal, stepped, done)
+  # The time limit ends an episode at `episode_length` steps.
+  late = one.replace(t=jnp.array(family.episode_length - 1, jnp.int32))
+  assert bool(jax.jit(family.step)(task, late, actions[0, 0]).done)
+
+
+def test_param_u0_reproduces_brax_exactly(hopper):
+  family, _, ((_, _, ours), theirs) = hopper
+  np.testing.assert_array_equal(ours.obs[:, 0], theirs.obs[:, 0])
+  np.testing.assert_array_equal(ours.physics.q[:, 0], theirs.pipeline_state.q[:, 0])
+  # Brax's hopper reward is v_x + 1 - 1e-3 ||a||^2 with v_x from positions over dt: the same.
+  alive = ~np.asarray(theirs.done[:, 0], bool)
+  np.testing.assert_allclose(ours.reward[alive, 0], theirs.reward[alive, 0], rtol=1e-6, atol=1e-6)
+  assert family.dt == pytest.approx(float(brax_envs.get_environment('hopper').dt))
+
+
+def test_each_randomized_group_changes_motion(hopper):
+  family, tasks, ((_, _, ours), _) = hopper
+  q = np.asarray(ours.physics.q)  # [STEPS, 5, q_size]
+  for group in range(1, 5):  # mass, inertia, friction, damping
+    assert np.abs(q[:, group] - q[:, 0]).max() > 1e-6, f'group {group - 1} has no effect'
+  # The randomized System carries the multipliers, and only those leaves differ.
+  sys = family.task_system(jax.tree.map(lambda x: x[1], tasks))
+  np.testing.assert_allclose(sys.link.inertia.mass, family.sys.link.inertia.mass * 1.5**1.5,
+                             rtol=1e-6)
+  np.testing.assert_allclose(sys.body_mass, family.sys.body_mass * 1.5**1.5, rtol=1e-6)
+  damped = family.task_system(jax.tree.map(lambda x: x[4], tasks))
+  np.testing.assert_allclose(damped.dof.damping, family.sys.dof.damping * 1.3**1.5, rtol=1e-6)
+  np.testing.assert_array_equal(damped.link.inertia.mass, family.sys.link.inertia.mass)
+
+
+def test_param_health_checks(hopper):
+  family, _, ((start, _, _), _) = hopper
+  physics = jax.tree.map(lambda x: x[0], start.physics)
+  assert bool(family.healthy(physics))
+  fallen = physics.replace(x=physics.x.replace(pos=physics.x.pos.at[0, 2].set(0.6)))
+  assert not bool(family.healthy(fallen))
+  tilted = physics.replace(q=physics.q.at[2].set(0.3))
+  assert not bool(family.healthy(tilted))
+  # Walker: torso height in (0.8, 2), pitch in (-1, 1).
+  walker = make_family('walker_param')
+  fake = lambda z, pitch: types.SimpleNamespace(  # noqa: E731
+      x=types.SimpleNamespace(pos=jnp.array([[0.0, 0.0, z]])), q=jnp.array([0.0, z, pitch]))
+  assert bool(walker.healthy(fake(1.2, 0.5)))
+  assert not bool(walker.healthy(fake(0.7, 0.0))) and not bool(walker.healthy(fake(1.2, -1.1)))
+  # Ant: torso height in [0.2, 1].
+  ant = make_family('ant_dir')
+  assert bool(ant.healthy(fake(0.5, 0.0))) and not bool(ant.healthy(fake(1.1, 0.0)))
+
+
+def test_expert_roundtrip_and_missing_file(tmp_path, cheetah):
+  family, tasks, _, _, (state, _, _) = cheetah
+  network = {'policy_hidden_layer_sizes': [8, 8], 'value_hidden_layer_sizes': [8],
+             'activation': 'swish', 'normalize_observations': True}
+  obs_size = family.obs_dim + family.feature_dim
+  normalizer, policy = experts.params_template(obs_size, family.act_dim, network)
+  normalizer = normalizer.replace(mean=jnp.full((obs_size,), 0.1), std=jnp.full((obs_size,), 2.0))
+  (tmp_path / 'cheetah_vel.msgpack').write_bytes(experts.to_bytes((normalizer, policy)))
+  (tmp_path / 'cheetah_vel.json').write_text(json.dumps(
+      {'obs_size': obs_size, 'act_size': family.act_dim, 'network': network,
+       'backend': family.backend}))
+  policy_fn = experts.load_expert('cheetah_vel', directory=tmp_path)
+  actions = jax.vmap(policy_fn)(tasks, state, jax.random.split(jax.random.PRNGKey(0), 3))
+  nets = experts.make_networks(obs_size, family.act_dim, network)
+  x = jnp.concatenate([state.obs, tasks.params], axis=-1)
+  expected = jnp.tanh(nets.policy_network.apply(normalizer, policy, x)[:, :family.act_dim])
+  np.testing.assert_allclose(actions, expected, rtol=1e-5, atol=1e-6)
+  with pytest.raises(FileNotFoundError, match='cheetah_vel_medium.msgpack'):
+    experts.load_expert('cheetah_vel', 'medium', directory=tmp_path)
+  with pytest.raises(ValueError, match='backend'):
+    experts.load_expert(make_family('cheetah_vel', backend='generalized'), directory=tmp_path)
+
+
+@pytest.mark.parametrize('name', sorted(locomotion.FAMILIES))
+def test_committed_experts_load(name):
+  params_path, _ = experts.paths(name)
+  if not params_path.exists():
+    pytest.skip(f'no committed expert for {name}')
+  family = make_family(name)
+  for tier in experts.TIERS:
+    policy_fn = experts.load_expert(family, tier)
+    task = jax.tree.map(lambda x: x[0], family.test_tasks())
+    state = family.reset(task, jax.random.PRNGKey(0))
+    action = policy_fn(task, state, jax.random.PRNGKey(1))
+    assert action.shape == (family.act_dim,) and bool(jnp.all(jnp.abs(action) <= 1))

@@ -1,0 +1,56 @@
+"""The temporal U-Net and the context model: shapes, the null-context mask, errors."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mdx.data import Normalizer
+from mdx.nets import ContextModel, TemporalUNet
+
+NET = TemporalUNet(transition_dim=5, dim=8, dim_mults=(1, 2, 4), embed_dim=8, embed_hidden=16)
+
+
+@pytest.fixture(scope='module')
+def unet():
+  x = jnp.zeros((2, 8, 5))
+  params = NET.init(jax.random.PRNGKey(0), x, jnp.zeros(2, jnp.int32), jnp.zeros((2, 3)),
+                    jnp.ones(2, bool))
+  return params, jax.jit(NET.apply)
+
+
+def test_unet_shapes_and_null_context(unet):
+  params, apply = unet
+  x = jax.random.normal(jax.random.PRNGKey(1), (2, 8, 5))
+  k = jnp.array([3, 7])
+  c1, c2 = jnp.ones((2, 3)), -jnp.ones((2, 3))
+  on, off = jnp.ones(2, bool), jnp.zeros(2, bool)
+  assert apply(params, x, k, c1, on).shape == (2, 8, 5)
+  # With the mask off the context cannot matter; with it on it must.
+  np.testing.assert_array_equal(apply(params, x, k, c1, off), apply(params, x, k, c2, off))
+  assert not np.allclose(apply(params, x, k, c1, on), apply(params, x, k, c2, on))
+  # The time embedding matters.
+  assert not np.allclose(apply(params, x, k, c1, on), apply(params, x, k + 1, c1, on))
+
+
+def test_unet_horizon_must_divide():
+  with pytest.raises(ValueError, match='horizon 6 must be divisible by'):
+    NET.init(jax.random.PRNGKey(0), jnp.zeros((1, 6, 5)), jnp.zeros(1, jnp.int32),
+             jnp.zeros((1, 3)), jnp.ones(1, bool))
+
+
+def test_context_model_units():
+  norm = Normalizer(obs_lo=-2 * jnp.ones(2), obs_hi=2 * jnp.ones(2), act_lo=-jnp.ones(1),
+                    act_hi=jnp.ones(1), rew_lo=jnp.array(-5.0), rew_hi=jnp.array(0.0))
+  model = ContextModel(obs_dim=2, act_dim=1, context_dim=4, encoder_hidden=(8,), model_hidden=(8,))
+  hist = jnp.zeros((3, 2, 4, 6))
+  params = model.init(jax.random.PRNGKey(0), norm, hist, jnp.zeros((3, 1, 2)), jnp.zeros((3, 1, 1)))
+  z = model.apply(params, norm, hist, method=ContextModel.encode)
+  assert z.shape == (3, 4)
+  s, a = jnp.ones((3, 2)), jnp.zeros((3, 1))
+  # next_state = unnormalize(normalize(s) + delta): consistent with delta_normalized.
+  delta = model.apply(params, norm, s, a, z, method=ContextModel.delta_normalized)
+  s2 = model.apply(params, norm, s, a, z, method=ContextModel.next_state)
+  np.testing.assert_allclose(s2, s + delta * 2.0, rtol=1e-5)
+  r = model.apply(params, norm, s, a, z, method=ContextModel.reward)
+  rn = model.apply(params, norm, s, a, z, method=ContextModel.reward_normalized)
+  np.testing.assert_allclose(r, (rn + 1) * 2.5 - 5.0, rtol=1e-5)

@@ -1,0 +1,167 @@
+"""The planner: inpainting, CFG algebra and its single batched call, the dual guide's signs,
+candidate selection, and `jit(vmap(plan))` against per-example calls."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mdx.data import Normalizer
+from mdx.planning import PlanConfig, plan, trajectory_objective
+
+OBS, ACT, H = 2, 2, 4
+NORM = Normalizer(obs_lo=-jnp.ones(OBS), obs_hi=3 * jnp.ones(OBS), act_lo=-jnp.ones(ACT),
+                  act_hi=jnp.ones(ACT), rew_lo=jnp.array(-1.0), rew_hi=jnp.array(0.0))
+
+
+def analytic_denoiser(params, x, k, c, mask):
+  """x0 prediction: a context-dependent pull, different with the null context."""
+  target = jnp.where(mask[:, None, None], jnp.tanh(c[:, None, :1]), -0.5)
+  return 0.5 * x + params['w'] * target + 0.01 * k[:, None, None]
+
+
+PARAMS = {'w': jnp.asarray(0.7)}
+
+
+def _obs_ctx(b, seed=0):
+  r1, r2 = jax.random.split(jax.random.PRNGKey(seed))
+  return jax.random.uniform(r1, (b, OBS), minval=-1, maxval=3), jax.random.normal(r2, (b, 3))
+
+
+def _plan(config, denoise=analytic_denoiser, guide=None, b=5, seed=0, rng=0):
+  obs, ctx = _obs_ctx(b, seed)
+  return plan(PARAMS, jax.random.PRNGKey(rng), obs, ctx, denoise, guide, normalizer=NORM,
+              config=config)
+
+
+def shifted_dynamics_guide(reward_target=None):
+  """P(s, a) = s + a + 0.5 (so a zero plan is inconsistent); R = -||a - target||^2 or 0."""
+  def fn(params, states, actions, z):
+    reward = (lambda s, a, zz: jnp.zeros(s.shape[:-1])) if reward_target is None else (
+        lambda s, a, zz: -jnp.square(a - reward_target).sum(-1))
+    return trajectory_objective(reward, lambda s, a, zz: s + a + 0.5)(states, actions, z)
+  return fn
+
+
+def test_inpainting_keeps_current_state():
+  obs, _ = _obs_ctx(5)
+  config = PlanConfig(horizon=H, num_steps=6, num_candidates=3, cfg_weight=1.5, guide_scale=0.5,
+                      predict_epsilon=False)
+  out = jax.jit(lambda: _plan(config, guide=shifted_dynamics_guide()))()
+  np.testing.assert_allclose(out.states[:, 0], obs, atol=1e-6)
+  np.testing.assert_allclose(out.action, out.actions[:, 0])
+  assert out.states.shape == (5, H, OBS) and out.actions.shape == (5, H, ACT)
+  assert out.value.shape == (5,) and np.all(np.isfinite(out.discrepancy))
+
+
+def test_cfg_weight_one_is_the_conditional_model_and_skips_the_null_branch():
+  config = PlanConfig(horizon=H, num_steps=5, predict_epsilon=False)
+  seen = []
+
+  def poisoned(params, x, k, c, mask):
+    seen.append(x.shape[0])
+    return jnp.where(mask[:, None, None], analytic_denoiser(params, x, k, c, mask), 1e6)
+
+  cond_only = lambda p, x, k, c, m: analytic_denoiser(p, x, k, c, jnp.ones_like(m))
+  a = jax.jit(lambda: _plan(config, poisoned))()
+  b = jax.jit(lambda: _plan(config, cond_only))()
+  np.testing.assert_array_equal(a.states, b.states)
+  assert seen == [5]  # one network call per step, B * N = 5 rows: no unconditional branch
+
+
+def test_cfg_combination_in_one_batched_call():
+  seen = []
+
+  def recording(params, x, k, c, mask):
+    seen.append((x.shape[0], int(np.asarray(mask).sum()) if not isinstance(mask, jax.core.Tracer)
+                 else None))
+    return analytic_denoiser(params, x, k, c, mask)
+
+  def combined(params, x, k, c, mask):  # eps_u + 2 (eps_c - eps_u), computed by hand
+    on, off = jnp.ones_like(mask), jnp.zeros_like(mask)
+    return 2 * analytic_denoiser(params, x, k, c, on) - analytic_denoiser(params, x, k, c, off)
+
+  cfg = jax.jit(lambda: _plan(PlanConfig(horizon=H, num_steps=5, cfg_weight=2.0,
+                                         predict_epsilon=False), recording))()
+  manual = jax.jit(lambda: _plan(PlanConfig(horizon=H, num_steps=5, predict_epsilon=False),
+                                 combined))()
+  np.testing.assert_allclose(cfg.states, manual.states, rtol=1e-5, atol=1e-5)
+  assert [s for s, _ in seen] == [10]  # both branches in ONE call on a [2 B N] batch
+
+
+def test_raising_lambda_lowers_dynamics_discrepancy():
+  zetas = []
+  # Step sizes stay inside gradient ascent's stable range (scale * lambda * curvature < 2).
+  for lam in (0.0, 0.5, 2.0):
+    config = PlanConfig(horizon=H, num_steps=10, guide_scale=0.02, dynamics_weight=lam,
+                        predict_epsilon=False, noise_scale=0.0)
+    # An x0 denoiser that returns its input (a flat prior) lets the guide's shifts accumulate.
+    out = jax.jit(lambda c=config: _plan(c, lambda p, x, k, c_, m: x,
+                                         shifted_dynamics_guide(), b=16))()
+    zetas.append(float(out.discrepancy.mean()))
+  assert zetas[0] > zetas[1] > zetas[2], zetas
+  assert zetas[2] < 0.5 * zetas[0], zetas
+
+
+def test_paper_eps_form_also_lowers_discrepancy_at_small_scale():
+  zetas = []
+  for lam in (0.0, 2.0):
+    config = PlanConfig(horizon=H, num_steps=10, guide_scale=0.005, dynamics_weight=lam,
+                        predict_epsilon=False, noise_scale=0.0, guide_form='eps',
+                        clip_denoised=1.0)
+    out = jax.jit(lambda c=config: _plan(c, lambda p, x, k, c_, m: x,
+                                         shifted_dynamics_guide(), b=16))()
+    zetas.append(float(out.discrepancy.mean()))
+  assert zetas[1] < 0.8 * zetas[0], zetas
+
+
+def test_reward_guide_raises_return_and_t_stopgrad_disables_it():
+  guide = shifted_dynamics_guide(reward_target=jnp.array([0.8, -0.8]))
+  values = {}
+  for name, scale, stop in (('off', 0.0, 0), ('on', 0.05, 0), ('stopped', 0.05, 10)):
+    config = PlanConfig(horizon=H, num_steps=10, guide_scale=scale, dynamics_weight=0.0,
+                        t_stopgrad=stop, predict_epsilon=False, noise_scale=0.0)
+    out = jax.jit(lambda c=config: _plan(c, lambda p, x, k, c_, m: 0.0 * x, guide, b=8))()
+    values[name] = float(out.value.mean())
+  assert values['on'] > values['off'] + 0.5, values
+  np.testing.assert_allclose(values['stopped'], values['off'], rtol=1e-6)
+
+
+def test_best_candidate_is_kept():
+  guide = shifted_dynamics_guide(reward_target=jnp.array([0.8, -0.8]))
+  mean_value = lambda n: float(jax.jit(lambda: _plan(
+      PlanConfig(horizon=H, num_steps=5, num_candidates=n, dynamics_weight=0.0,
+                 predict_epsilon=False), lambda p, x, k, c, m: 0.0 * x + x, guide, b=32))().value.mean())
+  assert mean_value(16) > mean_value(1)
+
+
+def test_x0_denoiser_lands_exactly_on_its_prediction():
+  """No noise at k = 0 and posterior coef1 = 1 there: the sample is the last x0 prediction."""
+  const = lambda p, x, k, c, m: jnp.full_like(x, 0.25)
+  out = jax.jit(lambda: _plan(PlanConfig(horizon=H, num_steps=7, predict_epsilon=False), const))()
+  x = jnp.concatenate([out.states, out.actions], -1)
+  expected = jnp.concatenate([(0.25 + 1) * 0.5 * 4 - 1 + 0 * out.states[..., :0] + jnp.zeros(
+      (5, H, OBS)), jnp.full((5, H, ACT), 0.25)], -1)
+  np.testing.assert_allclose(x[:, 1:], expected[:, 1:], atol=1e-5)
+
+
+def test_vmapped_plan_equals_per_example_calls():
+  config = PlanConfig(horizon=H, num_steps=5, num_candidates=3, cfg_weight=1.4, guide_scale=0.1,
+                      t_stopgrad=1, predict_epsilon=True)
+  guide = shifted_dynamics_guide(reward_target=jnp.array([0.3, 0.1]))
+  obs, ctx = _obs_ctx(4, seed=3)
+  keys = jax.random.split(jax.random.PRNGKey(9), 4)
+  single = lambda r, o, c: plan(PARAMS, r, o[None], c[None], analytic_denoiser, guide,
+                                normalizer=NORM, config=config)
+  batched = jax.jit(jax.vmap(single))(keys, obs, ctx)
+  one = jax.jit(single)
+  for i in range(4):
+    ref = one(keys[i], obs[i], ctx[i])
+    np.testing.assert_allclose(batched.states[i], ref.states, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(batched.value[i], ref.value, rtol=1e-5, atol=1e-5)
+
+
+def test_config_errors():
+  with pytest.raises(ValueError, match='num_candidates must be >= 1'):
+    PlanConfig(horizon=4, num_candidates=0)
+  with pytest.raises(ValueError, match=r't_stopgrad must be in \[0, num_steps\]'):
+    PlanConfig(horizon=4, num_steps=5, t_stopgrad=6)
