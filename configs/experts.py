@@ -40,15 +40,12 @@ def get_config(family: str = 'cheetah_vel') -> ml_collections.ConfigDict:
   if family == 'cheetah_vel':
     pass
   elif family == 'cheetah_dir':
-    p.num_timesteps = 5_000_000
-    p.reward_scaling = 0.1  # returns are ~10x those of Cheetah-Vel
+    p.num_timesteps = 3_000_000
     config.eval_episodes_per_task = 5  # only two test tasks
   elif family == 'ant_dir':
-    p.num_timesteps = 5_000_000
-    p.reward_scaling = 0.1
+    p.num_timesteps = 3_000_000
   elif family in ('walker_param', 'hopper_param'):
-    p.num_timesteps = 3_000_000  # the generalized backend is ~4x slower than spring on CPU
-    p.reward_scaling = 0.1
+    p.num_timesteps = 1_500_000  # the generalized backend is ~4x slower than spring on CPU
     p.discounting = 0.99
   else:
     raise ValueError(f'No expert preset for family {family!r}')
