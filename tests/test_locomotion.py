@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from brax import envs as brax_envs
 
-from mdx.envs import Task, make_family
+from mdx.envs import EnvState, Task, make_family
 from mdx.envs import experts
 from mdx.envs import locomotion
 
@@ -232,6 +232,7 @@ def test_committed_experts_load(name):
   for tier in experts.TIERS:
     policy_fn = experts.load_expert(family, tier)
     task = jax.tree.map(lambda x: x[0], family.test_tasks())
-    state = family.reset(task, jax.random.PRNGKey(0))
+    state = EnvState(obs=jnp.zeros((family.obs_dim,)), reward=jnp.zeros(()),
+                     done=jnp.zeros((), bool), t=jnp.zeros((), jnp.int32))  # the policy reads obs
     action = policy_fn(task, state, jax.random.PRNGKey(1))
     assert action.shape == (family.act_dim,) and bool(jnp.all(jnp.abs(action) <= 1))
