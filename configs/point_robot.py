@@ -15,12 +15,14 @@ def get_config(preset: str = 'cpu') -> ml_collections.ConfigDict:
   config.data = ml_collections.ConfigDict()
   config.data.train_episodes = {'expert': 4, 'medium': 4, 'random': 4}  # per training task
   config.data.test_episodes = 4  # warm-start episodes per test task and tier
+  config.data.expert_noise = 0.02  # std of the expert's Gaussian exploration noise (max action 0.1)
 
   c = config.context = ml_collections.ConfigDict()
   c.history = 4  # h: transitions per context window (paper: 4 for Point-Robot)
   c.num_context = 4  # windows whose embeddings are averaged into one z
   c.target_window = 4  # transitions predicted per sample in Eq. 1
   c.context_dim = 64  # size of z (paper: 64)
+  c.pooling = 'segment'  # E_phi reads one transition ('transition') or a flat window ('segment')
   c.encoder_hidden = (256, 256, 256)  # E_phi: 3 hidden layers (paper)
   c.model_hidden = (256, 256, 256)  # R_psi and P_omega
   c.tiers = ('expert', 'medium', 'random')  # training data tiers the context model sees
@@ -49,7 +51,7 @@ def get_config(preset: str = 'cpu') -> ml_collections.ConfigDict:
   config.udiffuser.num_train_steps = 8000  # UDiffuser (beta = 1) trained as long as MetaDiffuser
 
   p = config.planner = ml_collections.ConfigDict()
-  p.num_candidates = 16  # plans per state, the best by J - lambda * zeta is kept
+  p.num_candidates = 8  # plans per state, the best by J - lambda * zeta is kept
   p.cfg_weight = 1.2  # omega (paper: 1.2 ... 2.0)
   p.guide_scale = 0.1  # s, dual-guide step
   p.dynamics_weight = 0.5  # lambda (paper, Table 4: 0.5 for Point-Robot)
@@ -58,7 +60,7 @@ def get_config(preset: str = 'cpu') -> ml_collections.ConfigDict:
   p.clip_denoised = 1.0  # clip predicted x0 to the normalized data range
 
   e = config.eval = ml_collections.ConfigDict()
-  e.episodes_per_task = 5  # evaluation episodes per test task
+  e.episodes_per_task = 2  # evaluation episodes per test task
   e.warm_starts = ('expert', 'medium', 'random')  # tiers of warm-start data to evaluate
   e.num_context = 8  # history windows of warm-start data averaged into the test context
   e.methods = ('MetaDiffuser', 'UDiffuser', 'Oracle', 'Random')

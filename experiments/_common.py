@@ -1,10 +1,22 @@
-"""Shared set-up of the binaries: JAX's persistent compilation cache and quiet logs."""
+"""Shared set-up of the binaries: JAX's persistent compilation cache and quiet C++ logs.
+
+jaxlib 0.9's CPU AOT loader logs a ~2 KB "machine feature mismatch" error for every program it
+loads from the persistent cache (it lists tuning pseudo-features such as +prefer-no-gather that
+host detection never reports; the programs run correctly). TF_CPP_MIN_LOG_LEVEL=3 keeps those
+lines out of the terminal unless the user has set the variable. Python exceptions are unaffected.
+"""
 import os
 
-import jax
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+
+import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def setup() -> None:
+  """Persistent compilation cache under the repo; absl logs at WARNING (Orbax logs every save
+  at INFO; the training loop prints its own progress lines with rate and ETA)."""
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  logging.set_verbosity(logging.WARNING)
   cache = os.environ.get('JAX_COMPILATION_CACHE_DIR',
                          os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                       '.jax_cache'))

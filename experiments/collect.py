@@ -2,10 +2,10 @@
 
   python experiments/collect.py --config=configs/point_robot.py:cpu --workdir=runs/demo
 """
+import _common  # first: sets up logging before JAX loads
 from absl import app, flags
 from ml_collections import config_flags
 
-import _common
 from mdx.data import collect_datasets
 from mdx.training.trainers import family_from_config
 

@@ -2,10 +2,10 @@
 
   python experiments/evaluate.py --config=configs/point_robot.py:cpu --workdir=runs/demo
 """
+import _common  # first: sets up logging before JAX loads
 from absl import app, flags
 from ml_collections import config_flags
 
-import _common
 from mdx.evaluation import evaluate
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (path:preset).',

@@ -10,10 +10,10 @@ import os
 import shutil
 import time
 
+import _common  # first: sets up logging before JAX loads
 from absl import app, flags
 from ml_collections import config_flags
 
-import _common
 from mdx.data import collect_datasets
 from mdx.evaluation import evaluate
 from mdx.training import latest_step, trainers

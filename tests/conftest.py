@@ -2,7 +2,9 @@
 pipeline workdir (test preset) that several modules reuse."""
 import os
 
-import jax
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')  # see experiments/_common.py
+
+import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
 import pytest
 
 jax.config.update('jax_numpy_rank_promotion', 'raise')

@@ -69,12 +69,14 @@ def collect_datasets(config, workdir: str, family: TaskFamily) -> list[str]:
       print(f'[collect] {split}/{tier}: exists, kept', flush=True)
       continue
     tasks = family.split_tasks(split)
-    policy = policies.make_policy(family, tier)
+    policy = policies.make_policy(family, tier,
+                                  expert_noise=float(config.data.get('expert_noise', 0.0)))
     rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1000 + index)
     run = jax.jit(lambda t, r, p=policy: collect(family, t, p, r, episodes))
     data = jax.device_get(run(tasks, rng))
     meta = dict(family=family.name, split=split, tier=tier, seed=int(config.seed),
-                collection_index=index)
+                collection_index=index,
+                expert_noise=float(config.data.get('expert_noise', 0.0)) if tier == 'expert' else 0.0)
     trajectories.save(path, data, meta)
     print(f'[collect] {split}/{tier}: {data.num_tasks} tasks x {episodes} episodes, '
           f'mean return {data.returns().mean():.3f}', flush=True)

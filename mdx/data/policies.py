@@ -4,7 +4,12 @@ A policy is a pure function `policy(task, state, rng) -> action [act_dim]` on a 
 state; the collector vmaps it.
 
 Tiers for Point-Robot:
-- expert: the optimal per-axis greedy controller (`PointRobot.optimal_action`).
+- expert: the optimal per-axis greedy controller (`PointRobot.optimal_action`), plus Gaussian
+  exploration noise of std `expert_noise` (in action units, then clipped) when collecting
+  datasets. DESIGN: the paper's expert data came from stochastic SAC policies; a deterministic
+  expert gives one identical path per task, and a denoiser trained on 30 such lines has never seen
+  a state off them, so its plans stall once an executed path drifts (measured: README). The
+  Oracle row always uses the noise-free controller.
 - medium: epsilon-greedy around the expert: with probability `MEDIUM_EPSILON` = 0.5 the action is
   drawn uniformly from the action box, otherwise it is the expert's. Its return lies between
   random and expert (measured per task in each dataset's meta.json).
@@ -45,14 +50,28 @@ def epsilon_greedy(family: TaskFamily, base: Policy, epsilon: float) -> Policy:
   return policy
 
 
-def make_policy(family: TaskFamily, tier: str) -> Policy:
-  """The behaviour policy of `tier` ('expert', 'medium' or 'random') for `family`."""
+def gaussian_noise(family: TaskFamily, base: Policy, std: float) -> Policy:
+  """`base`'s action plus N(0, std^2) per dimension, clipped to the action box."""
+  def policy(task, state, rng):
+    base_rng, noise_rng = jax.random.split(rng)
+    noisy = base(task, state, base_rng) + std * jax.random.normal(noise_rng, (family.act_dim,))
+    return jnp.clip(noisy, family.action_low, family.action_high)
+  return policy
+
+
+def make_policy(family: TaskFamily, tier: str, *, expert_noise: float = 0.0) -> Policy:
+  """The behaviour policy of `tier` ('expert', 'medium' or 'random') for `family`.
+
+  `expert_noise` > 0 adds Gaussian exploration noise to the analytic expert (data collection);
+  0 gives the noise-free controller (the Oracle)."""
   if tier not in TIERS:
     raise ValueError(f'tier must be one of {TIERS}, got {tier!r}')
   if tier == 'random':
     return random_policy(family)
   if hasattr(family, 'optimal_action'):
     expert = lambda task, state, rng: family.optimal_action(task, state)
-    return expert if tier == 'expert' else epsilon_greedy(family, expert, MEDIUM_EPSILON)
+    if tier == 'medium':
+      return epsilon_greedy(family, expert, MEDIUM_EPSILON)
+    return gaussian_noise(family, expert, expert_noise) if expert_noise > 0 else expert
   from mdx.envs import experts  # pylint: disable=g-import-not-at-top
   return experts.load_expert(family.name, tier=tier)

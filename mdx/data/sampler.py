@@ -57,7 +57,8 @@ def sample_context(rng: jax.Array, data: Trajectories, task: jax.Array, *, histo
 
 
 def sample_segments(rng: jax.Array, data: Trajectories, batch: int, *, history: int,
-                    horizon: int, num_context: int = 1) -> Segments:
+                    horizon: int, num_context: int = 1,
+                    context_data: Trajectories | None = None) -> Segments:
   """Draws `batch` windows of `horizon` steps, each with `num_context` histories of its task.
 
   Args:
@@ -67,6 +68,9 @@ def sample_segments(rng: jax.Array, data: Trajectories, batch: int, *, history: 
     history: h, transitions per context window.
     horizon: W, steps per window (H for the denoiser; the context model uses its own window).
     num_context: history windows per sample (their embeddings are averaged).
+    context_data: where the histories come from (default: `data`); it must hold the same tasks
+      in the same order. The denoiser is trained on expert windows whose contexts come from every
+      tier of the task, so that it meets, in training, the contexts of any warm-start tier.
 
   Returns:
     `Segments` with leading axis `[B]`.
@@ -80,7 +84,8 @@ def sample_segments(rng: jax.Array, data: Trajectories, batch: int, *, history: 
   episodes = jax.random.randint(ep_rng, (batch,), 0, data.episodes_per_task)
   s, a, r, s2 = jax.vmap(lambda t, e, k: _window(data, t, e, k, horizon))(
       tasks, episodes, jax.random.split(win_rng, batch))
-  context = jax.vmap(lambda t, k: sample_context(k, data, t, history=history,
+  context_data = data if context_data is None else jax.tree.map(jnp.asarray, context_data)
+  context = jax.vmap(lambda t, k: sample_context(k, context_data, t, history=history,
                                                  num_context=num_context))(
       tasks, jax.random.split(ctx_rng, batch))
   return Segments(context=context, states=s, actions=a, rewards=r, next_states=s2,

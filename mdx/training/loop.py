@@ -16,7 +16,6 @@ from typing import Any, Callable
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
-from absl import logging
 from jax_loop_utils import periodic_actions
 
 from mdx.training.state import TrainState
@@ -37,7 +36,7 @@ def restore_or_init(manager: ocp.CheckpointManager, state: TrainState) -> TrainS
   step = manager.latest_step()
   if step is None:
     return state
-  logging.info('Restoring checkpoint step %d from %s', step, manager.directory)
+  print(f'Restoring checkpoint step {step} from {manager.directory}', flush=True)
   return manager.restore(step, args=ocp.args.StandardRestore(state))
 
 
@@ -82,9 +81,9 @@ def train(workdir: str, state: TrainState, step_fn: StepFn, rng: jax.Array, *, n
     state = restore_or_init(manager, state)
     initial_step = int(state.step)
     if initial_step >= num_steps:
-      logging.info('%s: already trained to step %d', name, initial_step)
+      print(f'[{name}] already trained to step {initial_step}', flush=True)
       return state
-    writer = create_writer(workdir)
+    writer = create_writer(workdir, to_log=False)
     if initial_step == 0 and hparams:
       writer.write_hparams(hparams)
     report = periodic_actions.ReportProgress(num_train_steps=num_steps, writer=writer,

@@ -54,7 +54,7 @@ def build_context_model(config, family: TaskFamily) -> ContextModel:
   c = config.context
   return ContextModel(obs_dim=family.obs_dim, act_dim=family.act_dim,
                       context_dim=c.context_dim, encoder_hidden=tuple(c.encoder_hidden),
-                      model_hidden=tuple(c.model_hidden))
+                      model_hidden=tuple(c.model_hidden), pooling=c.get('pooling', 'segment'))
 
 
 def build_denoiser(config, family: TaskFamily, *, unconditional: bool = False) -> TemporalUNet:
@@ -153,7 +153,7 @@ def init_denoiser_state(config, family, rng, *, unconditional=False) -> TrainSta
 
 
 def make_diffusion_step(config, family, data, norm, context_model, context_params, *,
-                        unconditional=False):
+                        unconditional=False, context_data=None):
   net = build_denoiser(config, family, unconditional=unconditional)
   d, c = config.diffusion, config.context
   sched = make_schedule(d.num_steps)
@@ -164,7 +164,8 @@ def make_diffusion_step(config, family, data, norm, context_model, context_param
   def step(state: TrainState, rng):
     seg_rng, loss_rng = jax.random.split(rng)
     seg = mdata.sample_segments(seg_rng, data, d.batch_size, history=c.history,
-                                horizon=d.horizon, num_context=c.num_context)
+                                horizon=d.horizon, num_context=c.num_context,
+                                context_data=context_data)
     z = jax.lax.stop_gradient(context_model.apply(context_params, norm, seg.context,
                                                   method=ContextModel.encode))
     x0 = nz.normalize_traj(norm, seg.states, seg.actions)
@@ -180,15 +181,20 @@ def train_diffusion(config: ml_collections.ConfigDict, workdir: str, *,
                     unconditional: bool = False) -> TrainState:
   """Trains the denoiser on the training tasks' expert data, each window labelled with z from
   the trained context encoder (Eq. 5, context dropout beta). `unconditional=True` trains
-  UDiffuser (beta = 1, no context MLP) into `workdir/udiffuser`."""
+  UDiffuser (beta = 1, no context MLP) into `workdir/udiffuser`.
+
+  DESIGN: z is computed from histories drawn from all of the task's data in
+  `config.context.tiers` (not only its expert episodes), so the denoiser is trained on the
+  contexts that warm-start data of any quality produces at test time (paper, Section 5.4)."""
   family = family_from_config(config)
   context_model, context_params, norm = load_context(config, workdir, family)
   data = jax.device_put(load_dataset(workdir, family, 'train', 'expert')[0])
+  context_data = jax.device_put(context_training_data(config, workdir, family))
   rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 3 if unconditional else 2)
   init_rng, train_rng = jax.random.split(rng)
   state = init_denoiser_state(config, family, init_rng, unconditional=unconditional)
   step = make_diffusion_step(config, family, data, norm, context_model, context_params,
-                             unconditional=unconditional)
+                             unconditional=unconditional, context_data=context_data)
   name = 'udiffuser' if unconditional else 'diffusion'
   steps = config.diffusion.num_train_steps
   if unconditional:
