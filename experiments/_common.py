@@ -6,8 +6,11 @@ host detection never reports; the programs run correctly). TF_CPP_MIN_LOG_LEVEL=
 lines out of the terminal unless the user has set the variable. Python exceptions are unaffected.
 """
 import os
+import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+# Config files import `configs.base`: make the repo root importable for `python experiments/x.py`.
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
 

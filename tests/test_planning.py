@@ -37,7 +37,7 @@ def shifted_dynamics_guide(reward_target=None):
   """P(s, a) = s + a + 0.5 (so a zero plan is inconsistent); R = -||a - target||^2 or 0."""
   def fn(params, states, actions, z):
     reward = (lambda s, a, zz: jnp.zeros(s.shape[:-1])) if reward_target is None else (
-        lambda s, a, zz: -jnp.square(a - reward_target).sum(-1))
+        lambda s, a, zz: -jnp.square(a - reward_target.reshape((1,) * (a.ndim - 1) + (-1,))).sum(-1))
     return trajectory_objective(reward, lambda s, a, zz: s + a + 0.5)(states, actions, z)
   return fn
 
@@ -120,7 +120,7 @@ def test_reward_guide_raises_return_and_t_stopgrad_disables_it():
   for name, scale, stop in (('off', 0.0, 0), ('on', 0.05, 0), ('stopped', 0.05, 10)):
     config = PlanConfig(horizon=H, num_steps=10, guide_scale=scale, dynamics_weight=0.0,
                         t_stopgrad=stop, predict_epsilon=False, noise_scale=0.0)
-    out = jax.jit(lambda c=config: _plan(c, lambda p, x, k, c_, m: 0.0 * x, guide, b=8))()
+    out = jax.jit(lambda c=config: _plan(c, lambda p, x, k, c_, m: x, guide, b=8))()
     values[name] = float(out.value.mean())
   assert values['on'] > values['off'] + 0.5, values
   np.testing.assert_allclose(values['stopped'], values['off'], rtol=1e-6)
@@ -138,10 +138,9 @@ def test_x0_denoiser_lands_exactly_on_its_prediction():
   """No noise at k = 0 and posterior coef1 = 1 there: the sample is the last x0 prediction."""
   const = lambda p, x, k, c, m: jnp.full_like(x, 0.25)
   out = jax.jit(lambda: _plan(PlanConfig(horizon=H, num_steps=7, predict_epsilon=False), const))()
-  x = jnp.concatenate([out.states, out.actions], -1)
-  expected = jnp.concatenate([(0.25 + 1) * 0.5 * 4 - 1 + 0 * out.states[..., :0] + jnp.zeros(
-      (5, H, OBS)), jnp.full((5, H, ACT), 0.25)], -1)
-  np.testing.assert_allclose(x[:, 1:], expected[:, 1:], atol=1e-5)
+  # 0.25 normalized is (0.25 + 1) / 2 * 4 - 1 = 1.5 for states in [-1, 3], 0.25 for actions.
+  np.testing.assert_allclose(out.states[:, 1:], 1.5, atol=1e-5)
+  np.testing.assert_allclose(out.actions, 0.25, atol=1e-5)
 
 
 def test_vmapped_plan_equals_per_example_calls():
@@ -165,3 +164,21 @@ def test_config_errors():
     PlanConfig(horizon=4, num_candidates=0)
   with pytest.raises(ValueError, match=r't_stopgrad must be in \[0, num_steps\]'):
     PlanConfig(horizon=4, num_steps=5, t_stopgrad=6)
+
+
+def test_x0_guide_moves_the_final_plan_where_the_mean_form_cannot():
+  """At k = 0 the posterior variance is 0: the mean form cannot move the final sample of a
+  confident x0 denoiser, while the x0 form ascends J on the prediction itself."""
+  guide = shifted_dynamics_guide(reward_target=jnp.array([0.8, -0.8]))
+  const = lambda p, x, k, c, m: jnp.zeros_like(x)
+  values = {}
+  for form in ('off', 'mean', 'x0'):
+    config = PlanConfig(horizon=H, num_steps=1, guide_scale=0.0 if form == 'off' else 0.5,
+                        guide_form='mean' if form == 'off' else form, dynamics_weight=0.0,
+                        predict_epsilon=False)
+    values[form] = jax.jit(lambda c=config: _plan(c, const, guide, b=4))()
+  np.testing.assert_allclose(values['mean'].actions, values['off'].actions, atol=1e-6)
+  assert float(values['x0'].value.mean()) > float(values['off'].value.mean()) + 0.5
+  # One x0 step of size s: a <- a + s dJ/da, with J = -||a - target||^2 in normalized = raw units.
+  expected = np.broadcast_to(0.5 * 2 * np.array([0.8, -0.8]), (4, H, 2))
+  np.testing.assert_allclose(values['x0'].actions, expected, rtol=1e-5)

@@ -6,10 +6,10 @@ state; the collector vmaps it.
 Tiers for Point-Robot:
 - expert: the optimal per-axis greedy controller (`PointRobot.optimal_action`), plus Gaussian
   exploration noise of std `expert_noise` (in action units, then clipped) when collecting
-  datasets. DESIGN: the paper's expert data came from stochastic SAC policies; a deterministic
-  expert gives one identical path per task, and a denoiser trained on 30 such lines has never seen
-  a state off them, so its plans stall once an executed path drifts (measured: README). The
-  Oracle row always uses the noise-free controller.
+  datasets (`config.data.expert_noise`, default 0). The paper's expert data came from stochastic
+  SAC policies; on Point-Robot, noise of std 0.02 widened the states the denoiser sees but lowered
+  MetaDiffuser's expert-warm-start score (0.85 against 0.89 without noise, README), so the cpu
+  preset keeps the optimal controller. The Oracle row always uses the noise-free controller.
 - medium: epsilon-greedy around the expert: with probability `MEDIUM_EPSILON` = 0.5 the action is
   drawn uniformly from the action box, otherwise it is the expert's. Its return lies between
   random and expert (measured per task in each dataset's meta.json).

@@ -19,6 +19,13 @@
      the posterior mean by `s beta_k / sqrt(alpha_k) g`; with the cosine schedule beta reaches its
      0.999 clip at the first (noisiest) steps, where that factor is ~30, so this form needs a much
      smaller `s` (measured in tests/test_planning.py) and `clip_denoised`.
+   - 'x0': reconstruction guidance (Bansal et al. 2023's universal guidance, forward step): the
+     objective is evaluated on the predicted clean plan, where R and P were trained, and that
+     prediction is moved, `x0_hat <- x0_hat + s grad_{x0} (J - lambda zeta)(x0_hat)`, before the
+     posterior step. Unlike the other forms it also acts at k = 0, where the posterior variance is
+     0 and the sample is the prediction itself.
+   With `clip_denoised` the guided mean is clipped to the same range as the predicted x0, so the
+   guide cannot push plans where the reward and dynamics models were never trained.
 3. The DDPM step `x_{k-1} ~ N(mu, alpha Sigma)` (alpha = `noise_scale`; no noise at k = 0), then
    inpainting of the current state `x[0, :obs_dim] = s_t`.
 After the chain, each plan is scored by `J - lambda zeta` and the best of the N candidates is kept.
@@ -58,14 +65,14 @@ class PlanConfig:
   noise_scale: float = 1.0  # alpha of Algorithm 1: scales the sampling noise's std.
   predict_epsilon: bool = True  # the network's parameterization (must match training).
   clip_denoised: Optional[float] = None  # clip the predicted x0 to [-c, c] (normalized units).
-  guide_form: str = 'mean'  # 'mean' (mu + s Sigma g) or 'eps' (the paper's eps - s sqrt(1-abar) g)
+  guide_form: str = 'mean'  # 'mean' (mu + s Sigma g), 'eps' (paper's Alg. 1) or 'x0' (on x0_hat)
 
   def __post_init__(self):
     checks = [('horizon', self.horizon >= 1, '>= 1'), ('num_steps', self.num_steps >= 1, '>= 1'),
               ('num_candidates', self.num_candidates >= 1, '>= 1'),
               ('noise_scale', self.noise_scale >= 0, '>= 0'),
               ('t_stopgrad', 0 <= self.t_stopgrad <= self.num_steps, 'in [0, num_steps]'),
-              ('guide_form', self.guide_form in ('mean', 'eps'), "'mean' or 'eps'")]
+              ('guide_form', self.guide_form in ('mean', 'eps', 'x0'), "'mean', 'eps' or 'x0'")]
     for name, ok, want in checks:
       if not ok:
         raise ValueError(f'PlanConfig.{name} must be {want}, got {getattr(self, name)!r}')
@@ -133,18 +140,27 @@ def plan(params: Params, rng: jax.Array, obs: jax.Array, context: jax.Array,
       out = out_u + config.cfg_weight * (out_c - out_u)
     else:
       out = denoise_fn(params, x, ks, ctx_n, jnp.ones_like(ks, bool))
-    eps = out if config.predict_epsilon else sch.predict_eps_from_x0(sched, x, ks, out)
+    x0 = sch.predict_x0_from_eps(sched, x, ks, out) if config.predict_epsilon else out
     if use_guide:
-      grad = jax.grad(lambda y: objective(y)[0].sum())(x)
       scale = jnp.where(k >= config.t_stopgrad, config.guide_scale, 0.0)
+    if use_guide and config.guide_form != 'x0':
+      grad = jax.grad(lambda y: objective(y)[0].sum())(x)
       if config.guide_form == 'eps':
+        eps = out if config.predict_epsilon else sch.predict_eps_from_x0(sched, x, ks, out)
         eps = eps - scale * sched.sqrt_one_minus_alphas_cumprod[k] * grad
-    x0 = sch.predict_x0_from_eps(sched, x, ks, eps)
+        x0 = sch.predict_x0_from_eps(sched, x, ks, eps)
     if config.clip_denoised is not None:
       x0 = jnp.clip(x0, -config.clip_denoised, config.clip_denoised)
+    if use_guide and config.guide_form == 'x0':
+      x0 = inpaint(x0, obs_n)  # R(s_0, a_0) must see the true current state
+      x0 = x0 + scale * jax.grad(lambda y: objective(y)[0].sum())(x0)
+      if config.clip_denoised is not None:
+        x0 = jnp.clip(x0, -config.clip_denoised, config.clip_denoised)
     mean, log_var = sch.q_posterior(sched, x0, x, ks)
     if use_guide and config.guide_form == 'mean':
       mean = mean + scale * sched.posterior_variance[k] * grad
+      if config.clip_denoised is not None:  # keep guided plans where R and P were trained
+        mean = jnp.clip(mean, -config.clip_denoised, config.clip_denoised)
     std = jnp.where(k > 0, config.noise_scale * jnp.exp(0.5 * log_var), 0.0)
     x = mean + std * per_example_normal(noise_keys)
     return (inpaint(x, obs_n), keys), None
