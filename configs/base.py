@@ -55,6 +55,7 @@ def get_config() -> ml_collections.ConfigDict:
   p = config.planner = ml_collections.ConfigDict()
   p.num_candidates = 8  # plans per state, the best by J - lambda * zeta is kept
   p.cfg_weight = 1.2  # omega (paper: 1.2 ... 2.0)
+  p.guide_form = 'mean'  # 'mean' (mu + s Sigma g), 'eps' (paper's Algorithm 1), 'x0' (on x0_hat)
   p.guide_scale = 0.1  # s, dual-guide step
   p.dynamics_weight = 1.0  # lambda
   p.t_stopgrad = 2  # no guide at the last denoising steps k < t_stopgrad

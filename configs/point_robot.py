@@ -16,6 +16,9 @@ def get_config(preset: str = 'cpu') -> ml_collections.ConfigDict:
   d.dim_mults = (1, 2, 4)  # H = 4 allows at most 3 levels
   d.context_dropout = 0.3  # beta (paper, Table 6: 0.3 for Point-Robot)
   p.dynamics_weight = 0.5  # lambda (paper, Table 4: 0.5 for Point-Robot)
+  p.guide_form = 'mean'  # measured best here; 'x0' at s = 30 scored lower (README, Results)
+  p.guide_scale = 30.0  # s (J is a sum of distances; dJ/da is ~0.1 per normalized unit)
+  p.t_stopgrad = 0  # the x0 form also acts at the last step
 
   if preset == 'paper':
     c.learning_rate, c.num_steps, c.ema_decay = 2e-4, 200_000, 0.995
