@@ -60,7 +60,7 @@ def trained():
   sched = make_schedule(20)
   params = net.init(jax.random.PRNGKey(0), jnp.zeros((1, 1, 2)), jnp.zeros(1, jnp.int32),
                     jnp.zeros((1, 1)), jnp.ones(1, bool))
-  tx = optax.adam(2e-3)
+  tx = optax.adam(optax.cosine_decay_schedule(3e-3, 4000))  # decays: a stable fit of the weights
   weights = loss_weights(1, 0, 2, 1.0)
 
   @jax.jit
@@ -68,15 +68,15 @@ def trained():
     def step(carry, rng):
       p, opt = carry
       data_rng, loss_rng = jax.random.split(rng)
-      x0 = _mixture(data_rng, 256)
-      loss_fn = lambda q: denoising_loss(net.apply, q, sched, loss_rng, x0, jnp.zeros((256, 1)),
+      x0 = _mixture(data_rng, 512)
+      loss_fn = lambda q: denoising_loss(net.apply, q, sched, loss_rng, x0, jnp.zeros((512, 1)),
                                          obs_dim=0, context_dropout=0.0, predict_epsilon=True,
                                          weights=weights)[0]
       loss, g = jax.value_and_grad(loss_fn)(p)
       upd, opt = tx.update(g, opt, p)
       return (optax.apply_updates(p, upd), opt), loss
     (p, _), losses = jax.lax.scan(step, (params, tx.init(params)),
-                                  jax.random.split(jax.random.PRNGKey(1), 3000))
+                                  jax.random.split(jax.random.PRNGKey(1), 4000))
     return p, losses
   params, losses = train(params)
   return net, params, np.asarray(losses)
@@ -92,8 +92,8 @@ def test_denoiser_recovers_gaussian_mixture(trained):
   x = np.asarray(sample(jax.random.PRNGKey(2)))
   nearest = np.argmin(np.linalg.norm(x[:, None] - MODES[None], axis=-1), axis=1)
   frac = np.bincount(nearest, minlength=2) / n
-  np.testing.assert_allclose(frac, WEIGHTS, atol=0.05)
+  np.testing.assert_allclose(frac, WEIGHTS, atol=0.04)
   for m in range(2):
     pts = x[nearest == m]
-    np.testing.assert_allclose(pts.mean(0), MODES[m], atol=0.05)
+    np.testing.assert_allclose(pts.mean(0), MODES[m], atol=0.03)
     assert 0.5 * STD < pts.std(0).mean() < 2.0 * STD

@@ -54,6 +54,6 @@ def denoising_loss(denoise_fn: DenoiseFn, params, sched: Schedule, rng: jax.Arra
   keep = ~jax.random.bernoulli(drop_rng, context_dropout, (batch,))
   pred = denoise_fn(params, x_k, k, context, keep)
   target = noise if predict_epsilon else x0
-  err = jnp.square(pred - target) * weights
+  err = jnp.square(pred - target) * weights[None]
   loss = err.mean()
   return loss, {'loss': loss, 'context_kept': keep.mean()}
