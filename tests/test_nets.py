@@ -54,3 +54,17 @@ def test_context_model_units():
   r = model.apply(params, norm, s, a, z, method=ContextModel.reward)
   rn = model.apply(params, norm, s, a, z, method=ContextModel.reward_normalized)
   np.testing.assert_allclose(r, (rn + 1) * 2.5 - 5.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize('kernel, stride, padding, length', [
+    (5, 1, None, 4), (5, 1, None, 16), (3, 2, (1, 1), 16), (1, 1, None, 8)])
+def test_conv_matches_flax_conv(kernel, stride, padding, length):
+  """The im2col convolution has nn.Conv's parameters, initialization and outputs."""
+  import flax.linen as nn  # pylint: disable=g-import-not-at-top
+  from mdx.nets.unet import Conv  # pylint: disable=g-import-not-at-top
+  x = jax.random.normal(jax.random.PRNGKey(0), (3, length, 16))
+  ours = Conv(8, kernel, stride=stride, padding=padding)
+  ref = nn.Conv(8, (kernel,), strides=(stride,), padding='SAME' if padding is None else (padding,))
+  params = ours.init(jax.random.PRNGKey(1), x)
+  jax.tree.map(np.testing.assert_array_equal, params, ref.init(jax.random.PRNGKey(1), x))
+  np.testing.assert_allclose(ours.apply(params, x), ref.apply(params, x), rtol=1e-5, atol=1e-5)

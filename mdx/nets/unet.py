@@ -28,6 +28,39 @@ def mish(x: jax.Array) -> jax.Array:
   return x * jnp.tanh(jax.nn.softplus(x))
 
 
+class Conv(nn.Module):
+  """1-D convolution as im2col + one matrix product, channels-last `[B, L, C]`.
+
+  DESIGN: XLA:CPU runs `lax.conv` ~25x below its matmul speed when the kernel is wider than the
+  sequence (kernel 5 at the U-Net's deepest level, length 4 for H = 32: 77 ms for 168 MFLOP,
+  measured), which made the whole planner slow on CPU. Stacking the K shifted views and doing one
+  `[B L, K C_in] x [K C_in, C_out]` product is fast everywhere. Parameters are exactly
+  `nn.Conv`'s (`kernel [K, C_in, C_out]`, `bias [C_out]`, LeCun-normal init) and the class is
+  named `Conv`, so parameter trees and checkpoints are those of `nn.Conv`.
+  """
+  features: int
+  kernel_size: int = 1
+  stride: int = 1
+  padding: tuple[int, int] | None = None  # default: SAME for stride 1, ((K - 1) // 2) both sides
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    k, cin = self.kernel_size, x.shape[-1]
+    kernel = self.param('kernel', nn.initializers.lecun_normal(), (k, cin, self.features))
+    bias = self.param('bias', nn.initializers.zeros_init(), (self.features,))
+    if self.padding is None:
+      lo = (k - 1) // 2
+      pad = (lo, k - 1 - lo) if self.stride == 1 else (lo, lo)
+    else:
+      pad = self.padding
+    xp = jnp.pad(x, ((0, 0), pad, (0, 0)))
+    out_len = (xp.shape[1] - k) // self.stride + 1
+    span = (out_len - 1) * self.stride + 1
+    cols = jnp.stack([xp[:, i:i + span:self.stride] for i in range(k)], axis=2)  # [B, L', K, C]
+    y = jnp.einsum('blkc,kcf->blf', cols, kernel)
+    return y + bias.reshape(1, 1, -1)
+
+
 def sinusoidal_embedding(t: jax.Array, dim: int) -> jax.Array:
   """Diffuser's SinusoidalPosEmb: `[B]` -> `[B, dim]` (frequencies `exp(-log(1e4) i / (half-1))`)."""
   half = dim // 2
@@ -43,7 +76,7 @@ class Conv1dBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    x = nn.Conv(self.features, (self.kernel_size,), padding='SAME')(x)
+    x = Conv(self.features, self.kernel_size)(x)
     x = nn.GroupNorm(num_groups=self.groups)(x)
     return mish(x)
 
@@ -58,7 +91,7 @@ class ResidualTemporalBlock(nn.Module):
     h = Conv1dBlock(self.features, self.kernel_size, self.groups)(x)
     h = h + nn.Dense(self.features)(mish(emb))[:, None, :]
     h = Conv1dBlock(self.features, self.kernel_size, self.groups)(h)
-    residual = x if x.shape[-1] == self.features else nn.Conv(self.features, (1,))(x)
+    residual = x if x.shape[-1] == self.features else Conv(self.features, 1)(x)
     return h + residual
 
 
@@ -126,7 +159,7 @@ class TemporalUNet(nn.Module):
       x = block(d)(x, emb)
       skips.append(x)
       if i < levels - 1:
-        x = nn.Conv(d, (3,), strides=(2,), padding=((1, 1),))(x)
+        x = Conv(d, 3, stride=2, padding=(1, 1))(x)
     x = block(dims[-1])(x, emb)
     x = block(dims[-1])(x, emb)
     for d_in, _ in reversed(list(zip(dims[:-1], dims[1:]))):
@@ -135,4 +168,4 @@ class TemporalUNet(nn.Module):
       x = block(d_in)(x, emb)
       x = nn.ConvTranspose(d_in, (4,), strides=(2,), padding=((2, 2),))(x)
     x = Conv1dBlock(self.dim, self.kernel_size, self.groups)(x)
-    return nn.Conv(self.transition_dim, (1,))(x)
+    return Conv(self.transition_dim, 1)(x)
