@@ -1,9 +1,12 @@
 """In-graph data collection: episodes stepped with `lax.scan`, vmapped over tasks and episodes."""
 from __future__ import annotations
 
+import os
+
 import jax
 import jax.numpy as jnp
 
+from mdx.data import policies, trajectories
 from mdx.data.policies import Policy
 from mdx.data.trajectories import Trajectories
 from mdx.envs import Task, TaskFamily
@@ -57,8 +60,6 @@ def collect_datasets(config, workdir: str, family: TaskFamily) -> list[str]:
   Returns:
     The dataset folders, in collection order.
   """
-  import os  # pylint: disable=g-import-not-at-top
-  from mdx.data import policies, trajectories  # pylint: disable=g-import-not-at-top
   jobs = [('train', tier, n) for tier, n in dict(config.data.train_episodes).items()]
   jobs += [('test', tier, config.data.test_episodes) for tier in policies.TIERS]
   paths = []

@@ -7,8 +7,11 @@ dimension that never varies gets a unit range instead of a zero one.
 """
 from __future__ import annotations
 
+import os
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from mdx.data.trajectories import Trajectories
@@ -99,8 +102,6 @@ def unnormalize_traj(n: Normalizer, x: jax.Array) -> tuple[jax.Array, jax.Array]
 
 def save_normalizer(path: str, n: Normalizer) -> None:
   """Writes `n` to `path` (.npz) through a temporary file and a rename."""
-  import os  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   tmp = path + '.tmp.npz'
   np.savez(tmp, **{k: np.asarray(v) for k, v in vars(n).items()})
@@ -108,8 +109,7 @@ def save_normalizer(path: str, n: Normalizer) -> None:
 
 
 def load_normalizer(path: str) -> Normalizer:
-  import os  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
+  """Reads a normalizer written by `save_normalizer`."""
   if not os.path.isfile(path):
     raise FileNotFoundError(f'{path}: normalizer not found (it is written by train_context)')
   with np.load(path) as f:
