@@ -120,7 +120,7 @@ def evaluate(config, workdir: str) -> list[dict]:
     episodes_out['MetaDiffuser'] = jax.device_get(result)
 
   if 'UDiffuser' in e.methods:
-    _, _, norm = trainers.load_context(config, workdir, family)
+    norm = mdata.load_normalizer(os.path.join(workdir, 'context', 'normalizer.npz'))
     net, den_params = trainers.load_denoiser(config, workdir, family, unconditional=True)
     plan_fn = make_plan_fn({'denoiser': den_params}, make_denoise_fn(net, unconditional=True),
                            None, norm, plan_config(config, unconditional=True))
