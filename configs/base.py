@@ -32,6 +32,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.batch_size = 64  # paper: 64
   c.num_steps = 6000
   c.ema_decay = 0.99
+  c.z_noise = 0.0  # std of Gaussian noise on z where R and P read it (0 in the paper)
+  c.z_penalty = 0.0  # weight of mean ||z||^2 in the loss (0 in the paper); with z_noise a bottleneck
 
   d = config.diffusion = ml_collections.ConfigDict()
   d.horizon = 4  # H
@@ -67,4 +69,5 @@ def get_config() -> ml_collections.ConfigDict:
   e.warm_starts = ('expert', 'medium', 'random')  # tiers of warm-start data to evaluate
   e.num_context = 8  # history windows of warm-start data averaged into the test context
   e.methods = ('MetaDiffuser', 'UDiffuser', 'Oracle', 'Random')
+  e.plan_vs_reached_tasks = 1  # test tasks replayed open-loop for the Figure-3 plot (0: skip)
   return config

@@ -78,7 +78,13 @@ def test_pipeline_end_to_end(test_config, data_workdir):
   r = by[('MetaDiffuser', 'expert')]
   assert r['num_tasks'] == 10 and r['episodes_per_task'] == 1
   assert -20 * 3 < r['mean_return'] <= 0  # Point-Robot returns: 20 steps of -distance
-  assert os.path.exists(os.path.join(data_workdir, 'eval', 'returns_per_task.png'))
+  for name in ('returns_per_task.png', 'paths.png', 'plan_vs_reached.png'):
+    assert os.path.exists(os.path.join(data_workdir, 'eval', name)), name
+  with open(os.path.join(data_workdir, 'eval', 'plan_vs_reached.json')) as f:
+    gaps = json.load(f)['mean_abs_state_error_per_plan_step']
+  assert set(gaps) == {'0.0', str(test_config.planner.dynamics_weight)}
+  assert all(g[0] == pytest.approx(0.0, abs=1e-6) and len(g) == test_config.diffusion.horizon
+             for g in gaps.values())  # plan step 0 is the inpainted current state
   # A finished stage is not retrained: the loop returns the restored state at once.
   state = trainers.train_context(test_config, data_workdir)
   assert int(state.step) == test_config.context.num_steps

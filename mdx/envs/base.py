@@ -12,7 +12,7 @@ policies), the collector can store it in `meta.json`, and `vmap` needs no per-fa
 from __future__ import annotations
 
 import abc
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -53,6 +53,8 @@ class TaskFamily(abc.ABC):
   num_tasks: int = 40
   num_test_tasks: int = 10
   task_seed: int = 0
+  # Observation entries worth plotting, as (index, label); plots fall back to the first few.
+  state_labels: ClassVar[tuple[tuple[int, str], ...]] = ()
 
   @abc.abstractmethod
   def sample_task_params(self, rng: jax.Array, n: int) -> jax.Array:

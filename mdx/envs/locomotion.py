@@ -43,6 +43,13 @@ _PIPELINES = {
 }
 
 
+# Observation entries to plot (Brax's layouts: halfcheetah and walker2d observe q[1:] (8) then qd
+# (9); hopper q[1:] (5) then qd (6); ant q[2:] (13) then qd (14)).
+_PLANAR_LABELS = ((8, 'forward velocity'), (0, 'torso height'), (1, 'torso pitch'))
+_HOPPER_LABELS = ((5, 'forward velocity'), (0, 'torso height'), (1, 'torso pitch'))
+_ANT_LABELS = ((13, 'x velocity'), (14, 'y velocity'), (0, 'torso height'))
+
+
 @functools.lru_cache(maxsize=None)
 def brax_env(env_name: str, backend: str) -> brax_envs.PipelineEnv:
   """The Brax environment a family is built on (cached: loading an MJCF takes ~0.5 s)."""
@@ -188,6 +195,7 @@ class CheetahVel(BraxFamily):
   Task params: `[v_goal]`, `v_goal ~ U[0, max_velocity]`. Never terminates early.
   """
   env_name: ClassVar[str] = 'halfcheetah'
+  state_labels = _PLANAR_LABELS
   name: str = 'cheetah_vel'
   obs_dim: int = 17
   act_dim: int = 6
@@ -212,6 +220,7 @@ class CheetahDir(BraxFamily):
   split. `sample_task_params` draws directions uniformly (for expert training).
   """
   env_name: ClassVar[str] = 'halfcheetah'
+  state_labels = _PLANAR_LABELS
   name: str = 'cheetah_dir'
   obs_dim: int = 17
   act_dim: int = 6
@@ -246,6 +255,7 @@ class AntDir(BraxFamily):
   `(cos theta, sin theta)` (`task_features`).
   """
   env_name: ClassVar[str] = 'ant'
+  state_labels = _ANT_LABELS
   name: str = 'ant_dir'
   obs_dim: int = 27
   act_dim: int = 8
@@ -326,6 +336,7 @@ class _ParamFamily(BraxFamily):
 class WalkerParam(_ParamFamily):
   """Walker2d with randomized physics; falls (torso z outside (0.8, 2) or |pitch| >= 1) end it."""
   env_name: ClassVar[str] = 'walker2d'
+  state_labels = _PLANAR_LABELS
   name: str = 'walker_param'
   obs_dim: int = 17
   act_dim: int = 6
@@ -339,6 +350,7 @@ class WalkerParam(_ParamFamily):
 class HopperParam(_ParamFamily):
   """Hopper with randomized physics; Brax's health check (z > 0.7, |pitch| < 0.2, |s| < 100)."""
   env_name: ClassVar[str] = 'hopper'
+  state_labels = _HOPPER_LABELS
   name: str = 'hopper_param'
   obs_dim: int = 11
   act_dim: int = 3

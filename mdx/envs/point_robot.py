@@ -6,6 +6,7 @@ The agent starts at the origin, moves by `clip(a, -0.1, 0.1)` each step, and is 
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +28,7 @@ class PointRobot(TaskFamily):
   num_tasks: int = 40
   num_test_tasks: int = 10
   task_seed: int = 0
+  state_labels: ClassVar[tuple[tuple[int, str], ...]] = ((0, 'x'), (1, 'y'))
 
   def sample_task_params(self, rng: jax.Array, n: int) -> jax.Array:
     return jax.random.uniform(rng, (n, 2), minval=-self.goal_radius, maxval=self.goal_radius)

@@ -11,6 +11,7 @@ Methods (rows of the paper's Tables 1, 2 and 5):
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -21,7 +22,7 @@ import numpy as np
 
 from mdx import data as mdata
 from mdx.envs import TaskFamily
-from mdx.evaluation.rollout import infer_contexts, policy_returns, rollout
+from mdx.evaluation.rollout import infer_contexts, policy_returns, replay_mask, rollout
 from mdx.nets import ContextModel
 from mdx.planning import PlanConfig, plan, trajectory_objective
 from mdx.training import trainers
@@ -59,8 +60,7 @@ def make_denoise_fn(net, *, unconditional: bool = False):
 
 def make_plan_fn(params, denoise_fn, guide_fn, norm, config: PlanConfig):
   def plan_fn(rng, obs, context):
-    out = plan(params, rng, obs, context, denoise_fn, guide_fn, normalizer=norm, config=config)
-    return out.action, out.states
+    return plan(params, rng, obs, context, denoise_fn, guide_fn, normalizer=norm, config=config)
   return plan_fn
 
 
@@ -118,6 +118,13 @@ def evaluate(config, workdir: str) -> list[dict]:
     for i, tier in enumerate(tiers):
       per_task[('MetaDiffuser', tier)] = returns[i]
     episodes_out['MetaDiffuser'] = jax.device_get(result)
+    if e.get('plan_vs_reached_tasks', 0):
+      n_fig = min(int(e.plan_vs_reached_tasks), n_tasks)
+      traces = plan_vs_reached(family, jax.tree.map(lambda x: x[:n_fig], tasks),
+                               contexts[0][:n_fig], net=net, context_model=context_model,
+                               params=params, norm=norm, config=plan_config(config),
+                               rng=jax.random.fold_in(md_rng, 1))
+      episodes_out['plan_vs_reached'] = traces
 
   if 'UDiffuser' in e.methods:
     norm = mdata.load_normalizer(os.path.join(workdir, 'context', 'normalizer.npz'))
@@ -134,6 +141,13 @@ def evaluate(config, workdir: str) -> list[dict]:
   records = make_records(family, per_task, oracle, randomr, eps)
   out = os.path.join(workdir, 'eval')
   write_results(out, records, per_task)
+  if 'plan_vs_reached' in episodes_out:
+    gaps = {str(lam): plan_discrepancy(ep).tolist()
+            for lam, ep in episodes_out['plan_vs_reached'].items()}
+    _write_json(os.path.join(out, 'plan_vs_reached.json'),
+                {'mean_abs_state_error_per_plan_step': gaps})
+    print('[eval] mean |planned - reached| per plan step: ' + ', '.join(
+        f'lambda={lam}: {np.round(g, 3).tolist()}' for lam, g in gaps.items()), flush=True)
   print(format_table(records), flush=True)
   try:
     from mdx.evaluation import plots  # pylint: disable=g-import-not-at-top
@@ -142,6 +156,35 @@ def evaluate(config, workdir: str) -> list[dict]:
   except Exception as err:  # plotting must never lose the results
     print(f'[eval] plots skipped: {type(err).__name__}: {err}', flush=True)
   return records
+
+
+def plan_vs_reached(family: TaskFamily, tasks, contexts, *, net, context_model, params, norm,
+                    config: PlanConfig, rng) -> dict:
+  """The paper's Figure 3 as data: MetaDiffuser episodes on `tasks` with and without the dynamics
+  guide (lambda = 0 and `config.dynamics_weight`), each step's plan replayed open-loop.
+
+  Both lambdas run as one program: lambda is vmapped (the planner only multiplies zeta by it).
+  Returns `{lambda: Episodes}` on the host, with `reached` filled.
+  """
+  lams = sorted({0.0, float(config.dynamics_weight)})
+
+  def run(lam):
+    plan_fn = make_plan_fn(params, make_denoise_fn(net), make_guide_fn(context_model, norm), norm,
+                           dataclasses.replace(config, dynamics_weight=lam))
+    return rollout(family, tasks, contexts, plan_fn, rng, replay_plans=True)
+
+  t0 = time.time()
+  out = jax.device_get(jax.jit(jax.vmap(run))(jnp.asarray(lams)))
+  print(f'[eval] plans replayed open-loop (Figure 3), lambda in {lams}: '
+        f'{time.time() - t0:.1f}s (with compile)', flush=True)
+  return {lam: jax.tree.map(lambda x, i=i: x[i], out) for i, lam in enumerate(lams)}
+
+
+def plan_discrepancy(episodes) -> np.ndarray:
+  """Mean |planned - reached| per plan step `[H]`, over episodes, replayed steps, state entries."""
+  err = np.abs(np.asarray(episodes.plans) - np.asarray(episodes.reached)).mean(-1)  # [B, T, H]
+  mask = replay_mask(np.asarray(episodes.alive), err.shape[-1])
+  return (err * mask).sum((0, 1)) / np.maximum(mask.sum((0, 1)), 1)
 
 
 def make_records(family: TaskFamily, per_task, oracle, randomr, eps) -> list[dict]:
@@ -163,12 +206,16 @@ def write_results(out: str, records: list[dict], per_task) -> None:
   os.makedirs(out, exist_ok=True)
   detail = {f'{m}/{t}': np.asarray(r).tolist() for (m, t), r in per_task.items()}
   for name, obj in (('results.json', records), ('per_task_returns.json', detail)):
-    tmp = os.path.join(out, name + '.tmp')
-    with open(tmp, 'w') as f:
-      json.dump(obj, f, indent=1)
-    os.replace(tmp, os.path.join(out, name))
+    _write_json(os.path.join(out, name), obj)
   with open(os.path.join(out, 'table.txt'), 'w') as f:
     f.write(format_table(records) + '\n')
+
+
+def _write_json(path: str, obj) -> None:
+  tmp = path + '.tmp'
+  with open(tmp, 'w') as f:
+    json.dump(obj, f, indent=1)
+  os.replace(tmp, path)
 
 
 def format_table(records: list[dict]) -> str:

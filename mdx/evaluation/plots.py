@@ -9,6 +9,8 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
+from mdx.evaluation.rollout import replay_mask
+
 
 def plot_returns(path: str, per_task, tiers) -> None:
   """Per-test-task mean return of each method/tier as bars, with the Oracle as a marker."""
@@ -56,9 +58,48 @@ def plot_point_robot(path: str, tasks, episodes, n_tasks: int, eps: int) -> None
   plt.close(fig)
 
 
+def plot_plan_vs_reached(path: str, family, traces: dict, *, num_plans: int = 5) -> None:
+  """The paper's Figure 3: for the first task, the executed episode (black), and at a few decision
+  steps the planned states (dashed) against the states the plan's actions reach open-loop (solid).
+  One row per dynamics weight lambda, one column per state entry in `family.state_labels`."""
+  labels = list(family.state_labels) or [(i, f'state[{i}]') for i in range(min(3, family.obs_dim))]
+  lams = sorted(traces)
+  fig, axes = plt.subplots(len(lams), len(labels), figsize=(4.2 * len(labels), 3 * len(lams)),
+                           squeeze=False)
+  for row, lam in enumerate(lams):
+    ep = traces[lam]
+    obs, plans, reached = (np.asarray(x)[0] for x in (ep.observations, ep.plans, ep.reached))
+    alive = np.asarray(ep.alive)[0]
+    horizon = plans.shape[1]
+    live = int(alive.sum())
+    picks = np.unique(np.linspace(0, max(live - horizon + 1, 0), num_plans).astype(int))
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len(picks)))
+    for col, (dim, label) in enumerate(labels):
+      ax = axes[row, col]
+      ax.plot(np.arange(live + 1), obs[:live + 1, dim], c='k', lw=1, label='executed')
+      for c, t in zip(colors, picks):
+        ts = t + np.arange(horizon)
+        ax.plot(ts, plans[t, :, dim], '--', c=c, lw=1.2, label='planned' if t == picks[0] else None)
+        ax.plot(ts, reached[t, :, dim], '-', c=c, lw=1.8,
+                label='plan replayed open-loop' if t == picks[0] else None)
+      mask = replay_mask(np.asarray(ep.alive)[:1], horizon)[0, :, 1:]
+      err = np.abs(plans[:, 1:, dim] - reached[:, 1:, dim])[mask].mean()
+      ax.set_title(f'lambda = {lam:g}: {label} (mean |gap| {err:.3f})', fontsize=9)
+      ax.set_xlabel('environment step')
+      if col == 0:
+        ax.legend(fontsize=7)
+  fig.suptitle(f'{family.name}, test task 0: planned vs reached states', fontsize=10)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
 def plot_all(out, family, tasks, per_task, episodes_out, *, tiers, episodes_per_task) -> None:
   os.makedirs(out, exist_ok=True)
   plot_returns(os.path.join(out, 'returns_per_task.png'), per_task, tiers)
   if family.name == 'point_robot' and 'MetaDiffuser' in episodes_out:
     plot_point_robot(os.path.join(out, 'paths.png'), tasks, episodes_out['MetaDiffuser'],
                      int(tasks.task_id.shape[0]), episodes_per_task)
+  if 'plan_vs_reached' in episodes_out:
+    plot_plan_vs_reached(os.path.join(out, 'plan_vs_reached.png'), family,
+                         episodes_out['plan_vs_reached'])

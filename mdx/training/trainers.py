@@ -78,32 +78,45 @@ def init_context_state(config, family, norm, rng) -> TrainState:
   return TrainState.create(params, _adam(c.learning_rate, c.get('grad_clip')))
 
 
-def context_loss(model: ContextModel, params, norm, seg: mdata.Segments):
+def context_loss(model: ContextModel, params, norm, seg: mdata.Segments, rng=None, *,
+                 z_noise: float = 0.0, z_penalty: float = 0.0):
   """Eq. 1 as Gaussian log-likelihoods with unit variance: MSE of the normalized reward and the
   normalized state delta of transitions of the same task, given z from the history windows.
 
   DESIGN: the predicted transitions come from a window drawn independently of the context
   histories (same task, any episode), so the encoder must carry task information rather than copy
-  the rewards of the very transitions it is asked to predict."""
+  the rewards of the very transitions it is asked to predict.
+
+  `z_noise` and `z_penalty` (both 0 in the paper) make z an information bottleneck: R and P read
+  `z + z_noise * eps` and the loss adds `z_penalty * mean ||z||^2`, a fixed-variance Gaussian
+  posterior with its KL to N(0, I) as in PEARL. Tasks then sit in z-space as far apart as their
+  rewards and dynamics differ, so unseen tasks fall between their neighbours (see README)."""
   z = model.apply(params, norm, seg.context, method=ContextModel.encode)[:, None, :]
-  r_hat = model.apply(params, norm, seg.states, seg.actions, z, method=ContextModel.reward_normalized)
-  d_hat = model.apply(params, norm, seg.states, seg.actions, z, method=ContextModel.delta_normalized)
+  z_in = z if not z_noise else z + z_noise * jax.random.normal(rng, z.shape)
+  r_hat = model.apply(params, norm, seg.states, seg.actions, z_in,
+                      method=ContextModel.reward_normalized)
+  d_hat = model.apply(params, norm, seg.states, seg.actions, z_in,
+                      method=ContextModel.delta_normalized)
   r_loss = jnp.mean(jnp.square(r_hat - nz.normalize_rew(norm, seg.rewards)))
   d_true = nz.normalize_obs(norm, seg.next_states) - nz.normalize_obs(norm, seg.states)
   d_loss = jnp.mean(jnp.square(d_hat - d_true))
-  return r_loss + d_loss, {'loss': r_loss + d_loss, 'reward_mse': r_loss, 'dynamics_mse': d_loss}
+  z_sq = jnp.mean(jnp.sum(jnp.square(z), -1))
+  loss = r_loss + d_loss + z_penalty * z_sq
+  return loss, {'loss': loss, 'reward_mse': r_loss, 'dynamics_mse': d_loss, 'z_sq_norm': z_sq}
 
 
 def make_context_step(config, family, data, norm):
   model = build_context_model(config, family)
   c = config.context
+  reg = dict(z_noise=c.get('z_noise', 0.0), z_penalty=c.get('z_penalty', 0.0))
 
   @functools.partial(jax.jit, donate_argnums=0)
   def step(state: TrainState, rng):
-    seg = mdata.sample_segments(rng, data, c.batch_size, history=c.history,
+    seg_rng, noise_rng = jax.random.split(rng)
+    seg = mdata.sample_segments(seg_rng, data, c.batch_size, history=c.history,
                                 horizon=c.target_window, num_context=c.num_context)
-    grads, metrics = jax.grad(lambda p: context_loss(model, p, norm, seg), has_aux=True)(
-        state.params)
+    grads, metrics = jax.grad(lambda p: context_loss(model, p, norm, seg, noise_rng, **reg),
+                              has_aux=True)(state.params)
     return state.apply_gradients(grads, ema_decay=c.ema_decay), metrics
   return step
 
