@@ -34,6 +34,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.ema_decay = 0.99
   c.z_noise = 0.0  # std of Gaussian noise on z where R and P read it (0 in the paper)
   c.z_penalty = 0.0  # weight of mean ||z||^2 in the loss (0 in the paper); with z_noise a bottleneck
+  c.z_consistency = 0.0  # weight of the within-task share of z's variance (0 in the paper)
 
   d = config.diffusion = ml_collections.ConfigDict()
   d.horizon = 4  # H
@@ -44,6 +45,8 @@ def get_config() -> ml_collections.ConfigDict:
   d.embed_hidden = 256  # their MLPs' hidden units (paper: 256)
   d.predict_epsilon = False  # x0 prediction (Diffuser's locomotion default); True = the paper's eps
   d.context_dropout = 0.3  # beta
+  d.tiers = ('expert',)  # training data tiers whose windows the denoiser learns to generate
+  d.context_noise = 0.0  # std of Gaussian noise on z in training (0 in the paper)
   d.action_weight = 10.0  # loss weight of the first action (Diffuser: 10)
   d.learning_rate = 1e-3
   d.batch_size = 64

@@ -88,3 +88,29 @@ def test_pipeline_end_to_end(test_config, data_workdir):
   # A finished stage is not retrained: the loop returns the restored state at once.
   state = trainers.train_context(test_config, data_workdir)
   assert int(state.step) == test_config.context.num_steps
+
+
+def test_context_regularizers_by_hand(test_config, data_workdir):
+  """The optional z terms of the context loss: the within-task share of the window embeddings'
+  variance and mean ||z||^2, against numpy; both vanish from the loss at weight 0."""
+  from mdx import data as mdata  # pylint: disable=g-import-not-at-top
+  from mdx.nets import ContextModel  # pylint: disable=g-import-not-at-top
+  family = trainers.family_from_config(test_config)
+  data = trainers.context_training_data(test_config, data_workdir, family)
+  norm = mdata.init_normalizer(data)
+  state = trainers.init_context_state(test_config, family, norm, jax.random.PRNGKey(0))
+  model = trainers.build_context_model(test_config, family)
+  seg = mdata.sample_segments(jax.random.PRNGKey(1), data, 6, history=4, horizon=4,
+                              num_context=3)
+  loss0, m = trainers.context_loss(model, state.params, norm, seg)
+  w = np.asarray(model.apply(state.params, norm, seg.context,
+                             method=ContextModel.encode_windows))  # [6, 3, C]
+  within = w.var(axis=1).mean()
+  total = w.reshape(-1, w.shape[-1]).var(axis=0).mean()
+  np.testing.assert_allclose(m['z_within_task_fraction'], within / (total + 1e-6), rtol=1e-4)
+  np.testing.assert_allclose(m['z_sq_norm'], np.square(w.mean(1)).sum(-1).mean(), rtol=1e-4)
+  np.testing.assert_allclose(loss0, m['reward_mse'] + m['dynamics_mse'], rtol=1e-6)
+  loss1, _ = trainers.context_loss(model, state.params, norm, seg, z_consistency=2.0,
+                                   z_penalty=0.5)
+  np.testing.assert_allclose(loss1, loss0 + 2.0 * m['z_within_task_fraction']
+                             + 0.5 * m['z_sq_norm'], rtol=1e-5)

@@ -62,15 +62,18 @@ class ContextModel(nn.Module):
 
   def encode(self, norm: nz.Normalizer, history: jax.Array) -> jax.Array:
     """`[..., n, h, 2 obs + act + 1]` raw transition rows -> z `[..., context_dim]` (mean over n)."""
+    return self.encode_windows(norm, history).mean(axis=-2)
+
+  def encode_windows(self, norm: nz.Normalizer, history: jax.Array) -> jax.Array:
+    """The embedding of each of the n history windows, `[..., n, context_dim]`."""
     d, a = self.obs_dim, self.act_dim
     s, act, r, s2 = (history[..., :d], history[..., d:d + a], history[..., d + a],
                      history[..., d + a + 1:])
     rows = jnp.concatenate([nz.normalize_obs(norm, s), nz.normalize_act(norm, act),
                             nz.normalize_rew(norm, r)[..., None], nz.normalize_obs(norm, s2)], -1)
     if self.pooling == 'transition':
-      return self.encoder(rows).mean(axis=(-2, -3))
-    flat = rows.reshape(rows.shape[:-2] + (-1,))
-    return self.encoder(flat).mean(axis=-2)
+      return self.encoder(rows).mean(axis=-2)
+    return self.encoder(rows.reshape(rows.shape[:-2] + (-1,)))
 
   def _inputs(self, norm, s, a, z):
     z = jnp.broadcast_to(z, s.shape[:-1] + z.shape[-1:])

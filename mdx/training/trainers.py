@@ -79,7 +79,7 @@ def init_context_state(config, family, norm, rng) -> TrainState:
 
 
 def context_loss(model: ContextModel, params, norm, seg: mdata.Segments, rng=None, *,
-                 z_noise: float = 0.0, z_penalty: float = 0.0):
+                 z_noise: float = 0.0, z_penalty: float = 0.0, z_consistency: float = 0.0):
   """Eq. 1 as Gaussian log-likelihoods with unit variance: MSE of the normalized reward and the
   normalized state delta of transitions of the same task, given z from the history windows.
 
@@ -90,8 +90,14 @@ def context_loss(model: ContextModel, params, norm, seg: mdata.Segments, rng=Non
   `z_noise` and `z_penalty` (both 0 in the paper) make z an information bottleneck: R and P read
   `z + z_noise * eps` and the loss adds `z_penalty * mean ||z||^2`, a fixed-variance Gaussian
   posterior with its KL to N(0, I) as in PEARL. Tasks then sit in z-space as far apart as their
-  rewards and dynamics differ, so unseen tasks fall between their neighbours (see README)."""
-  z = model.apply(params, norm, seg.context, method=ContextModel.encode)[:, None, :]
+  rewards and dynamics differ, so unseen tasks fall between their neighbours (see README).
+
+  `z_consistency` (0 in the paper) adds the within-task variance of the per-window embeddings
+  divided by their variance over the batch: the history windows of one sample come from episodes
+  of every data tier of the task, so this asks one z per task whatever the behaviour policy that
+  produced the warm-start data (the paper's robustness claim, Table 2)."""
+  windows = model.apply(params, norm, seg.context, method=ContextModel.encode_windows)
+  z = windows.mean(axis=1)[:, None, :]
   z_in = z if not z_noise else z + z_noise * jax.random.normal(rng, z.shape)
   r_hat = model.apply(params, norm, seg.states, seg.actions, z_in,
                       method=ContextModel.reward_normalized)
@@ -101,14 +107,18 @@ def context_loss(model: ContextModel, params, norm, seg: mdata.Segments, rng=Non
   d_true = nz.normalize_obs(norm, seg.next_states) - nz.normalize_obs(norm, seg.states)
   d_loss = jnp.mean(jnp.square(d_hat - d_true))
   z_sq = jnp.mean(jnp.sum(jnp.square(z), -1))
-  loss = r_loss + d_loss + z_penalty * z_sq
-  return loss, {'loss': loss, 'reward_mse': r_loss, 'dynamics_mse': d_loss, 'z_sq_norm': z_sq}
+  within = jnp.mean(jnp.var(windows, axis=1))
+  spread = within / (jnp.mean(jnp.var(windows.reshape(-1, windows.shape[-1]), axis=0)) + 1e-6)
+  loss = r_loss + d_loss + z_penalty * z_sq + z_consistency * spread
+  return loss, {'loss': loss, 'reward_mse': r_loss, 'dynamics_mse': d_loss, 'z_sq_norm': z_sq,
+                'z_within_task_fraction': spread}
 
 
 def make_context_step(config, family, data, norm):
   model = build_context_model(config, family)
   c = config.context
-  reg = dict(z_noise=c.get('z_noise', 0.0), z_penalty=c.get('z_penalty', 0.0))
+  reg = dict(z_noise=c.get('z_noise', 0.0), z_penalty=c.get('z_penalty', 0.0),
+             z_consistency=c.get('z_consistency', 0.0))
 
   @functools.partial(jax.jit, donate_argnums=0)
   def step(state: TrainState, rng):
@@ -181,6 +191,8 @@ def make_diffusion_step(config, family, data, norm, context_model, context_param
                                 context_data=context_data)
     z = jax.lax.stop_gradient(context_model.apply(context_params, norm, seg.context,
                                                   method=ContextModel.encode))
+    if d.get('context_noise', 0.0):  # conditioning augmentation (see the docstring)
+      z = z + d.context_noise * jax.random.normal(jax.random.fold_in(seg_rng, 1), z.shape)
     x0 = nz.normalize_traj(norm, seg.states, seg.actions)
     loss_fn = lambda p: denoising_loss(net.apply, p, sched, loss_rng, x0, z,
                                        obs_dim=family.obs_dim, context_dropout=dropout,
@@ -198,10 +210,17 @@ def train_diffusion(config: ml_collections.ConfigDict, workdir: str, *,
 
   DESIGN: z is computed from histories drawn from all of the task's data in
   `config.context.tiers` (not only its expert episodes), so the denoiser is trained on the
-  contexts that warm-start data of any quality produces at test time (paper, Section 5.4)."""
+  contexts that warm-start data of any quality produces at test time (paper, Section 5.4).
+
+  `config.diffusion.context_noise` (0 in the paper) adds Gaussian noise of that std to z in
+  training (conditioning augmentation, as Imagen does): with only a few tens of training tasks the
+  z of each sits in a tight cluster, and the noise makes the denoiser interpolate between the
+  clusters instead of mapping each to its own behaviour (README, Results)."""
   family = family_from_config(config)
   context_model, context_params, norm = load_context(config, workdir, family)
-  data = jax.device_put(load_dataset(workdir, family, 'train', 'expert')[0])
+  tiers = list(config.diffusion.get('tiers', ('expert',)))
+  data = jax.device_put(concat_episodes([load_dataset(workdir, family, 'train', t)[0]
+                                         for t in tiers]))
   context_data = jax.device_put(context_training_data(config, workdir, family))
   rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 3 if unconditional else 2)
   init_rng, train_rng = jax.random.split(rng)
