@@ -33,7 +33,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.num_steps = 6000
   c.ema_decay = 0.99
   c.z_noise = 0.0  # std of Gaussian noise on z where R and P read it (0 in the paper)
-  c.z_penalty = 0.0  # weight of mean ||z||^2 in the loss (0 in the paper); with z_noise a bottleneck
+  c.z_penalty = 0.0  # weight of mean ||z||^2 in the loss (0 in the paper); with z_noise: bottleneck
   c.z_consistency = 0.0  # weight of the within-task share of z's variance (0 in the paper)
 
   d = config.diffusion = ml_collections.ConfigDict()

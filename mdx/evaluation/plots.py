@@ -83,7 +83,8 @@ def plot_plan_vs_reached(path: str, family, traces: dict, *, num_plans: int = 5)
         ax.plot(ts, reached[t, :, dim], '-', c=c, lw=1.8,
                 label='plan replayed open-loop' if t == picks[0] else None)
       mask = replay_mask(np.asarray(ep.alive)[:1], horizon)[0, :, 1:]
-      err = np.abs(plans[:, 1:, dim] - reached[:, 1:, dim])[mask].mean()
+      gaps = np.abs(plans[:, 1:, dim] - reached[:, 1:, dim])[mask]
+      err = gaps.mean() if gaps.size else float('nan')
       ax.set_title(f'lambda = {lam:g}: {label} (mean |gap| {err:.3f})', fontsize=9)
       ax.set_xlabel('environment step')
       if col == 0:
