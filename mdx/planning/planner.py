@@ -125,12 +125,8 @@ def plan(params: Params, rng: jax.Array, obs: jax.Array, context: jax.Array,
     j, zeta = guide_fn(params, states, actions, ctx_n)
     return j - config.dynamics_weight * zeta, (j, zeta)
 
-  def per_example_normal(keys):  # keys [B] -> [BN, H, D], one draw per example
-    return flat(jax.vmap(lambda k: jax.random.normal(k, (n, horizon, dim)))(keys))
-
-  def step(carry, k):
-    x, keys = carry
-    keys, noise_keys = jnp.moveaxis(jax.vmap(jax.random.split)(keys), 1, 0)
+  def step(x, inputs):
+    k, noise = inputs
     ks = jnp.full((batch * n,), k, jnp.int32)
     if use_cfg:
       both = denoise_fn(params, jnp.concatenate([x, x]), jnp.concatenate([ks, ks]),
@@ -162,12 +158,17 @@ def plan(params: Params, rng: jax.Array, obs: jax.Array, context: jax.Array,
       if config.clip_denoised is not None:  # keep guided plans where R and P were trained
         mean = jnp.clip(mean, -config.clip_denoised, config.clip_denoised)
     std = jnp.where(k > 0, config.noise_scale * jnp.exp(0.5 * log_var), 0.0)
-    x = mean + std * per_example_normal(noise_keys)
-    return (inpaint(x, obs_n), keys), None
+    x = mean + std * noise
+    return inpaint(x, obs_n), None
 
-  init_keys, keys = jnp.moveaxis(jax.vmap(jax.random.split)(jax.random.split(rng, batch)), 1, 0)
-  x = inpaint(per_example_normal(init_keys), obs_n)
-  (x, _), _ = jax.lax.scan(step, (x, keys), jnp.arange(config.num_steps - 1, -1, -1))
+  # All the chain's Gaussian draws at once, one key per example (so `plan` under `vmap` equals
+  # per-example calls): [K + 1, BN, H, D], the initial x_K first. DESIGN: drawing per step inside
+  # the scan cost ~0.6 ms of RNG ops per step at batch 1 on CPU, a third of the U-Net's time.
+  draw = lambda key: jax.random.normal(key, (config.num_steps + 1, n, horizon, dim))
+  noise = jax.vmap(draw)(jax.random.split(rng, batch))  # [B, K + 1, N, H, D]
+  noise = jnp.moveaxis(noise, 1, 0).reshape((config.num_steps + 1, batch * n, horizon, dim))
+  x = inpaint(noise[0], obs_n)
+  x, _ = jax.lax.scan(step, x, (jnp.arange(config.num_steps - 1, -1, -1), noise[1:]))
 
   states, actions = nz.unnormalize_traj(normalizer, x)
   states = states.reshape(batch, n, horizon, obs_dim)
