@@ -154,8 +154,10 @@ def test_param_u0_reproduces_brax(hopper):
   unrandomized = family.task_system(jax.tree.map(lambda x: x[0], tasks))
   jax.tree.map(np.testing.assert_array_equal, unrandomized, family.sys)
   # ... so the motion is Brax's own hopper; the compiled programs differ (a traced System
-  # against a constant one), which moves float32 rounding by ~1e-7 and nothing else.
-  np.testing.assert_allclose(ours.obs[:, 0], theirs.obs[:, 0], rtol=1e-5, atol=1e-6)
+  # against a constant one), which moves float32 rounding by ~1e-7, and a contact solve can
+  # amplify that in the velocities (measured: q within 8e-8, velocities 1.7e-5 in two of 44
+  # entries). One parameter group at u = 1.5 moves q by 0.03-0.06 in these steps (next test).
+  np.testing.assert_allclose(ours.obs[:, 0], theirs.obs[:, 0], rtol=1e-5, atol=1e-4)
   np.testing.assert_allclose(ours.physics.q[:, 0], theirs.pipeline_state.q[:, 0],
                              rtol=1e-5, atol=1e-6)
   # Brax's hopper reward is v_x + 1 - 1e-3 ||a||^2 with v_x from positions over dt: the same.
@@ -168,7 +170,8 @@ def test_each_randomized_group_changes_motion(hopper):
   family, tasks, (_, _, ours), _ = hopper
   q = np.asarray(ours.physics.q)  # [STEPS, 5, q_size]
   for group in range(1, 5):  # mass, inertia, friction, damping
-    assert np.abs(q[:, group] - q[:, 0]).max() > 1e-6, f'group {group - 1} has no effect'
+    # measured 0.027 (damping) to 0.057 (friction) after 4 steps
+    assert np.abs(q[:, group] - q[:, 0]).max() > 1e-3, f'group {group - 1} has no effect'
   # The randomized System carries the multipliers, and only those leaves differ.
   sys = family.task_system(jax.tree.map(lambda x: x[1], tasks))
   np.testing.assert_allclose(sys.link.inertia.mass, family.sys.link.inertia.mass * 1.5**1.5,
