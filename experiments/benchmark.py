@@ -3,7 +3,8 @@
   python experiments/benchmark.py --config=configs/benchmark.py [--config.batches='(1,)']
 
 Keys: name, batch, num_steps, compile_s (lowering + XLA compilation, measured without the
-persistent cache), median_s (median of `repeats` runs after one warm-up), plans_per_s,
+persistent cache), median_s (median of at least `repeats` runs after one warm-up, more until
+`min_time_s` is spent), runs, plans_per_s,
 flops_per_plan, gflops_per_s. XLA's cost analysis counts a while-loop body once, so FLOPs are
 taken from the planner lowered with K = 1 and multiplied by K (the initial noise and the final
 candidate scoring, well under 1% of the work, are then counted K times).
@@ -37,14 +38,16 @@ def _flops(compiled) -> float:
   return float(cost.get('flops', 0.0))
 
 
-def _time(fn, args, repeats):
+def _time(fn, args, repeats, min_time_s):
+  """Median wall time of `fn(*args)`: at least `repeats` runs after a warm-up, and more (up to
+  1000) until `min_time_s` has been spent, so that fast programs get many samples."""
   jax.block_until_ready(fn(*args))  # warm-up
   times = []
-  for _ in range(repeats):
+  while len(times) < repeats or (sum(times) < min_time_s and len(times) < 1000):
     t0 = time.perf_counter()
     jax.block_until_ready(fn(*args))
     times.append(time.perf_counter() - t0)
-  return statistics.median(times)
+  return statistics.median(times), len(times)
 
 
 def _compile(fn, args):
@@ -94,9 +97,9 @@ def main(argv):
         compiled, compile_s = _compile(make(k), args)
         one_step, _ = _compile(make(1), args)
         flops = _flops(one_step) * k
-        median = _time(compiled, args, c.repeats)
+        median, runs = _time(compiled, args, c.repeats, c.min_time_s)
         print(json.dumps(dict(name=mode, batch=b, num_steps=k, compile_s=round(compile_s, 3),
-                              median_s=round(median, 5), plans_per_s=round(b / median, 2),
+                              median_s=round(median, 5), runs=runs, plans_per_s=round(b / median, 2),
                               flops_per_plan=flops / b, gflops_per_s=round(flops / median / 1e9, 2),
                               loadavg_1m=os.getloadavg()[0])), flush=True)
 
@@ -116,10 +119,10 @@ def main(argv):
   args = (state, jax.random.PRNGKey(2), jax.random.normal(rng, (b, c.horizon, d)),
           jnp.ones((b, c.context_dim)))
   compiled, compile_s = _compile(train_step, args)
-  median = _time(compiled, args, c.repeats)
+  median, runs = _time(compiled, args, c.repeats, c.min_time_s)
   flops = _flops(compiled)
   print(json.dumps(dict(name='train_step', batch=b, num_steps=1, compile_s=round(compile_s, 3),
-                        median_s=round(median, 5), plans_per_s=round(b / median, 2),
+                        median_s=round(median, 5), runs=runs, plans_per_s=round(b / median, 2),
                         flops_per_plan=flops / b, gflops_per_s=round(flops / median / 1e9, 2),
                         loadavg_1m=os.getloadavg()[0])), flush=True)
 
