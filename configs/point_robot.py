@@ -23,6 +23,10 @@ def get_config(preset: str = 'cpu') -> ml_collections.ConfigDict:
   p.guide_form = 'mean'  # measured best here; 'x0' at s = 30 scored lower (README, Results)
   p.guide_scale = 30.0  # s (J is a sum of distances; dJ/da is ~0.1 per normalized unit)
   p.t_stopgrad = 0  # the x0 form also acts at the last step
+  # The test context averages 32 history windows: all of a test task's warm-start data (4 episodes
+  # x 20 steps). Measured on one trained demo, 3 evaluation seeds: random-warm-start score
+  # 0.83 / 0.84 / 0.82 against 0.60 / 0.67 / 0.76 with 8 windows (expert unchanged, 0.89-0.90).
+  e.num_context = 32
 
   if preset == 'paper':
     c.learning_rate, c.num_steps, c.ema_decay = 2e-4, 200_000, 0.995
