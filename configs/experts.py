@@ -11,6 +11,10 @@ def get_config(family: str = 'cheetah_vel') -> ml_collections.ConfigDict:
   config.family = family
   config.backend = ''  # '' keeps the family's default physics backend
   config.seed = 0
+  config.init_from = ''  # an expert .msgpack to start the policy from (fresh value function)
+  config.medium_from = ''  # a .msgpack for the medium tier (needed with init_from), '' = pick one
+  config.train_episode_length = 0  # steps per training episode; 0 = the family's (200)
+  config.env = ml_collections.ConfigDict()  # overrides of the family's static fields
 
   p = config.ppo = ml_collections.ConfigDict()
   p.num_timesteps = 4_000_000  # environment steps of PPO
@@ -42,11 +46,13 @@ def get_config(family: str = 'cheetah_vel') -> ml_collections.ConfigDict:
   elif family == 'cheetah_dir':
     p.num_timesteps = 8_000_000  # backward 1.67 m/s at 3.3M steps, 1.89 at 8.2M (docs/locomotion.md)
     config.eval_episodes_per_task = 5  # only two test tasks
+    config.env.forward_prob = 0.5  # P(d = +1) of the training draws (the backward gait lags)
   elif family == 'ant_dir':
     p.num_timesteps = 3_000_000
   elif family in ('walker_param', 'hopper_param'):
     # generalized backend; PPO runs ~4-5k env steps/s here, after ~2-4 min of compilation
-    # walker: 0.80 m/s at 4.1M steps, 0.90 at 8.2M (docs/locomotion.md)
+    # walker: 0.80 m/s at 4.1M steps, 0.90 at 8.2M (docs/locomotion.md); the committed experts
+    # are these runs fine-tuned with init_from, train_episode_length 1000, discounting 0.995
     p.num_timesteps = 8_000_000 if family == 'walker_param' else 3_000_000
     p.discounting = 0.99
   else:

@@ -5,6 +5,12 @@
 Writes <family>.msgpack (final policy), <family>_medium.msgpack (the checkpoint whose test-task
 return is closest to half-way between random and expert) and <family>.json (command, config,
 steps, wall time, quality on the test tasks), each through a temporary file and a rename.
+
+`--config.init_from=PATH.msgpack` starts the policy (and its observation normalizer) from an
+earlier expert, with a fresh value function; every checkpoint of such a run is near-expert, so
+the medium tier is then `--config.medium_from=PATH.msgpack` (e.g. the earlier run's medium).
+`--config.train_episode_length=N` lets training episodes run N steps (Brax's `wrap_env_fn`) while
+Brax's evaluation and the recorded quality keep the family's episode length.
 """
 import functools
 import importlib.util
@@ -15,6 +21,7 @@ import sys
 import time
 
 import brax
+from brax.envs.wrappers import training as brax_training
 import jax
 import jax.numpy as jnp
 from absl import app, flags, logging
@@ -43,7 +50,8 @@ def main(argv):
   config = _CONFIG.value or _preset(_FAMILY.value)
   if _NUM_TIMESTEPS.value:
     config.ppo.num_timesteps = _NUM_TIMESTEPS.value
-  family = make_family(config.family, **({'backend': config.backend} if config.backend else {}))
+  overrides = {**config.env.to_dict(), **({'backend': config.backend} if config.backend else {})}
+  family = make_family(config.family, **overrides)
   env = experts.TaskConditionedEnv(family)
   network = config.network.to_dict()
   workdir = pathlib.Path(_WORKDIR.value)
@@ -60,13 +68,20 @@ def main(argv):
       f.write(json.dumps(row) + '\n')
 
   network_factory = functools.partial(_ppo_networks, network=network)
+  template = experts.params_template(env.observation_size, env.action_size, network)
+  extra = {}
+  if config.init_from:
+    norm_params, policy_params = _read_params(config.init_from, template)
+    extra.update(restore_params=(norm_params, policy_params, None), restore_value_fn=False)
+  if config.train_episode_length and config.train_episode_length != family.episode_length:
+    extra['wrap_env_fn'] = functools.partial(_wrap_with_length, length=config.train_episode_length)
   start = time.time()
   ppo.train(environment=env, episode_length=family.episode_length, seed=config.seed,
             network_factory=network_factory, normalize_observations=network['normalize_observations'],
             progress_fn=progress_fn, deterministic_eval=True,
             policy_params_fn=lambda step, _, params: checkpoints.append(
                 (int(step), jax.device_get((params[0], params[1])))),
-            **config.ppo.to_dict())
+            **extra, **config.ppo.to_dict())
   train_time = time.time() - start
 
   # Every checkpoint on the test tasks, `eval_episodes_per_task` deterministic episodes each.
@@ -81,31 +96,74 @@ def main(argv):
       key, (family.act_dim,), minval=-1.0, maxval=1.0)
   random_traj = jax.jit(lambda rng: experts.rollout(family, random_policy, tasks, rng))(rng)
   random_return = float(random_traj['ret'].mean())
-  halfway = 0.5 * (random_return + returns[-1])
-  medium = min(range(len(returns) - 1), key=lambda i: abs(returns[i] - halfway))
+  if config.medium_from:  # a fine-tuning run: the medium tier comes from elsewhere
+    medium_params = _read_params(config.medium_from, template)
+    medium_traj = jax.device_get(run(medium_params, rng))
+    medium_steps, medium_return = config.medium_from, float(medium_traj['ret'].mean())
+  else:
+    halfway = 0.5 * (random_return + returns[-1])
+    medium = min(range(len(returns) - 1), key=lambda i: abs(returns[i] - halfway))
+    medium_steps, medium_params = checkpoints[medium]
+    medium_traj, medium_return = trajs[medium], returns[medium]
   eval_time = time.time() - start - train_time
 
   out = pathlib.Path(_OUTPUT.value)
-  for stem, (_, params) in ((family.name, checkpoints[-1]),
-                            (f'{family.name}_medium', checkpoints[medium])):
+  out.mkdir(parents=True, exist_ok=True)
+  for stem, params in ((family.name, checkpoints[-1][1]), (f'{family.name}_medium', medium_params)):
     _write_atomic(out / f'{stem}.msgpack', experts.to_bytes(params))
   meta = {
       'family': family.name, 'backend': family.backend, 'command': ' '.join(sys.argv),
       'config': config.to_dict(), 'network': network,
       'obs_size': env.observation_size, 'act_size': env.action_size,
-      'num_env_steps': checkpoints[-1][0], 'medium_env_steps': checkpoints[medium][0],
+      'num_env_steps': checkpoints[-1][0], 'medium_env_steps': medium_steps,
+      **_lineage(config),
       'train_wall_time_s': round(train_time, 1), 'eval_wall_time_s': round(eval_time, 1),
       'versions': {'jax': jax.__version__, 'brax': brax.__version__},
       'policy': 'deterministic tanh(mean) of the PPO tanh-Gaussian',
       'quality': {'expert': experts.quality(family, tasks, trajs[-1]),
-                  'medium': experts.quality(family, tasks, trajs[medium]),
+                  'medium': experts.quality(family, tasks, medium_traj),
                   'random': experts.quality(family, tasks, random_traj)},
       'test_return_by_checkpoint': [[s, r] for (s, _), r in zip(checkpoints, returns)],
       'brax_eval_curve': curve,
   }
   _write_atomic(out / f'{family.name}.json', json.dumps(meta, indent=1).encode())
-  logging.info('expert %.1f medium %.1f random %.1f; train %.0fs', returns[-1], returns[medium],
+  logging.info('expert %.1f medium %.1f random %.1f; train %.0fs', returns[-1], medium_return,
                random_return, train_time)
+
+
+def _lineage(config) -> dict:
+  """Where a fine-tuning run started: PPO steps behind `init_from`, and the medium checkpoint's
+  steps, read from the `<family>.json` beside each file (absent when there is none)."""
+  def prior(path):
+    meta = pathlib.Path(path).with_name(f'{config.family}.json')
+    return json.loads(meta.read_text()) if path and meta.exists() else {}
+  out = {}
+  if config.init_from:
+    before = prior(config.init_from)
+    out['init_from'] = config.init_from
+    out['init_env_steps'] = before.get('num_env_steps', 0) + before.get('init_env_steps', 0)
+  if config.medium_from:
+    out['medium_from'] = config.medium_from
+    steps = prior(config.medium_from).get('medium_env_steps')
+    out['medium_env_steps'] = steps if isinstance(steps, int) else config.medium_from
+  return out
+
+
+def _read_params(path: str, template):
+  """(normalizer, policy) parameters of an expert .msgpack, checked against this network."""
+  try:
+    return experts.from_bytes(template, pathlib.Path(path).read_bytes())
+  except FileNotFoundError as err:
+    raise FileNotFoundError(f'config.init_from / medium_from: no file {path}') from err
+  except (ValueError, KeyError, TypeError) as err:
+    raise ValueError(f'{path} does not hold parameters of this family\'s expert network '
+                     f'({err})') from err
+
+
+def _wrap_with_length(env, episode_length, action_repeat, randomization_fn, *, length):
+  del episode_length  # training episodes get `length`; Brax's evaluator still unrolls its own
+  return brax_training.wrap(env, episode_length=length, action_repeat=action_repeat,
+                                 randomization_fn=randomization_fn)
 
 
 def _preset(family: str):

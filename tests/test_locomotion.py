@@ -138,6 +138,15 @@ def test_reward_change_families_share_physics_and_differ_in_reward(cheetah):
   np.testing.assert_allclose(ant.task_reward(task, v3, a8), expected, rtol=1e-5)
 
 
+def test_cheetah_dir_forward_prob_sets_the_training_draws():
+  draws = lambda p: np.asarray(make_family('cheetah_dir', forward_prob=p).sample_task_params(
+      jax.random.PRNGKey(0), 64))
+  np.testing.assert_array_equal(draws(0.0), -np.ones((64, 1)))
+  np.testing.assert_array_equal(draws(1.0), np.ones((64, 1)))
+  with pytest.raises(ValueError, match='forward_prob'):
+    make_family('cheetah_dir', forward_prob=1.5)
+
+
 def test_steps_after_done_leave_state_unchanged(cheetah):
   compiled, tasks, actions, _, (start, _, _) = cheetah
   done = start.replace(done=jnp.ones((3,), bool))

@@ -217,7 +217,8 @@ class CheetahDir(BraxFamily):
   """Half-Cheetah running forward or backward: `r = d * v_x - 0.05 ||a||^2`, `d in {-1, +1}`.
 
   There are only two tasks, `[-1]` (id 0) and `[+1]` (id 1); both are the training and the test
-  split. `sample_task_params` draws directions uniformly (for expert training).
+  split. `sample_task_params` draws `d = +1` with probability `forward_prob` (uniform by default);
+  it is used only to train the expert, whose backward gait lags (docs/locomotion.md).
   """
   env_name: ClassVar[str] = 'halfcheetah'
   state_labels = _PLANAR_LABELS
@@ -229,9 +230,15 @@ class CheetahDir(BraxFamily):
   num_test_tasks: int = 2
   backend: str = 'spring'
   ctrl_cost_weight: float = 0.05
+  forward_prob: float = 0.5  # P(d = +1) in sample_task_params (expert training only)
+
+  def __post_init__(self):
+    if not 0.0 <= self.forward_prob <= 1.0:
+      raise ValueError(f'CheetahDir.forward_prob must be in [0, 1], got {self.forward_prob!r}')
+    super().__post_init__()
 
   def sample_task_params(self, rng: jax.Array, n: int) -> jax.Array:
-    return jnp.where(jax.random.bernoulli(rng, 0.5, (n, 1)), 1.0, -1.0)
+    return jnp.where(jax.random.bernoulli(rng, self.forward_prob, (n, 1)), 1.0, -1.0)
 
   def all_tasks(self) -> Task:
     return Task(params=jnp.array([[-1.0], [1.0]], jnp.float32), task_id=jnp.arange(2, dtype=jnp.int32))
