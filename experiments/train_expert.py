@@ -71,8 +71,12 @@ def main(argv):
   template = experts.params_template(env.observation_size, env.action_size, network)
   extra = {}
   if config.init_from:
+    if not config.medium_from:
+      raise ValueError('config.init_from needs config.medium_from: every checkpoint of a '
+                       'fine-tuning run is near-expert, so none of them can be the medium tier')
     norm_params, policy_params = _read_params(config.init_from, template)
     extra.update(restore_params=(norm_params, policy_params, None), restore_value_fn=False)
+  medium_params = _read_params(config.medium_from, template) if config.medium_from else None
   if config.train_episode_length and config.train_episode_length != family.episode_length:
     extra['wrap_env_fn'] = functools.partial(_wrap_with_length, length=config.train_episode_length)
   start = time.time()
@@ -96,10 +100,9 @@ def main(argv):
       key, (family.act_dim,), minval=-1.0, maxval=1.0)
   random_traj = jax.jit(lambda rng: experts.rollout(family, random_policy, tasks, rng))(rng)
   random_return = float(random_traj['ret'].mean())
-  if config.medium_from:  # a fine-tuning run: the medium tier comes from elsewhere
-    medium_params = _read_params(config.medium_from, template)
+  if medium_params is not None:  # a fine-tuning run: the medium tier comes from elsewhere
     medium_traj = jax.device_get(run(medium_params, rng))
-    medium_steps, medium_return = config.medium_from, float(medium_traj['ret'].mean())
+    medium_steps, medium_return = None, float(medium_traj['ret'].mean())  # steps: _lineage
   else:
     halfway = 0.5 * (random_return + returns[-1])
     medium = min(range(len(returns) - 1), key=lambda i: abs(returns[i] - halfway))
@@ -115,7 +118,8 @@ def main(argv):
       'family': family.name, 'backend': family.backend, 'command': ' '.join(sys.argv),
       'config': config.to_dict(), 'network': network,
       'obs_size': env.observation_size, 'act_size': env.action_size,
-      'num_env_steps': checkpoints[-1][0], 'medium_env_steps': medium_steps,
+      'num_env_steps': checkpoints[-1][0],
+      **({'medium_env_steps': medium_steps} if medium_steps is not None else {}),
       **_lineage(config),
       'train_wall_time_s': round(train_time, 1), 'eval_wall_time_s': round(eval_time, 1),
       'versions': {'jax': jax.__version__, 'brax': brax.__version__},
@@ -152,18 +156,24 @@ def _lineage(config) -> dict:
 def _read_params(path: str, template):
   """(normalizer, policy) parameters of an expert .msgpack, checked against this network."""
   try:
-    return experts.from_bytes(template, pathlib.Path(path).read_bytes())
+    params = experts.from_bytes(template, pathlib.Path(path).read_bytes())
   except FileNotFoundError as err:
     raise FileNotFoundError(f'config.init_from / medium_from: no file {path}') from err
   except (ValueError, KeyError, TypeError) as err:
     raise ValueError(f'{path} does not hold parameters of this family\'s expert network '
                      f'({err})') from err
+  want = [jnp.shape(x) for x in jax.tree.leaves(template)]
+  got = [jnp.shape(x) for x in jax.tree.leaves(params)]
+  if want != got:
+    raise ValueError(f'{path}: parameter shapes {got} differ from this family\'s expert network '
+                     f'{want} (observation {template[0].mean.shape}, a different family?)')
+  return params
 
 
 def _wrap_with_length(env, episode_length, action_repeat, randomization_fn, *, length):
   del episode_length  # training episodes get `length`; Brax's evaluator still unrolls its own
   return brax_training.wrap(env, episode_length=length, action_repeat=action_repeat,
-                                 randomization_fn=randomization_fn)
+                            randomization_fn=randomization_fn)
 
 
 def _preset(family: str):
