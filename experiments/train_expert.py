@@ -102,7 +102,9 @@ def main(argv):
   random_return = float(random_traj['ret'].mean())
   if medium_params is not None:  # a fine-tuning run: the medium tier comes from elsewhere
     medium_traj = jax.device_get(run(medium_params, rng))
-    medium_steps, medium_return = None, float(medium_traj['ret'].mean())  # steps: _lineage
+    medium_return = float(medium_traj['ret'].mean())
+    steps = _prior_meta(config.medium_from, config.family).get('medium_env_steps')
+    medium_steps = steps if isinstance(steps, int) else config.medium_from
   else:
     halfway = 0.5 * (random_return + returns[-1])
     medium = min(range(len(returns) - 1), key=lambda i: abs(returns[i] - halfway))
@@ -118,8 +120,7 @@ def main(argv):
       'family': family.name, 'backend': family.backend, 'command': ' '.join(sys.argv),
       'config': config.to_dict(), 'network': network,
       'obs_size': env.observation_size, 'act_size': env.action_size,
-      'num_env_steps': checkpoints[-1][0],
-      **({'medium_env_steps': medium_steps} if medium_steps is not None else {}),
+      'num_env_steps': checkpoints[-1][0], 'medium_env_steps': medium_steps,
       **_lineage(config),
       'train_wall_time_s': round(train_time, 1), 'eval_wall_time_s': round(eval_time, 1),
       'versions': {'jax': jax.__version__, 'brax': brax.__version__},
@@ -135,21 +136,19 @@ def main(argv):
                random_return, train_time)
 
 
+def _prior_meta(path: str, family: str) -> dict:
+  """The `<family>.json` written beside an expert .msgpack, or {} when there is none."""
+  meta = pathlib.Path(path).with_name(f'{family}.json')
+  return json.loads(meta.read_text()) if meta.exists() else {}
+
+
 def _lineage(config) -> dict:
-  """Where a fine-tuning run started: PPO steps behind `init_from`, and the medium checkpoint's
-  steps, read from the `<family>.json` beside each file (absent when there is none)."""
-  def prior(path):
-    meta = pathlib.Path(path).with_name(f'{config.family}.json')
-    return json.loads(meta.read_text()) if path and meta.exists() else {}
-  out = {}
+  """Where a fine-tuning run started: the files it read and the PPO steps behind `init_from`."""
+  out = {'medium_from': config.medium_from} if config.medium_from else {}
   if config.init_from:
-    before = prior(config.init_from)
+    before = _prior_meta(config.init_from, config.family)
     out['init_from'] = config.init_from
     out['init_env_steps'] = before.get('num_env_steps', 0) + before.get('init_env_steps', 0)
-  if config.medium_from:
-    out['medium_from'] = config.medium_from
-    steps = prior(config.medium_from).get('medium_env_steps')
-    out['medium_env_steps'] = steps if isinstance(steps, int) else config.medium_from
   return out
 
 
