@@ -28,7 +28,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.encoder_hidden = (256, 256, 256)  # E_phi: 3 hidden layers (paper)
   c.model_hidden = (256, 256, 256)  # R_psi and P_omega
   c.tiers = ('expert', 'medium', 'random')  # training data tiers the context model sees
+  c.one_tier_contexts = False  # True: a sample's windows all come from one data tier, as at test
   c.learning_rate = 1e-3
+  c.lr_decay = False  # True: cosine decay of the learning rate to 1/20 of it over num_steps
   c.batch_size = 64  # paper: 64
   c.num_steps = 6000
   c.ema_decay = 0.99
@@ -46,6 +48,8 @@ def get_config() -> ml_collections.ConfigDict:
   d.predict_epsilon = False  # x0 prediction (Diffuser's locomotion default); True = the paper's eps
   d.context_dropout = 0.3  # beta
   d.tiers = ('expert',)  # training data tiers whose windows the denoiser learns to generate
+  d.num_context = 4  # history windows averaged into each training window's z label
+  d.one_tier_contexts = False  # True: a label's windows all come from one data tier, as at test
   d.context_noise = 0.0  # std of Gaussian noise on z in training (0 in the paper)
   d.action_weight = 10.0  # loss weight of the first action (Diffuser: 10)
   d.learning_rate = 1e-3
@@ -62,6 +66,7 @@ def get_config() -> ml_collections.ConfigDict:
   p.cfg_weight = 1.2  # omega (paper: 1.2 ... 2.0)
   p.guide_form = 'mean'  # 'mean' (mu + s Sigma g), 'eps' (paper's Algorithm 1), 'x0' (on x0_hat)
   p.guide_scale = 0.1  # s, dual-guide step
+  p.guide_units = 'normalized'  # the step's space: 'normalized' (Diffuser) or 'env' units
   p.dynamics_weight = 1.0  # lambda
   p.t_stopgrad = 2  # no guide at the last denoising steps k < t_stopgrad
   p.noise_scale = 0.5  # alpha, sampling temperature (Decision Diffuser: 0.5)

@@ -13,6 +13,9 @@ def get_config(family: str = 'cheetah_vel') -> ml_collections.ConfigDict:
   config.seed = 0
   config.init_from = ''  # an expert .msgpack to start the policy from (fresh value function)
   config.medium_from = ''  # a .msgpack for the medium tier (needed with init_from), '' = pick one
+  # The medium tier: the checkpoint half-way between random and expert in the test 'return' or in
+  # the family's task 'metric' (speed along the goal, forward speed, velocity error).
+  config.medium_by = 'return'
   config.train_episode_length = 0  # steps per training episode; 0 = the family's (200)
   config.env = ml_collections.ConfigDict()  # overrides of the family's static fields
 
@@ -50,6 +53,9 @@ def get_config(family: str = 'cheetah_vel') -> ml_collections.ConfigDict:
     config.env.forward_prob = 0.5  # P(d = +1) of the training draws (the backward gait lags)
   elif family == 'ant_dir':
     p.num_timesteps = 3_000_000
+    # By return, the half-way checkpoint stood still and collected the survive bonus
+    # (0.05 m/s along the goal); half-way in speed is a walking one (docs/locomotion.md).
+    config.medium_by = 'metric'
   elif family in ('walker_param', 'hopper_param'):
     # generalized backend; PPO runs ~4-5k env steps/s here, after ~2-4 min of compilation
     # walker: 0.80 m/s at 4.1M steps, 0.90 at 8.2M (docs/locomotion.md); the committed experts

@@ -3,7 +3,8 @@
   python experiments/train_expert.py --family=cheetah_vel --workdir=runs/experts/cheetah_vel
 
 Writes <family>.msgpack (final policy), <family>_medium.msgpack (the checkpoint whose test-task
-return is closest to half-way between random and expert) and <family>.json (command, config,
+return, or with `--config.medium_by=metric` the family's task metric such as the speed along the
+goal, is closest to half-way between random and expert) and <family>.json (command, config,
 steps, wall time, quality on the test tasks), each through a temporary file and a rename.
 
 `--config.init_from=PATH.msgpack` starts the policy (and its observation normalizer) from an
@@ -70,6 +71,8 @@ def main(argv):
   network_factory = functools.partial(_ppo_networks, network=network)
   template = experts.params_template(env.observation_size, env.action_size, network)
   extra = {}
+  if config.medium_by not in ('return', 'metric'):
+    raise ValueError(f"config.medium_by must be 'return' or 'metric', got {config.medium_by!r}")
   if config.init_from:
     if not config.medium_from:
       raise ValueError('config.init_from needs config.medium_from: every checkpoint of a '
@@ -106,8 +109,16 @@ def main(argv):
     steps = _prior_meta(config.medium_from, config.family).get('medium_env_steps')
     medium_steps = steps if isinstance(steps, int) else config.medium_from
   else:
-    halfway = 0.5 * (random_return + returns[-1])
-    medium = min(range(len(returns) - 1), key=lambda i: abs(returns[i] - halfway))
+    # Half-way between random and expert, in the test return or in the family's task metric.
+    if config.medium_by == 'metric':
+      scores = [_metric(family, tasks, t) for t in trajs]
+      low = _metric(family, tasks, random_traj)
+    else:
+      scores, low = returns, random_return
+    halfway = 0.5 * (low + scores[-1])
+    medium = min(range(len(scores) - 1), key=lambda i: abs(scores[i] - halfway))
+    logging.info('medium tier: checkpoint at %d steps, %s %.3f (half-way %.3f)',
+                 checkpoints[medium][0], config.medium_by, scores[medium], halfway)
     medium_steps, medium_params = checkpoints[medium]
     medium_traj, medium_return = trajs[medium], returns[medium]
   eval_time = time.time() - start - train_time
@@ -134,6 +145,17 @@ def main(argv):
   _write_atomic(out / f'{family.name}.json', json.dumps(meta, indent=1).encode())
   logging.info('expert %.1f medium %.1f random %.1f; train %.0fs', returns[-1], medium_return,
                random_return, train_time)
+
+
+def _metric(family, tasks, traj) -> float:
+  """The family's headline task metric (higher is better) from `experts.quality`: the speed along
+  the task's direction, forward speed, or minus the velocity-tracking error."""
+  q = experts.quality(family, tasks, traj)
+  if family.name == 'cheetah_vel':
+    return -q['abs_vel_error_50_200']
+  key = {'cheetah_dir': 'velocity_along_direction', 'ant_dir': 'velocity_along_goal'}.get(
+      family.name, 'forward_velocity')
+  return float(sum(q[key]) / len(q[key]))
 
 
 def _prior_meta(path: str, family: str) -> dict:

@@ -11,6 +11,7 @@ import pytest
 from mdx import data as mdata
 from mdx.data import trajectories as trj
 from mdx.envs import PointRobot
+from mdx.training import trainers
 
 FAMILY = PointRobot()
 DIMS = dict(obs_dim=2, act_dim=2, task_dim=2)
@@ -130,6 +131,25 @@ def test_sampler_windows_are_contiguous_and_from_one_task(expert):
   ctx_s2, ctx_r = seg.context[..., 5:], seg.context[..., 4]
   np.testing.assert_allclose(ctx_r, -np.linalg.norm(ctx_s2 - goals[:, None, None], axis=-1),
                              rtol=1e-5)
+
+
+def test_sampler_context_blocks_draw_every_window_from_one_tier(expert):
+  # Six episodes per task read as blocks (tiers) of 2, 1 and 3 episodes; each episode's actions
+  # are stamped with its index, so a context row shows which episode it came from.
+  data = trainers.concat_episodes([expert] * 3)
+  stamp = np.broadcast_to(np.arange(6, dtype=np.float32)[None, :, None, None], data.actions.shape)
+  data = data.replace(actions=stamp)
+  block_of = np.array([0, 0, 1, 2, 2, 2])
+  sample = lambda blocks: jax.jit(lambda r: mdata.sample_segments(
+      r, data, 256, history=3, horizon=4, num_context=5, context_blocks=blocks))(
+          jax.random.PRNGKey(0))
+  block = block_of[np.asarray(sample((2, 1, 3)).context[..., 2]).astype(int)]  # [B, n, h]
+  assert (block == block[:, :1, :1]).all()  # one block per sample
+  assert set(np.unique(block[:, 0, 0])) == {0, 1, 2}  # and every block drawn
+  mixed = block_of[np.asarray(sample(None).context[..., 2]).astype(int)]
+  assert not (mixed == mixed[:, :1, :1]).all()
+  with pytest.raises(ValueError, match=r'blocks=\(2, 2, 3\) must be positive episode counts'):
+    sample((2, 2, 3))
 
 
 def test_normalizer_round_trip(tmp_path, expert):

@@ -182,3 +182,21 @@ def test_x0_guide_moves_the_final_plan_where_the_mean_form_cannot():
   # One x0 step of size s: a <- a + s dJ/da, with J = -||a - target||^2 in normalized = raw units.
   expected = np.broadcast_to(0.5 * 2 * np.array([0.8, -0.8]), (4, H, 2))
   np.testing.assert_allclose(values['x0'].actions, expected, rtol=1e-5)
+
+
+def test_guide_units_env_steps_in_environment_units():
+  """With guide_units 'env' one x0 step moves x by s dJ/dx in environment units; in normalized
+  units the same s moves a state of half-range 2 by 4 s dJ/dx_env."""
+  reward = lambda s, a, zz: -jnp.square(s - 2.0).sum(-1)  # dJ/ds = 2 at s = 1
+  guide = lambda p, s, a, z: trajectory_objective(reward, lambda s, a, zz: s)(s, a, z)
+  const = lambda p, x, k, c, m: jnp.zeros_like(x)  # normalized 0: states at 1.0 in env units
+  out = {}
+  for units in ('normalized', 'env'):
+    config = PlanConfig(horizon=H, num_steps=1, guide_scale=0.1, guide_form='x0',
+                        guide_units=units, dynamics_weight=0.0, predict_epsilon=False)
+    out[units] = jax.jit(lambda c=config: _plan(c, const, guide, b=3))()
+  np.testing.assert_allclose(out['env'].states[:, 1:], 1.0 + 0.1 * 2.0, rtol=1e-5)
+  np.testing.assert_allclose(out['normalized'].states[:, 1:], 1.0 + 4 * 0.1 * 2.0, rtol=1e-5)
+  np.testing.assert_allclose(out['env'].actions, 0.0, atol=1e-6)  # R does not read actions
+  with pytest.raises(ValueError, match="guide_units must be 'normalized' or 'env'"):
+    PlanConfig(horizon=4, guide_units='raw')

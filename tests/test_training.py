@@ -21,10 +21,10 @@ def _context_run(config, workdir, *, fail_at=None):
   expert, _ = trainers.load_dataset(workdir, family, 'train', 'expert')
   from mdx.data import init_normalizer  # pylint: disable=g-import-not-at-top
   norm = init_normalizer(expert)
-  data = jax.device_put(trainers.context_training_data(config, workdir, family))
+  data, tier_episodes = trainers.context_training_data(config, workdir, family)
   init_rng, train_rng = jax.random.split(jax.random.PRNGKey(0))
   state = trainers.init_context_state(config, family, norm, init_rng)
-  step = trainers.make_context_step(config, family, data, norm)
+  step = trainers.make_context_step(config, family, jax.device_put(data), norm, tier_episodes)
 
   def maybe_crash(state, rng):
     if fail_at is not None and int(state.step) == fail_at:
@@ -96,7 +96,7 @@ def test_context_regularizers_by_hand(test_config, data_workdir):
   from mdx import data as mdata  # pylint: disable=g-import-not-at-top
   from mdx.nets import ContextModel  # pylint: disable=g-import-not-at-top
   family = trainers.family_from_config(test_config)
-  data = trainers.context_training_data(test_config, data_workdir, family)
+  data, _ = trainers.context_training_data(test_config, data_workdir, family)
   norm = mdata.init_normalizer(data)
   state = trainers.init_context_state(test_config, family, norm, jax.random.PRNGKey(0))
   model = trainers.build_context_model(test_config, family)

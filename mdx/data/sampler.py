@@ -8,8 +8,11 @@ jitted train step.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from mdx.data.trajectories import Trajectories
@@ -42,15 +45,28 @@ def _window(data: Trajectories, task, episode, rng, length: int):
 
 
 def sample_context(rng: jax.Array, data: Trajectories, task: jax.Array, *, history: int,
-                   num_context: int) -> jax.Array:
+                   num_context: int, blocks: Sequence[int] | None = None) -> jax.Array:
   """`num_context` history windows from random episodes of task index `task` (a scalar).
+
+  With `blocks` (episode counts of consecutive blocks of the episode axis, e.g. the data tiers
+  joined by `concat_episodes`) all the windows come from one block drawn uniformly, as a test-time
+  context comes from the warm-start data of one tier.
 
   Returns:
     `[num_context, history, 2 obs + act + 1]`.
   """
   data = jax.tree.map(jnp.asarray, data)
   ep_rng, win_rng = jax.random.split(rng)
-  episodes = jax.random.randint(ep_rng, (num_context,), 0, data.episodes_per_task)
+  if blocks is None:
+    episodes = jax.random.randint(ep_rng, (num_context,), 0, data.episodes_per_task)
+  else:
+    if sum(blocks) != data.episodes_per_task or min(blocks) < 1:
+      raise ValueError(f'blocks={tuple(blocks)} must be positive episode counts summing to the '
+                       f'{data.episodes_per_task} episodes per task')
+    block = jax.random.randint(jax.random.fold_in(rng, 2), (), 0, len(blocks))
+    size = jnp.asarray(blocks)[block]
+    start = jnp.asarray(np.cumsum((0,) + tuple(blocks[:-1])))[block]
+    episodes = start + jax.random.randint(ep_rng, (num_context,), 0, size)
   win = jax.vmap(lambda e, r: _window(data, task, e, r, history))(
       episodes, jax.random.split(win_rng, num_context))
   return transition_rows(*win)
@@ -58,7 +74,8 @@ def sample_context(rng: jax.Array, data: Trajectories, task: jax.Array, *, histo
 
 def sample_segments(rng: jax.Array, data: Trajectories, batch: int, *, history: int,
                     horizon: int, num_context: int = 1,
-                    context_data: Trajectories | None = None) -> Segments:
+                    context_data: Trajectories | None = None,
+                    context_blocks: Sequence[int] | None = None) -> Segments:
   """Draws `batch` windows of `horizon` steps, each with `num_context` histories of its task.
 
   Args:
@@ -86,7 +103,7 @@ def sample_segments(rng: jax.Array, data: Trajectories, batch: int, *, history: 
       tasks, episodes, jax.random.split(win_rng, batch))
   context_data = data if context_data is None else jax.tree.map(jnp.asarray, context_data)
   context = jax.vmap(lambda t, k: sample_context(k, context_data, t, history=history,
-                                                 num_context=num_context))(
+                                                 num_context=num_context, blocks=context_blocks))(
       tasks, jax.random.split(ctx_rng, batch))
   return Segments(context=context, states=s, actions=a, rewards=r, next_states=s2,
                   task_index=tasks)

@@ -39,7 +39,8 @@ def plan_config(config, *, unconditional: bool = False) -> PlanConfig:
     return PlanConfig(**common)
   return PlanConfig(num_candidates=p.num_candidates, cfg_weight=p.cfg_weight,
                     guide_scale=p.guide_scale, dynamics_weight=p.dynamics_weight,
-                    t_stopgrad=p.t_stopgrad, guide_form=p.get('guide_form', 'mean'), **common)
+                    t_stopgrad=p.t_stopgrad, guide_form=p.get('guide_form', 'mean'),
+                    guide_units=p.get('guide_units', 'normalized'), **common)
 
 
 def make_guide_fn(context_model: ContextModel, norm: mdata.Normalizer):

@@ -66,13 +66,15 @@ class PlanConfig:
   predict_epsilon: bool = True  # the network's parameterization (must match training).
   clip_denoised: Optional[float] = None  # clip the predicted x0 to [-c, c] (normalized units).
   guide_form: str = 'mean'  # 'mean' (mu + s Sigma g), 'eps' (paper's Alg. 1) or 'x0' (on x0_hat)
+  guide_units: str = 'normalized'  # the space of the guide's step: 'normalized' or 'env'
 
   def __post_init__(self):
     checks = [('horizon', self.horizon >= 1, '>= 1'), ('num_steps', self.num_steps >= 1, '>= 1'),
               ('num_candidates', self.num_candidates >= 1, '>= 1'),
               ('noise_scale', self.noise_scale >= 0, '>= 0'),
               ('t_stopgrad', 0 <= self.t_stopgrad <= self.num_steps, 'in [0, num_steps]'),
-              ('guide_form', self.guide_form in ('mean', 'eps', 'x0'), "'mean', 'eps' or 'x0'")]
+              ('guide_form', self.guide_form in ('mean', 'eps', 'x0'), "'mean', 'eps' or 'x0'"),
+              ('guide_units', self.guide_units in ('normalized', 'env'), "'normalized' or 'env'")]
     for name, ok, want in checks:
       if not ok:
         raise ValueError(f'PlanConfig.{name} must be {want}, got {getattr(self, name)!r}')
@@ -125,6 +127,18 @@ def plan(params: Params, rng: jax.Array, obs: jax.Array, context: jax.Array,
     j, zeta = guide_fn(params, states, actions, ctx_n)
     return j - config.dynamics_weight * zeta, (j, zeta)
 
+  # The guide's gradient, w.r.t. normalized x. With guide_units 'env' it is preconditioned by the
+  # squared half-ranges of the normalizer, which makes the step `s * grad` in environment units
+  # (dx_env = s dJ/dx_env): normalized units stretch Point-Robot's actions 10x against its
+  # states, so a step that moves an action by 0.04 moves a state by 4 normalized units.
+  if config.guide_units == 'env':
+    half = 0.5 * jnp.concatenate([normalizer.obs_hi - normalizer.obs_lo,
+                                  normalizer.act_hi - normalizer.act_lo])
+    precond = (1.0 / jnp.square(half))[None, None, :]  # [1, 1, D]
+  else:
+    precond = 1.0
+  guide_grad = lambda y: precond * jax.grad(lambda u: objective(u)[0].sum())(y)
+
   def step(x, inputs):
     k, noise = inputs
     ks = jnp.full((batch * n,), k, jnp.int32)
@@ -140,7 +154,7 @@ def plan(params: Params, rng: jax.Array, obs: jax.Array, context: jax.Array,
     if use_guide:
       scale = jnp.where(k >= config.t_stopgrad, config.guide_scale, 0.0)
     if use_guide and config.guide_form != 'x0':
-      grad = jax.grad(lambda y: objective(y)[0].sum())(x)
+      grad = guide_grad(x)
       if config.guide_form == 'eps':
         eps = out if config.predict_epsilon else sch.predict_eps_from_x0(sched, x, ks, out)
         eps = eps - scale * sched.sqrt_one_minus_alphas_cumprod[k] * grad
@@ -149,7 +163,7 @@ def plan(params: Params, rng: jax.Array, obs: jax.Array, context: jax.Array,
       x0 = jnp.clip(x0, -config.clip_denoised, config.clip_denoised)
     if use_guide and config.guide_form == 'x0':
       x0 = inpaint(x0, obs_n)  # R(s_0, a_0) must see the true current state
-      x0 = x0 + scale * jax.grad(lambda y: objective(y)[0].sum())(x0)
+      x0 = x0 + scale * guide_grad(x0)
       if config.clip_denoised is not None:
         x0 = jnp.clip(x0, -config.clip_denoised, config.clip_denoised)
     mean, log_var = sch.q_posterior(sched, x0, x, ks)

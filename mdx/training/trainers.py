@@ -64,7 +64,11 @@ def build_denoiser(config, family: TaskFamily, *, unconditional: bool = False) -
                       embed_hidden=d.embed_hidden, use_context=not unconditional)
 
 
-def _adam(lr: float, clip: float | None):
+def _adam(lr: float, clip: float | None, decay_steps: int | None = None):
+  """Adam at `lr`, cosine-decayed to lr / 20 over `decay_steps` when given, after gradient
+  clipping at global norm `clip` when given."""
+  if decay_steps:
+    lr = optax.cosine_decay_schedule(lr, decay_steps, alpha=0.05)
   tx = optax.adam(lr)
   return optax.chain(optax.clip_by_global_norm(clip), tx) if clip else tx
 
@@ -75,7 +79,8 @@ def init_context_state(config, family, norm, rng) -> TrainState:
   row = 2 * family.obs_dim + family.act_dim + 1
   params = model.init(rng, norm, jnp.zeros((1, c.num_context, c.history, row)),
                       jnp.zeros((1, 1, family.obs_dim)), jnp.zeros((1, 1, family.act_dim)))
-  return TrainState.create(params, _adam(c.learning_rate, c.get('grad_clip')))
+  decay = c.num_steps if c.get('lr_decay', False) else None
+  return TrainState.create(params, _adam(c.learning_rate, c.get('grad_clip'), decay))
 
 
 def context_loss(model: ContextModel, params, norm, seg: mdata.Segments, rng=None, *,
@@ -114,9 +119,12 @@ def context_loss(model: ContextModel, params, norm, seg: mdata.Segments, rng=Non
                 'z_within_task_fraction': spread}
 
 
-def make_context_step(config, family, data, norm):
+def make_context_step(config, family, data, norm, tier_episodes=None):
+  """The jitted update of the context model; `tier_episodes` (episodes per tier of `data`) makes
+  every sample's histories come from one tier (`config.context.one_tier_contexts`)."""
   model = build_context_model(config, family)
   c = config.context
+  blocks = tier_episodes if c.get('one_tier_contexts', False) else None
   reg = dict(z_noise=c.get('z_noise', 0.0), z_penalty=c.get('z_penalty', 0.0),
              z_consistency=c.get('z_consistency', 0.0))
 
@@ -124,7 +132,8 @@ def make_context_step(config, family, data, norm):
   def step(state: TrainState, rng):
     seg_rng, noise_rng = jax.random.split(rng)
     seg = mdata.sample_segments(seg_rng, data, c.batch_size, history=c.history,
-                                horizon=c.target_window, num_context=c.num_context)
+                                horizon=c.target_window, num_context=c.num_context,
+                                context_blocks=blocks)
     grads, metrics = jax.grad(lambda p: context_loss(model, p, norm, seg, noise_rng, **reg),
                               has_aux=True)(state.params)
     return state.apply_gradients(grads, ema_decay=c.ema_decay), metrics
@@ -132,8 +141,10 @@ def make_context_step(config, family, data, norm):
 
 
 def context_training_data(config, workdir, family):
-  tiers = list(config.context.tiers)
-  return concat_episodes([load_dataset(workdir, family, 'train', t)[0] for t in tiers])
+  """The training tasks' data of `config.context.tiers` joined along the episode axis, and the
+  number of episodes of each tier in it."""
+  datasets = [load_dataset(workdir, family, 'train', t)[0] for t in config.context.tiers]
+  return concat_episodes(datasets), tuple(d.episodes_per_task for d in datasets)
 
 
 def train_context(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
@@ -147,11 +158,12 @@ def train_context(config: ml_collections.ConfigDict, workdir: str) -> TrainState
   norm = mdata.init_normalizer(concat_episodes([expert]))
   out = os.path.join(workdir, 'context')
   nz.save_normalizer(os.path.join(out, 'normalizer.npz'), norm)
-  data = jax.device_put(context_training_data(config, workdir, family))
+  data, tier_episodes = context_training_data(config, workdir, family)
+  data = jax.device_put(data)
   rng = jax.random.PRNGKey(config.seed)
   init_rng, train_rng = jax.random.split(jax.random.fold_in(rng, 1))
   state = init_context_state(config, family, norm, init_rng)
-  return train(out, state, make_context_step(config, family, data, norm), train_rng,
+  return train(out, state, make_context_step(config, family, data, norm, tier_episodes), train_rng,
                num_steps=config.context.num_steps, log_every=config.log_every,
                checkpoint_every=config.checkpoint_every, name='context',
                hparams=config.context.to_dict())
@@ -176,19 +188,20 @@ def init_denoiser_state(config, family, rng, *, unconditional=False) -> TrainSta
 
 
 def make_diffusion_step(config, family, data, norm, context_model, context_params, *,
-                        unconditional=False, context_data=None):
+                        unconditional=False, context_data=None, context_tier_episodes=None):
   net = build_denoiser(config, family, unconditional=unconditional)
   d, c = config.diffusion, config.context
   sched = make_schedule(d.num_steps)
   weights = loss_weights(d.horizon, family.obs_dim, family.act_dim, d.action_weight)
   dropout = 1.0 if unconditional else d.context_dropout
+  blocks = context_tier_episodes if d.get('one_tier_contexts', False) else None
 
   @functools.partial(jax.jit, donate_argnums=0)
   def step(state: TrainState, rng):
     seg_rng, loss_rng = jax.random.split(rng)
     seg = mdata.sample_segments(seg_rng, data, d.batch_size, history=c.history,
-                                horizon=d.horizon, num_context=c.num_context,
-                                context_data=context_data)
+                                horizon=d.horizon, num_context=d.get('num_context', c.num_context),
+                                context_data=context_data, context_blocks=blocks)
     z = jax.lax.stop_gradient(context_model.apply(context_params, norm, seg.context,
                                                   method=ContextModel.encode))
     if d.get('context_noise', 0.0):  # conditioning augmentation (see the docstring)
@@ -221,12 +234,14 @@ def train_diffusion(config: ml_collections.ConfigDict, workdir: str, *,
   tiers = list(config.diffusion.get('tiers', ('expert',)))
   data = jax.device_put(concat_episodes([load_dataset(workdir, family, 'train', t)[0]
                                          for t in tiers]))
-  context_data = jax.device_put(context_training_data(config, workdir, family))
+  context_data, tier_episodes = context_training_data(config, workdir, family)
+  context_data = jax.device_put(context_data)
   rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 3 if unconditional else 2)
   init_rng, train_rng = jax.random.split(rng)
   state = init_denoiser_state(config, family, init_rng, unconditional=unconditional)
   step = make_diffusion_step(config, family, data, norm, context_model, context_params,
-                             unconditional=unconditional, context_data=context_data)
+                             unconditional=unconditional, context_data=context_data,
+                             context_tier_episodes=tier_episodes)
   name = 'udiffuser' if unconditional else 'diffusion'
   steps = config.diffusion.num_train_steps
   if unconditional:
