@@ -51,6 +51,7 @@ def get_config(preset: str = 'cpu') -> ml_collections.ConfigDict:
     c.encoder_hidden = c.model_hidden = (32, 32)
     c.context_dim, c.history, c.target_window, c.num_context, c.num_steps = 8, 4, 4, 2, 20
     d.horizon, d.dim, d.dim_mults, d.embed_dim, d.embed_hidden = 8, 8, (1, 2), 8, 16
+    d.num_context = 2
     d.num_steps, d.num_train_steps, d.ema_start = 4, 10, 0
     config.udiffuser.num_train_steps = 10
     config.log_every, config.checkpoint_every = 10, 10
