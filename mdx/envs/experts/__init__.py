@@ -7,7 +7,7 @@ parameters live next to this file:
 
   <family>.msgpack          the final ("expert") policy: normalizer statistics + policy MLP
   <family>_medium.msgpack   an earlier policy of the same run, about half-way between random and
-                            expert in return on the test tasks
+                            expert in return on the test tasks (Ant-Dir: in speed along the goal)
   <family>.json             command, config, steps, wall time and measured quality of the run
 
 `experiments/train_expert.py` writes them; `load_expert` reads them back as a pure, vmappable
