@@ -60,6 +60,35 @@ def test_interrupted_run_resumes_to_the_same_parameters(test_config, data_workdi
   assert any(f.startswith('events.out.tfevents') for f in os.listdir(os.path.join(broken, 'ctx')))
 
 
+def test_trained_stage_loads_under_another_optimizer_but_does_not_resume(test_config,
+                                                                          data_workdir, tmp_path):
+  """Loading a stage reads only its parameters; resuming it under a different optimizer state
+  (here a learning-rate schedule) fails with an error that says so."""
+  config = copy.deepcopy(test_config)
+  config.context.num_steps = 10
+  workdir = str(tmp_path / 'run')
+  os.makedirs(workdir)
+  os.symlink(os.path.join(data_workdir, 'data'), os.path.join(workdir, 'data'))
+  trained = _context_run(config, workdir)
+  decayed = copy.deepcopy(config)
+  decayed.context.lr_decay = True
+  family = trainers.family_from_config(decayed)
+  template = trainers.init_context_state(decayed, family, _norm(workdir, decayed),
+                                         jax.random.PRNGKey(5))
+  assert jax.tree.structure(template.opt_state) != jax.tree.structure(trained.opt_state)
+  params = loop.load_params(os.path.join(workdir, 'ctx', 'checkpoints'), template)
+  jax.tree.map(np.testing.assert_array_equal, params, trained.ema_params)
+  decayed.context.num_steps = 20
+  with pytest.raises(ValueError, match='does not match the training state of this config'):
+    _context_run(decayed, workdir)
+
+
+def _norm(workdir, config):
+  from mdx.data import init_normalizer  # pylint: disable=g-import-not-at-top
+  family = trainers.family_from_config(config)
+  return init_normalizer(trainers.load_dataset(workdir, family, 'train', 'expert')[0])
+
+
 def test_pipeline_end_to_end(test_config, data_workdir):
   from mdx.evaluation import evaluate  # pylint: disable=g-import-not-at-top
   trainers.train_context(test_config, data_workdir)

@@ -37,7 +37,13 @@ def restore_or_init(manager: ocp.CheckpointManager, state: TrainState) -> TrainS
   if step is None:
     return state
   print(f'Restoring checkpoint step {step} from {manager.directory}', flush=True)
-  return manager.restore(step, args=ocp.args.StandardRestore(state))
+  try:
+    return manager.restore(step, args=ocp.args.StandardRestore(state))
+  except ValueError as err:
+    raise ValueError(
+        f'{manager.directory}: the checkpoint of step {step} does not match the training state '
+        'of this config (a changed model, optimizer or learning-rate schedule?). Resume with the '
+        'config it was written with, or train into a new workdir.') from err
 
 
 def latest_step(ckpt_dir: str) -> int | None:
@@ -49,13 +55,19 @@ def latest_step(ckpt_dir: str) -> int | None:
 
 
 def load_params(ckpt_dir: str, state: TrainState, *, ema: bool = True) -> Any:
-  """The (EMA) parameters of the newest checkpoint in `ckpt_dir`, given a template state."""
+  """The (EMA) parameters of the newest checkpoint in `ckpt_dir`, given a template state.
+
+  Only the parameters are read (an Orbax partial restore), so a trained stage loads whatever
+  optimizer or learning-rate schedule trained it."""
+  item = {'params': state.params, 'ema_params': state.ema_params}
   with checkpoint_manager(ckpt_dir) as m:
     step = m.latest_step()
     if step is None:
       raise FileNotFoundError(f'{ckpt_dir}: no checkpoint found (train this stage first)')
-    restored = m.restore(step, args=ocp.args.StandardRestore(state))
-  return restored.ema_params if ema else restored.params
+    restored = m.restore(step, args=ocp.args.PyTreeRestore(
+        item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item),
+        partial_restore=True))
+  return restored['ema_params' if ema else 'params']
 
 
 def train(workdir: str, state: TrainState, step_fn: StepFn, rng: jax.Array, *, num_steps: int,
