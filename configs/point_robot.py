@@ -9,12 +9,12 @@ from configs import base
 def get_config(preset: str = 'cpu') -> ml_collections.ConfigDict:
   config = base.get_config()
   config.family = 'point_robot'
-  config.data.expert_noise = 0.0  # the optimal controller itself (0.02 measured worse: README)
+  config.data.expert_noise = 0.0  # the optimal controller itself (0.02 measured worse: docs/point_robot.md)
   c, d, p, e = config.context, config.diffusion, config.planner, config.eval
   c.history = 4  # h (paper: 4 for Point-Robot)
   # Contexts in training as at test: 32 history windows, all from one data tier of the task (a
   # test context is 32 windows of one tier's warm-start data). With 4 windows from mixed tiers,
-  # R and the denoiser learned a map from noisy z that shrinks at test (README, Results).
+  # R and the denoiser learned a map from noisy z that shrinks at test (docs/point_robot.md).
   c.num_context = d.num_context = 32
   c.one_tier_contexts = d.one_tier_contexts = True
   d.horizon = 4  # H (paper: 4 for Point-Robot)
@@ -22,14 +22,14 @@ def get_config(preset: str = 'cpu') -> ml_collections.ConfigDict:
   d.context_dropout = 0.3  # beta (paper, Table 6: 0.3 for Point-Robot)
   # Expert and medium windows (the paper's offline data is of mixed quality and the guide picks
   # the good plans): unseen-task scores 0.89 / 0.80 against 0.86 / 0.73 from expert windows only
-  # with expert / random warm starts (README, Results).
+  # with expert / random warm starts (docs/point_robot.md).
   d.tiers = ('expert', 'medium')
   p.dynamics_weight = 0.5  # lambda (paper, Table 4: 0.5 for Point-Robot)
   # The dual guide on the predicted clean plan, one step of s dJ/dx in environment units: J is a
   # sum of distances (|dJ/da| ~ 1), so a planned action moves by up to 0.04 per denoising step.
   # The 'mean' form at s = 30 (normalized units) scored 0.92 / 0.87 against 0.96 / 0.90-0.92;
   # in normalized units the same action step pushed the planned states 4 units, to the clip
-  # (README, Results).
+  # (docs/point_robot.md).
   p.guide_form = 'x0'
   p.guide_units = 'env'
   p.guide_scale = 0.04  # s

@@ -228,7 +228,7 @@ def train_diffusion(config: ml_collections.ConfigDict, workdir: str, *,
   `config.diffusion.context_noise` (0 in the paper) adds Gaussian noise of that std to z in
   training (conditioning augmentation, as Imagen does): with only a few tens of training tasks the
   z of each sits in a tight cluster, and the noise makes the denoiser interpolate between the
-  clusters instead of mapping each to its own behaviour (README, Results)."""
+  clusters instead of mapping each to its own behaviour (docs/point_robot.md)."""
   family = family_from_config(config)
   context_model, context_params, norm = load_context(config, workdir, family)
   tiers = list(config.diffusion.get('tiers', ('expert',)))
