@@ -9,7 +9,8 @@ from configs import base
 def get_config(preset: str = 'cpu') -> ml_collections.ConfigDict:
   config = base.get_config()
   config.family = 'point_robot'
-  config.data.expert_noise = 0.0  # the optimal controller itself (0.02 measured worse: docs/point_robot.md)
+  # The optimal controller itself (noise 0.02 measured worse: docs/point_robot.md).
+  config.data.expert_noise = 0.0
   c, d, p, e = config.context, config.diffusion, config.planner, config.eval
   c.history = 4  # h (paper: 4 for Point-Robot)
   # Contexts in training as at test: 32 history windows, all from one data tier of the task (a

@@ -9,7 +9,8 @@ Tiers for Point-Robot:
   datasets (`config.data.expert_noise`, default 0). The paper's expert data came from stochastic
   SAC policies; on Point-Robot, noise of std 0.02 widened the states the denoiser sees but lowered
   MetaDiffuser's expert-warm-start score (0.85 against 0.89 without noise, docs/point_robot.md),
-  so the cpu preset keeps the optimal controller. The Oracle row always uses the noise-free controller.
+  so the cpu preset keeps the optimal controller. The Oracle row always uses the noise-free
+  controller.
 - medium: epsilon-greedy around the expert: with probability `MEDIUM_EPSILON` = 0.5 the action is
   drawn uniformly from the action box, otherwise it is the expert's. Its return lies between
   random and expert (measured per task in each dataset's meta.json).
