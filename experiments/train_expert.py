@@ -111,8 +111,8 @@ def main(argv):
   else:
     # Half-way between random and expert, in the test return or in the family's task metric.
     if config.medium_by == 'metric':
-      scores = [_metric(family, tasks, t) for t in trajs]
-      low = _metric(family, tasks, random_traj)
+      scores = [experts.task_metric(family, tasks, t) for t in trajs]
+      low = experts.task_metric(family, tasks, random_traj)
     else:
       scores, low = returns, random_return
     halfway = 0.5 * (low + scores[-1])
@@ -145,17 +145,6 @@ def main(argv):
   _write_atomic(out / f'{family.name}.json', json.dumps(meta, indent=1).encode())
   logging.info('expert %.1f medium %.1f random %.1f; train %.0fs', returns[-1], medium_return,
                random_return, train_time)
-
-
-def _metric(family, tasks, traj) -> float:
-  """The family's headline task metric (higher is better) from `experts.quality`: the speed along
-  the task's direction, forward speed, or minus the velocity-tracking error."""
-  q = experts.quality(family, tasks, traj)
-  if family.name == 'cheetah_vel':
-    return -q['abs_vel_error_50_200']
-  key = {'cheetah_dir': 'velocity_along_direction', 'ant_dir': 'velocity_along_goal'}.get(
-      family.name, 'forward_velocity')
-  return float(sum(q[key]) / len(q[key]))
 
 
 def _prior_meta(path: str, family: str) -> dict:

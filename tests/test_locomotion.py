@@ -147,6 +147,20 @@ def test_cheetah_dir_forward_prob_sets_the_training_draws():
     make_family('cheetah_dir', forward_prob=1.5)
 
 
+def test_task_metric_by_hand():
+  """The medium tier's half-way scalar: speed along the task's direction, or minus the tracking
+  error, from `experts.quality` on hand-made trajectories (2 episodes x 200 steps)."""
+  v = np.zeros((2, 200, 2), np.float32)
+  v[0, :, 0], v[1, :, 0] = -2.0, 3.0
+  traj = {'velocity': jnp.asarray(v), 'alive': jnp.ones((2, 200), bool), 'ret': jnp.zeros(2)}
+  direction = make_family('cheetah_dir').all_tasks()  # d = -1, +1
+  assert experts.task_metric(make_family('cheetah_dir'), direction, traj) == pytest.approx(2.5)
+  goals = Task(params=jnp.array([[0.0], [math.pi]]), task_id=jnp.arange(2))
+  assert experts.task_metric(make_family('ant_dir'), goals, traj) == pytest.approx(-2.5)
+  targets = Task(params=jnp.array([[1.0], [1.0]]), task_id=jnp.arange(2))
+  assert experts.task_metric(make_family('cheetah_vel'), targets, traj) == pytest.approx(-2.5)
+
+
 def test_steps_after_done_leave_state_unchanged(cheetah):
   compiled, tasks, actions, _, (start, _, _) = cheetah
   done = start.replace(done=jnp.ones((3,), bool))

@@ -15,12 +15,16 @@ class Interrupted(Exception):
   pass
 
 
+def _norm(workdir, config):
+  from mdx.data import init_normalizer  # pylint: disable=g-import-not-at-top
+  family = trainers.family_from_config(config)
+  return init_normalizer(trainers.load_dataset(workdir, family, 'train', 'expert')[0])
+
+
 def _context_run(config, workdir, *, fail_at=None):
   """The context stage's own pieces, with an optional crash at step `fail_at`."""
   family = trainers.family_from_config(config)
-  expert, _ = trainers.load_dataset(workdir, family, 'train', 'expert')
-  from mdx.data import init_normalizer  # pylint: disable=g-import-not-at-top
-  norm = init_normalizer(expert)
+  norm = _norm(workdir, config)
   data, tier_episodes = trainers.context_training_data(config, workdir, family)
   init_rng, train_rng = jax.random.split(jax.random.PRNGKey(0))
   state = trainers.init_context_state(config, family, norm, init_rng)
@@ -81,12 +85,6 @@ def test_trained_stage_loads_under_another_optimizer_but_does_not_resume(test_co
   decayed.context.num_steps = 20
   with pytest.raises(ValueError, match='does not match the training state of this config'):
     _context_run(decayed, workdir)
-
-
-def _norm(workdir, config):
-  from mdx.data import init_normalizer  # pylint: disable=g-import-not-at-top
-  family = trainers.family_from_config(config)
-  return init_normalizer(trainers.load_dataset(workdir, family, 'train', 'expert')[0])
 
 
 def test_pipeline_end_to_end(test_config, data_workdir):

@@ -237,3 +237,15 @@ def quality(family: TaskFamily, tasks: Task, traj: dict) -> dict[str, float]:
     out['episode_lengths'] = [int(x) for x in length]
     out['tasks_no_fall_and_1mps'] = int(jnp.sum((length == family.episode_length) & (speed >= 1.0)))
   return out
+
+
+def task_metric(family: TaskFamily, tasks: Task, traj: dict) -> float:
+  """The family's headline number from `quality`, as one scalar where higher is better: mean
+  speed along the task's direction (Cheetah-Dir, Ant-Dir), mean forward speed (Walker/Hopper),
+  or minus the velocity-tracking error (Cheetah-Vel)."""
+  q = quality(family, tasks, traj)
+  if family.name == 'cheetah_vel':
+    return -q['abs_vel_error_50_200']
+  key = {'cheetah_dir': 'velocity_along_direction', 'ant_dir': 'velocity_along_goal'}.get(
+      family.name, 'forward_velocity')
+  return float(sum(q[key]) / len(q[key]))
