@@ -17,6 +17,12 @@ def get_config(family: str = 'cheetah_vel') -> ml_collections.ConfigDict:
   # the family's task 'metric' (speed along the goal, forward speed, velocity error).
   config.medium_by = 'return'
   config.train_episode_length = 0  # steps per training episode; 0 = the family's (200)
+  # True: a finished training episode restarts with a new task (experts.RedrawAutoResetWrapper);
+  # False: Brax's auto-reset, which replays the slot's first task until PPO's next full reset.
+  config.redraw_tasks = False
+  # Test-task indices to train on instead of the training distribution: a feasibility probe of
+  # chosen test tasks (e.g. the ones an expert fails), never a committed expert. () = off.
+  config.probe_test_tasks = ()
   config.env = ml_collections.ConfigDict()  # overrides of the family's static fields
 
   p = config.ppo = ml_collections.ConfigDict()

@@ -12,6 +12,9 @@ earlier expert, with a fresh value function; every checkpoint of such a run is n
 the medium tier is then `--config.medium_from=PATH.msgpack` (e.g. the earlier run's medium).
 `--config.train_episode_length=N` lets training episodes run N steps (Brax's `wrap_env_fn`) while
 Brax's evaluation and the recorded quality keep the family's episode length.
+`--config.redraw_tasks` draws a new task at every finished training episode (by default Brax
+replays each env slot's task until the next full reset). `--config.probe_test_tasks=0,2` trains on
+those test tasks only: a feasibility probe, not an expert to commit.
 """
 import functools
 import importlib.util
@@ -53,7 +56,15 @@ def main(argv):
     config.ppo.num_timesteps = _NUM_TIMESTEPS.value
   overrides = {**config.env.to_dict(), **({'backend': config.backend} if config.backend else {})}
   family = make_family(config.family, **overrides)
-  env = experts.TaskConditionedEnv(family)
+  probe = None
+  if config.probe_test_tasks:
+    ids = list(config.probe_test_tasks)
+    num_test = family.test_tasks().params.shape[0]
+    if not all(0 <= i < num_test for i in ids):
+      raise ValueError(f'config.probe_test_tasks must index the {num_test} test tasks, got {ids}')
+    probe = family.test_tasks().params[jnp.asarray(ids)]
+    logging.warning('feasibility probe: training on test tasks %s only', ids)
+  env = experts.TaskConditionedEnv(family, task_params=probe)
   network = config.network.to_dict()
   workdir = pathlib.Path(_WORKDIR.value)
   workdir.mkdir(parents=True, exist_ok=True)
@@ -80,8 +91,10 @@ def main(argv):
     norm_params, policy_params = _read_params(config.init_from, template)
     extra.update(restore_params=(norm_params, policy_params, None), restore_value_fn=False)
   medium_params = _read_params(config.medium_from, template) if config.medium_from else None
-  if config.train_episode_length and config.train_episode_length != family.episode_length:
-    extra['wrap_env_fn'] = functools.partial(_wrap_with_length, length=config.train_episode_length)
+  length = config.train_episode_length or family.episode_length
+  if length != family.episode_length or config.redraw_tasks:
+    extra['wrap_env_fn'] = functools.partial(_wrap_with_length, length=length,
+                                             redraw=config.redraw_tasks)
   start = time.time()
   ppo.train(environment=env, episode_length=family.episode_length, seed=config.seed,
             network_factory=network_factory, normalize_observations=network['normalize_observations'],
@@ -180,10 +193,11 @@ def _read_params(path: str, template):
   return params
 
 
-def _wrap_with_length(env, episode_length, action_repeat, randomization_fn, *, length):
+def _wrap_with_length(env, episode_length, action_repeat, randomization_fn, *, length, redraw):
   del episode_length  # training episodes get `length`; Brax's evaluator still unrolls its own
-  return brax_training.wrap(env, episode_length=length, action_repeat=action_repeat,
-                            randomization_fn=randomization_fn)
+  wrap = experts.wrap_for_training if redraw else brax_training.wrap
+  return wrap(env, episode_length=length, action_repeat=action_repeat,
+              randomization_fn=randomization_fn)
 
 
 def _preset(family: str):

@@ -262,3 +262,50 @@ def test_committed_experts_load(name):
                      done=jnp.zeros((), bool), t=jnp.zeros((), jnp.int32))  # the policy reads obs
     action = policy_fn(task, state, jax.random.PRNGKey(1))
     assert action.shape == (family.act_dim,) and bool(jnp.all(jnp.abs(action) <= 1))
+
+
+class _CountingEnv(brax_envs.Env):
+  """A toy env: the task is a uniform draw at reset, an episode ends after 2 steps (task <= 0.5)
+  or 3 steps (task > 0.5); obs = (task, steps so far)."""
+  observation_size, action_size, backend = 2, 1, 'none'
+
+  def reset(self, rng):
+    task = jax.random.uniform(rng)
+    return brax_envs.State(pipeline_state=(task, jnp.zeros(())), obs=jnp.stack([task, 0.0]),
+                           reward=jnp.zeros(()), done=jnp.zeros(()), metrics={})
+
+  def step(self, state, action):
+    task, t = state.pipeline_state
+    t = t + 1
+    return state.replace(pipeline_state=(task, t), obs=jnp.stack([task, t]),
+                         done=(t >= 2 + (task > 0.5)).astype(jnp.float32))
+
+
+def test_redraw_autoreset_starts_a_new_task_after_each_episode():
+  env = experts.wrap_for_training(_CountingEnv(), episode_length=100)
+  state = jax.jit(env.reset)(jax.random.split(jax.random.PRNGKey(0), 6))
+  step = jax.jit(env.step)
+  tasks_seen = [set(np.asarray(state.obs[:, 0]).tolist())]
+  for _ in range(8):
+    old = np.asarray(state.obs)
+    state = step(state, jnp.zeros((6, 1)))
+    obs, done = np.asarray(state.obs), np.asarray(state.done) > 0
+    length = np.where(old[:, 0] > 0.5, 3, 2)
+    np.testing.assert_array_equal(done, old[:, 1] + 1 >= length)
+    # Finished slots restart at t = 0 with a new task; the others go on with theirs.
+    np.testing.assert_array_equal(obs[:, 1], np.where(done, 0, old[:, 1] + 1))
+    assert np.all(obs[done, 0] != old[done, 0]) and np.all(obs[~done, 0] == old[~done, 0])
+    tasks_seen.append(set(obs[:, 0].tolist()))
+  assert len(set().union(*tasks_seen)) > 3 * 6  # Brax's AutoResetWrapper would replay the 6 tasks
+
+
+def test_task_conditioned_env_probe_tasks(cheetah):
+  family = cheetah[0].family
+  probe = jnp.array([[0.5], [2.5]])
+  env = experts.TaskConditionedEnv(family, task_params=probe)
+  state = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(0), 8))
+  drawn = np.asarray(state.pipeline_state[0].params[:, 0])
+  assert set(drawn.tolist()) == {0.5, 2.5}
+  np.testing.assert_array_equal(state.obs[:, -1], drawn)  # the policy sees the drawn task
+  with pytest.raises(ValueError, match=r'task_params must have shape \[k, 1\]'):
+    experts.TaskConditionedEnv(family, task_params=jnp.zeros((2, 3)))

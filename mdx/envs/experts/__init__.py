@@ -23,6 +23,7 @@ from typing import Any, Callable, Union
 import jax
 import jax.numpy as jnp
 from brax.envs import base as brax_env_base
+from brax.envs.wrappers import training as brax_wrappers
 from brax.training.acme import running_statistics
 from brax.training.agents.ppo import networks as ppo_networks
 from flax import linen, serialization
@@ -49,8 +50,16 @@ class TaskConditionedEnv(brax_env_base.Env):
   `EpisodeWrapper` applies the time limit (`truncation`), as Brax's trainers expect.
   """
 
-  def __init__(self, family: TaskFamily):
+  def __init__(self, family: TaskFamily, task_params: jax.Array | None = None):
+    """`task_params [k, task_dim]`, if given, replaces the training distribution by a uniform
+    draw among these k tasks (a feasibility probe on chosen tasks, never a committed expert)."""
     self._family = dataclasses.replace(family, episode_length=2**30)
+    if task_params is not None:
+      task_params = jnp.asarray(task_params, jnp.float32)
+      if task_params.ndim != 2 or task_params.shape[1] != family.task_dim:
+        raise ValueError(f'task_params must have shape [k, {family.task_dim}] '
+                         f'(k tasks of {family.name}), got {task_params.shape}')
+    self._task_params = task_params
 
   @property
   def family(self) -> TaskFamily:
@@ -58,7 +67,10 @@ class TaskConditionedEnv(brax_env_base.Env):
 
   def reset(self, rng: jax.Array) -> brax_env_base.State:
     task_rng, reset_rng = jax.random.split(rng)
-    params = self._family.sample_task_params(task_rng, 1)[0]
+    if self._task_params is None:
+      params = self._family.sample_task_params(task_rng, 1)[0]
+    else:
+      params = jax.random.choice(task_rng, self._task_params)
     task = Task(params=params, task_id=jnp.zeros((), jnp.int32))
     state = self._family.reset(task, reset_rng)
     return brax_env_base.State(
@@ -83,6 +95,57 @@ class TaskConditionedEnv(brax_env_base.Env):
   @property
   def backend(self) -> str:
     return getattr(self._family, 'backend', 'none')
+
+
+class RedrawAutoResetWrapper(brax_wrappers.Wrapper):
+  """Brax's `AutoResetWrapper`, except that a finished episode restarts from a fresh `reset`.
+
+  Brax's wrapper restarts every finished episode from the first state of its slot, so with
+  `TaskConditionedEnv` each of the `num_envs` slots keeps one task until PPO's next full reset
+  (`num_resets_per_eval`): 64 slots train on 64 tasks for a long stretch. Here a finished
+  episode draws a new task and initial state (the inner batched env's `reset` with a per-slot key
+  kept in `info['redraw_rng']`), computed only on steps where some episode ended.
+  """
+
+  def reset(self, rng: jax.Array) -> brax_env_base.State:
+    state = self.env.reset(rng)
+    state.info['redraw_rng'] = _split_keys(rng)[0]
+    return state
+
+  def step(self, state: brax_env_base.State, action: jax.Array) -> brax_env_base.State:
+    if 'steps' in state.info:
+      state.info.update(steps=jnp.where(state.done, jnp.zeros_like(state.info['steps']),
+                                        state.info['steps']))
+    state = self.env.step(state.replace(done=jnp.zeros_like(state.done)), action)
+    next_rng, reset_rng = _split_keys(state.info['redraw_rng'])
+    state.info.update(redraw_rng=next_rng)
+
+    def restart(state):
+      fresh = self.env.reset(reset_rng)
+      where_done = lambda new, old: jnp.where(  # noqa: E731
+          jnp.reshape(state.done, state.done.shape + (1,) * (old.ndim - state.done.ndim)) > 0,
+          new, old)
+      return state.replace(
+          pipeline_state=jax.tree.map(where_done, fresh.pipeline_state, state.pipeline_state),
+          obs=jax.tree.map(where_done, fresh.obs, state.obs))
+
+    return jax.lax.cond(jnp.any(state.done > 0), restart, lambda state: state, state)
+
+
+def _split_keys(keys: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Two new raw keys per raw key of `keys [..., 2]` (any leading batch axes)."""
+  split = jax.vmap(jax.random.split)(jnp.reshape(keys, (-1, 2)))
+  return jnp.reshape(split[:, 0], keys.shape), jnp.reshape(split[:, 1], keys.shape)
+
+
+def wrap_for_training(env: brax_env_base.Env, episode_length: int, action_repeat: int = 1,
+                      randomization_fn: Any = None) -> brax_env_base.Env:
+  """Brax's `wrap` (vmap, episode limit) with `RedrawAutoResetWrapper` as the auto-reset."""
+  if randomization_fn is not None:
+    raise ValueError('RedrawAutoResetWrapper does not support Brax domain randomization')
+  env = brax_wrappers.VmapWrapper(env)
+  env = brax_wrappers.EpisodeWrapper(env, episode_length, action_repeat)
+  return RedrawAutoResetWrapper(env)
 
 
 def make_networks(obs_size: int, act_size: int, network: dict[str, Any]) -> ppo_networks.PPONetworks:
