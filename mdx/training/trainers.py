@@ -140,10 +140,16 @@ def make_context_step(config, family, data, norm, tier_episodes=None):
   return step
 
 
-def context_training_data(config, workdir, family):
+def load_train_tiers(workdir, family, tiers) -> dict:
+  """`{tier: dataset}` of the training tasks, each named tier read once."""
+  return {t: load_dataset(workdir, family, 'train', t)[0] for t in dict.fromkeys(tiers)}
+
+
+def context_training_data(config, workdir, family, loaded=None):
   """The training tasks' data of `config.context.tiers` joined along the episode axis, and the
-  number of episodes of each tier in it."""
-  datasets = [load_dataset(workdir, family, 'train', t)[0] for t in config.context.tiers]
+  number of episodes of each tier in it; `loaded` (from `load_train_tiers`) saves re-reading."""
+  loaded = loaded or load_train_tiers(workdir, family, config.context.tiers)
+  datasets = [loaded[t] for t in config.context.tiers]
   return concat_episodes(datasets), tuple(d.episodes_per_task for d in datasets)
 
 
@@ -154,11 +160,11 @@ def train_context(config: ml_collections.ConfigDict, workdir: str) -> TrainState
   later stage) and checkpoints under `workdir/context/checkpoints`.
   """
   family = family_from_config(config)
-  expert, _ = load_dataset(workdir, family, 'train', 'expert')
-  norm = mdata.init_normalizer(concat_episodes([expert]))
+  loaded = load_train_tiers(workdir, family, ('expert', *config.context.tiers))
+  norm = mdata.init_normalizer(concat_episodes([loaded['expert']]))
   out = os.path.join(workdir, 'context')
   nz.save_normalizer(os.path.join(out, 'normalizer.npz'), norm)
-  data, tier_episodes = context_training_data(config, workdir, family)
+  data, tier_episodes = context_training_data(config, workdir, family, loaded)
   data = jax.device_put(data)
   rng = jax.random.PRNGKey(config.seed)
   init_rng, train_rng = jax.random.split(jax.random.fold_in(rng, 1))
@@ -231,10 +237,10 @@ def train_diffusion(config: ml_collections.ConfigDict, workdir: str, *,
   clusters instead of mapping each to its own behaviour (docs/point_robot.md)."""
   family = family_from_config(config)
   context_model, context_params, norm = load_context(config, workdir, family)
-  tiers = list(config.diffusion.get('tiers', ('expert',)))
-  data = jax.device_put(concat_episodes([load_dataset(workdir, family, 'train', t)[0]
-                                         for t in tiers]))
-  context_data, tier_episodes = context_training_data(config, workdir, family)
+  tiers = tuple(config.diffusion.get('tiers', ('expert',)))
+  loaded = load_train_tiers(workdir, family, (*tiers, *config.context.tiers))
+  data = jax.device_put(concat_episodes([loaded[t] for t in tiers]))
+  context_data, tier_episodes = context_training_data(config, workdir, family, loaded)
   context_data = jax.device_put(context_data)
   rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 3 if unconditional else 2)
   init_rng, train_rng = jax.random.split(rng)
