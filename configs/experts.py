@@ -1,7 +1,7 @@
 """Brax-PPO settings of the task-conditioned experts, one preset per locomotion family.
 
 Use as `--config=configs/experts.py:cheetah_vel` (or just `--family=cheetah_vel`). Sized for a
-2-core CPU: each run is 10-15 minutes. `num_timesteps` counts environment steps.
+2-core CPU: each run is 10-60 minutes. `num_timesteps` counts environment steps.
 """
 import ml_collections
 
@@ -63,11 +63,14 @@ def get_config(family: str = 'cheetah_vel') -> ml_collections.ConfigDict:
     # (0.05 m/s along the goal); half-way in speed is a walking one (docs/locomotion.md).
     config.medium_by = 'metric'
   elif family in ('walker_param', 'hopper_param'):
-    # generalized backend; PPO runs ~4-5k env steps/s here, after ~2-4 min of compilation
-    # walker: 0.80 m/s at 4.1M steps, 0.90 at 8.2M (docs/locomotion.md); the committed experts
-    # are these runs fine-tuned with init_from, train_episode_length 1000, discounting 0.995
-    p.num_timesteps = 8_000_000 if family == 'walker_param' else 3_000_000
+    # MJX with elliptic friction cones (the families' default; docs/locomotion.md has the earlier
+    # generalized-backend experts, which fell on the high-friction tasks as their feet sank).
+    p.num_timesteps = 8_000_000
     p.discounting = 0.99
+    config.redraw_tasks = True  # each finished episode draws a new task (64 tasks at a time else)
+    if family == 'hopper_param':
+      config.train_episode_length = 1000  # states late in an episode get trained on
+      p.discounting = 0.995
   else:
     raise ValueError(f'No expert preset for family {family!r}')
   return config

@@ -56,8 +56,9 @@ def cheetah():
 
 @pytest.fixture(scope='module')
 def hopper():
-  """Hopper-Param with u = 0 and one parameter group at u = 1.5 each, next to Brax's hopper."""
-  compiled = _Compiled(make_family('hopper_param'))
+  """Hopper-Param (generalized backend) with u = 0 and one parameter group at u = 1.5 each, next
+  to Brax's hopper."""
+  compiled = _Compiled(make_family('hopper_param', backend='generalized', cone='pyramidal'))
   params = jnp.concatenate([jnp.zeros((1, 4)), 1.5 * jnp.eye(4)]).astype(jnp.float32)
   tasks = Task(params=params, task_id=jnp.arange(5, dtype=jnp.int32))
   actions = jax.random.uniform(jax.random.PRNGKey(2), (STEPS, 5, 3), minval=-1, maxval=1)
@@ -94,6 +95,10 @@ def test_registry_and_splits():
   assert param.shape == (40, 4) and float(jnp.abs(param).max()) <= 3
   with pytest.raises(ValueError, match='backend'):
     make_family('cheetah_vel', backend='bogus')
+  with pytest.raises(ValueError, match="pass cone='pyramidal'"):
+    make_family('hopper_param', backend='generalized')
+  with pytest.raises(ValueError, match="cone must be 'pyramidal' or 'elliptic'"):
+    make_family('cheetah_vel', cone='round')
 
 
 def test_cheetah_vel_reward_is_hand_computed(cheetah):
@@ -309,3 +314,41 @@ def test_task_conditioned_env_probe_tasks(cheetah):
   np.testing.assert_array_equal(state.obs[:, -1], drawn)  # the policy sees the drawn task
   with pytest.raises(ValueError, match=r'task_params must have shape \[k, 1\]'):
     experts.TaskConditionedEnv(family, task_params=jnp.zeros((2, 3)))
+
+
+def test_param_families_default_to_elliptic_cones_where_high_friction_does_not_sink():
+  """The default physics of Walker/Hopper-Param (MJX, elliptic cones) against pyramidal cones.
+
+  A hopper standing with zero torques for 60 steps (0.48 s): with pyramidal cones and the
+  friction x 1.5^3 the contact goes soft and the torso sinks to a "fall" (docs/locomotion.md);
+  with elliptic cones it stands at its nominal height whatever the friction. Each parameter
+  group also changes the motion on this backend (MJX reads `body_mass`, `body_inertia`,
+  `dof_damping`, `geom_friction`)."""
+  family = make_family('hopper_param')
+  assert (family.backend, family.cone) == ('mjx', 'elliptic')
+  assert make_family('walker_param').cone == 'elliptic'
+  params = jnp.concatenate([jnp.zeros((1, 4)), 3.0 * jnp.eye(4)]).astype(jnp.float32)
+  tasks = Task(params=params, task_id=jnp.arange(5, dtype=jnp.int32))
+
+  def rollout(family, tasks, actions):  # actions [60, n, act_dim]
+    def run(actions):
+      n = tasks.params.shape[0]
+      state = jax.vmap(family.reset)(tasks, jnp.stack([jax.random.PRNGKey(0)] * n))
+      def body(state, action):
+        state = jax.vmap(family.step)(tasks, state, action)
+        return state, (state.physics.x.pos[:, 0, 2], state.physics.q)
+      return jax.lax.scan(body, state, actions)[1]
+    return jax.device_get(jax.jit(run)(actions))
+
+  still = jnp.zeros((60, 5, family.act_dim))
+  z, _ = rollout(family, tasks, still)
+  assert float(z.min()) > 1.15  # stands (starts at 1.25) in every task, friction x3.4 included
+  shaken = jax.random.uniform(jax.random.PRNGKey(1), still.shape, minval=-1, maxval=1)
+  _, q = rollout(family, tasks, shaken.at[:, 1:].set(shaken[:, :1]))
+  for group in range(1, 5):
+    # rounding alone moves q by ~1e-7; friction (x3.4) moved it by 6e-4 here
+    assert float(np.abs(q[:, group] - q[:, 0]).max()) > 1e-4, f'group {group - 1} had no effect'
+  pyramidal = make_family('hopper_param', cone='pyramidal')
+  z_pyramidal, _ = rollout(pyramidal, tasks, still)
+  assert float(z_pyramidal[-1, 3]) < 0.8  # friction x3.4: sunk from 1.25 to ~0.7 without a move
+  assert float(z_pyramidal[-1, 0]) > 1.15  # nominal friction: stands

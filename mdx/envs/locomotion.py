@@ -32,6 +32,7 @@ from brax.generalized import pipeline as generalized_pipeline
 from brax.mjx import pipeline as mjx_pipeline
 from brax.positional import pipeline as positional_pipeline
 from brax.spring import pipeline as spring_pipeline
+from mujoco import mjx
 
 from mdx.envs.base import EnvState, Task, TaskFamily
 
@@ -78,10 +79,22 @@ class BraxFamily(TaskFamily):
   num_test_tasks: int = 10
   task_seed: int = 0
   backend: str = 'spring'  # Brax physics pipeline: 'spring', 'generalized', 'mjx' or 'positional'.
+  # Friction cone of the contact solver: 'pyramidal' (MuJoCo's default, the only one of the
+  # generalized pipeline) or 'elliptic' (mjx only). In both pipelines a pyramidal contact's
+  # regularizer grows as mu^2 (1 + mu^2), so a large friction coefficient mu softens the contact
+  # in the normal direction too: a standing hopper with its friction x1.5^3 sinks 0.5 m into the
+  # floor in half a second (docs/locomotion.md). Elliptic cones keep the normal stiff.
+  cone: str = 'pyramidal'
   ctrl_cost_weight: float = 0.05  # reward -= ctrl_cost_weight * ||clip(a)||^2
 
   def __post_init__(self):
     brax_env(self.env_name, self.backend)  # Validates `backend` and loads the MJCF eagerly.
+    if self.cone not in ('pyramidal', 'elliptic'):
+      raise ValueError(f"{type(self).__name__}.cone must be 'pyramidal' or 'elliptic', "
+                       f'got {self.cone!r}')
+    if self.cone == 'elliptic' and self.backend != 'mjx':
+      raise ValueError(f"cone='elliptic' needs backend='mjx' (Brax's {self.backend!r} pipeline "
+                       "has pyramidal cones only): pass cone='pyramidal' with this backend")
 
   # --- static facts of the simulator ---------------------------------------------------------
 
@@ -93,7 +106,10 @@ class BraxFamily(TaskFamily):
   @property
   def sys(self) -> brax_base.System:
     """The unrandomized `System` (with Brax's backend-specific timestep and gear tweaks)."""
-    return self.env.sys
+    sys = self.env.sys
+    if self.cone == 'elliptic':
+      sys = sys.replace(opt=sys.opt.replace(cone=mjx.ConeType.ELLIPTIC))
+    return sys
 
   @property
   def dt(self) -> float:
@@ -301,13 +317,18 @@ class _ParamFamily(BraxFamily):
   generalized/spring/positional pipelines read (`link.inertia.mass`, `link.inertia.i`,
   `dof.damping`) and the MuJoCo fields that MJX reads (`body_mass`, `body_inertia`,
   `dof_damping`); contact friction comes from `geom_friction` in every backend. The spring and
-  positional pipelines ignore joint damping (and hopper's spring model ignores masses), which is
-  why these families default to the generalized backend.
+  positional pipelines ignore joint damping (and hopper's spring model ignores masses). These
+  families default to MJX with elliptic friction cones: with the pyramidal cones of the
+  generalized pipeline (and MuJoCo's default), friction x3.4 makes a standing hopper sink through
+  the floor (see `BraxFamily.cone`).
 
   `r = v_x + alive_bonus - 1e-3 ||a||^2`; the episode ends when Brax's health check fails.
   """
   task_dim: int = 4
-  backend: str = 'generalized'
+  # MJX with elliptic friction cones: with pyramidal cones (the generalized pipeline's only kind)
+  # the high-friction tasks sink into the floor (docs/locomotion.md, "Physics backend").
+  backend: str = 'mjx'
+  cone: str = 'elliptic'
   ctrl_cost_weight: float = 1e-3
   alive_bonus: float = 1.0
   log_scale_limit: float = 3.0
