@@ -59,10 +59,11 @@ def main(argv):
   probe = None
   if config.probe_test_tasks:
     ids = list(config.probe_test_tasks)
-    num_test = family.test_tasks().params.shape[0]
-    if not all(0 <= i < num_test for i in ids):
-      raise ValueError(f'config.probe_test_tasks must index the {num_test} test tasks, got {ids}')
-    probe = family.test_tasks().params[jnp.asarray(ids)]
+    test_params = family.test_tasks().params
+    if not all(0 <= i < len(test_params) for i in ids):
+      raise ValueError(f'config.probe_test_tasks must index the {len(test_params)} test tasks, '
+                       f'got {ids}')
+    probe = test_params[jnp.asarray(ids)]
     logging.warning('feasibility probe: training on test tasks %s only', ids)
   env = experts.TaskConditionedEnv(family, task_params=probe)
   network = config.network.to_dict()
@@ -93,7 +94,7 @@ def main(argv):
   medium_params = _read_params(config.medium_from, template) if config.medium_from else None
   length = config.train_episode_length or family.episode_length
   if length != family.episode_length or config.redraw_tasks:
-    extra['wrap_env_fn'] = functools.partial(_wrap_with_length, length=length,
+    extra['wrap_env_fn'] = functools.partial(_wrap_for_training, length=length,
                                              redraw=config.redraw_tasks)
   start = time.time()
   ppo.train(environment=env, episode_length=family.episode_length, seed=config.seed,
@@ -193,7 +194,7 @@ def _read_params(path: str, template):
   return params
 
 
-def _wrap_with_length(env, episode_length, action_repeat, randomization_fn, *, length, redraw):
+def _wrap_for_training(env, episode_length, action_repeat, randomization_fn, *, length, redraw):
   del episode_length  # training episodes get `length`; Brax's evaluator still unrolls its own
   wrap = experts.wrap_for_training if redraw else brax_training.wrap
   return wrap(env, episode_length=length, action_repeat=action_repeat,

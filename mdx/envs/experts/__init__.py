@@ -298,7 +298,9 @@ def quality(family: TaskFamily, tasks: Task, traj: dict) -> dict[str, float]:
     speed = jnp.sum(v[:, :, 0] * alive, axis=1) / family.episode_length
     out['forward_velocity'] = [float(s) for s in speed]
     out['episode_lengths'] = [int(x) for x in length]
-    out['tasks_no_fall_and_1mps'] = int(jnp.sum((length == family.episode_length) & (speed >= 1.0)))
+    ok = (length == family.episode_length) & (speed >= 1.0)  # the target, per episode
+    out['no_fall_and_1mps'] = [bool(x) for x in ok]
+    out['tasks_no_fall_and_1mps'] = int(jnp.sum(ok))
   return out
 
 
