@@ -12,7 +12,8 @@ def get_config(family: str = 'cheetah_vel') -> ml_collections.ConfigDict:
   config.backend = ''  # '' keeps the family's default physics backend
   config.seed = 0
   config.init_from = ''  # an expert .msgpack to start the policy from (fresh value function)
-  config.medium_from = ''  # a .msgpack for the medium tier (needed with init_from), '' = pick one
+  config.resume_from = ''  # an earlier run's workdir: continue from its resume.msgpack (+ value fn)
+  config.medium_from = ''  # a .msgpack for the medium tier (needed with init_from/resume_from)
   # The medium tier: the checkpoint half-way between random and expert in the test 'return' or in
   # the family's task 'metric' (speed along the goal, forward speed, velocity error).
   config.medium_by = 'return'

@@ -10,6 +10,10 @@ steps, wall time, quality on the test tasks), each through a temporary file and 
 `--config.init_from=PATH.msgpack` starts the policy (and its observation normalizer) from an
 earlier expert, with a fresh value function; every checkpoint of such a run is near-expert, so
 the medium tier is then `--config.medium_from=PATH.msgpack` (e.g. the earlier run's medium).
+Every checkpoint also writes the run's resume state to the workdir (`resume.msgpack`: normalizer,
+policy and value function; `resume.json`: PPO steps so far); `--config.resume_from=WORKDIR`
+continues such a run, value function included (Adam's moments start afresh), and like `init_from`
+it needs `medium_from`.
 `--config.train_episode_length=N` lets training episodes run N steps (Brax's `wrap_env_fn`) while
 Brax's evaluation and the recorded quality keep the family's episode length.
 `--config.redraw_tasks` draws a new task at every finished training episode (by default Brax
@@ -69,8 +73,21 @@ def main(argv):
   network = config.network.to_dict()
   workdir = pathlib.Path(_WORKDIR.value)
   workdir.mkdir(parents=True, exist_ok=True)
+  if ((workdir / 'resume.msgpack').exists()
+      and pathlib.Path(config.resume_from or '/nonexistent').resolve() != workdir.resolve()):
+    raise ValueError(f'{workdir} holds an earlier run\'s resume state: continue it with '
+                     f'--config.resume_from={workdir} (and --config.medium_from), or pick '
+                     'another --workdir')
 
   checkpoints, curve = [], []  # (step, (normalizer, policy)) and Brax's eval metrics
+
+  def save_checkpoint(step, params):
+    params = jax.device_get(params)  # (normalizer, policy, value)
+    checkpoints.append((int(step), params[:2]))
+    _write_atomic(workdir / 'resume.msgpack', experts.to_bytes(params))
+    _write_atomic(workdir / 'resume.json', json.dumps(
+        {'family': family.name, 'env_steps': prior_steps + int(step),
+         'config': config.to_dict()}, indent=1).encode())
 
   def progress_fn(step, metrics):
     row = {'step': int(step), 'time': time.time() - start,
@@ -85,13 +102,26 @@ def main(argv):
   extra = {}
   if config.medium_by not in ('return', 'metric'):
     raise ValueError(f"config.medium_by must be 'return' or 'metric', got {config.medium_by!r}")
+  if config.init_from and config.resume_from:
+    raise ValueError('set config.init_from (policy only) or config.resume_from (a run folder '
+                     'to continue), not both')
+  start_from = 'init_from' if config.init_from else 'resume_from' if config.resume_from else None
+  if start_from and not config.medium_from:
+    raise ValueError(f'config.{start_from} needs config.medium_from: every checkpoint of a '
+                     'continued run is near-expert, so none of them can be the medium tier')
   if config.init_from:
-    if not config.medium_from:
-      raise ValueError('config.init_from needs config.medium_from: every checkpoint of a '
-                       'fine-tuning run is near-expert, so none of them can be the medium tier')
-    norm_params, policy_params = _read_params(config.init_from, template)
+    norm_params, policy_params = _read_params(config.init_from, template, 'init_from')
     extra.update(restore_params=(norm_params, policy_params, None), restore_value_fn=False)
-  medium_params = _read_params(config.medium_from, template) if config.medium_from else None
+  lineage = _lineage(config)  # read before this run's checkpoints overwrite resume.json
+  prior_steps = lineage.get('init_env_steps', 0)
+  if config.resume_from:
+    full = experts.params_template(env.observation_size, env.action_size, network,
+                                   with_value=True)
+    path = pathlib.Path(config.resume_from) / 'resume.msgpack'
+    extra.update(restore_params=_read_params(str(path), full, 'resume_from'),
+                 restore_value_fn=True)
+  medium_params = (_read_params(config.medium_from, template, 'medium_from')
+                   if config.medium_from else None)
   length = config.train_episode_length or family.episode_length
   if length != family.episode_length or config.redraw_tasks:
     extra['wrap_env_fn'] = functools.partial(_wrap_for_training, length=length,
@@ -100,8 +130,7 @@ def main(argv):
   ppo.train(environment=env, episode_length=family.episode_length, seed=config.seed,
             network_factory=network_factory, normalize_observations=network['normalize_observations'],
             progress_fn=progress_fn, deterministic_eval=True,
-            policy_params_fn=lambda step, _, params: checkpoints.append(
-                (int(step), jax.device_get((params[0], params[1])))),
+            policy_params_fn=lambda step, _, params: save_checkpoint(step, params),
             **extra, **config.ppo.to_dict())
   train_time = time.time() - start
 
@@ -146,7 +175,7 @@ def main(argv):
       'config': config.to_dict(), 'network': network,
       'obs_size': env.observation_size, 'act_size': env.action_size,
       'num_env_steps': checkpoints[-1][0], 'medium_env_steps': medium_steps,
-      **_lineage(config),
+      **lineage,
       'train_wall_time_s': round(train_time, 1), 'eval_wall_time_s': round(eval_time, 1),
       'versions': {'jax': jax.__version__, 'brax': brax.__version__},
       'policy': 'deterministic tanh(mean) of the PPO tanh-Gaussian',
@@ -168,21 +197,26 @@ def _prior_meta(path: str, family: str) -> dict:
 
 
 def _lineage(config) -> dict:
-  """Where a fine-tuning run started: the files it read and the PPO steps behind `init_from`."""
+  """Where a continued run started: the files it read and the PPO steps behind them."""
   out = {'medium_from': config.medium_from} if config.medium_from else {}
   if config.init_from:
     before = _prior_meta(config.init_from, config.family)
     out['init_from'] = config.init_from
     out['init_env_steps'] = before.get('num_env_steps', 0) + before.get('init_env_steps', 0)
+  if config.resume_from:
+    path = pathlib.Path(config.resume_from) / 'resume.json'
+    before = json.loads(path.read_text()) if path.exists() else {}
+    out['resume_from'] = config.resume_from
+    out['init_env_steps'] = before.get('env_steps', 0)
   return out
 
 
-def _read_params(path: str, template):
-  """(normalizer, policy) parameters of an expert .msgpack, checked against this network."""
+def _read_params(path: str, template, field: str):
+  """Parameters of an expert (or resume) .msgpack, checked against this network."""
   try:
     params = experts.from_bytes(template, pathlib.Path(path).read_bytes())
   except FileNotFoundError as err:
-    raise FileNotFoundError(f'config.init_from / medium_from: no file {path}') from err
+    raise FileNotFoundError(f'config.{field}: no file {path}') from err
   except (ValueError, KeyError, TypeError) as err:
     raise ValueError(f'{path} does not hold parameters of this family\'s expert network '
                      f'({err})') from err

@@ -250,6 +250,12 @@ def test_expert_roundtrip_and_missing_file(tmp_path, cheetah):
   np.testing.assert_allclose(actions, expected, rtol=1e-5, atol=1e-6)
   with pytest.raises(FileNotFoundError, match='cheetah_vel_medium.msgpack'):
     experts.load_expert('cheetah_vel', 'medium', directory=tmp_path)
+  # A training run's resume state adds the value function, and restores leaf for leaf.
+  template = experts.params_template(obs_size, family.act_dim, network, with_value=True)
+  value = jax.tree.map(lambda x: x + 0.5, template[2])
+  restored = experts.from_bytes(template, experts.to_bytes((normalizer, policy, value)))
+  for got, want in zip(jax.tree.leaves(restored), jax.tree.leaves((normalizer, policy, value))):
+    np.testing.assert_array_equal(got, want)
   with pytest.raises(ValueError, match='backend'):
     experts.load_expert(make_family('cheetah_vel', backend='generalized'), directory=tmp_path)
 

@@ -159,19 +159,25 @@ def make_networks(obs_size: int, act_size: int, network: dict[str, Any]) -> ppo_
       activation=getattr(linen, network.get('activation', 'swish')))
 
 
-def params_template(obs_size: int, act_size: int, network: dict[str, Any]) -> tuple[Any, Any]:
-  """`(normalizer_params, policy_params)` of the right structure, for restoring."""
+def params_template(obs_size: int, act_size: int, network: dict[str, Any], *,
+                    with_value: bool = False) -> tuple[Any, ...]:
+  """`(normalizer_params, policy_params)` of the right structure, for restoring.
+
+  With `with_value`, `(normalizer_params, policy_params, value_params)`: a training run's resume
+  state (`experiments/train_expert.py --config.resume_from`).
+  """
   nets = make_networks(obs_size, act_size, network)
   normalizer = running_statistics.init_state(jax.ShapeDtypeStruct((obs_size,), jnp.float32))
-  return normalizer, nets.policy_network.init(jax.random.PRNGKey(0))
+  params = (normalizer, nets.policy_network.init(jax.random.PRNGKey(0)))
+  return params + (nets.value_network.init(jax.random.PRNGKey(0)),) if with_value else params
 
 
-def to_bytes(params: tuple[Any, Any]) -> bytes:
-  """Serializes `(normalizer_params, policy_params)` (msgpack)."""
+def to_bytes(params: tuple[Any, ...]) -> bytes:
+  """Serializes `(normalizer_params, policy_params[, value_params])` (msgpack)."""
   return serialization.msgpack_serialize(serialization.to_state_dict(jax.device_get(params)))
 
 
-def from_bytes(template: tuple[Any, Any], data: bytes) -> tuple[Any, Any]:
+def from_bytes(template: tuple[Any, ...], data: bytes) -> tuple[Any, ...]:
   return serialization.from_state_dict(template, serialization.msgpack_restore(data))
 
 
