@@ -1,0 +1,30 @@
+"""Every preset of every family config builds its family and fits its own shape constraints."""
+import importlib
+import pathlib
+
+import pytest
+
+from mdx.envs import make_family
+
+_CONFIGS = sorted(p.stem for p in (pathlib.Path(__file__).parents[1] / 'configs').glob('*.py')
+                  if p.stem not in ('__init__', 'base', 'benchmark', 'experts'))
+
+
+def test_every_family_with_a_preset_is_found():
+  assert {'point_robot', 'cheetah_vel', 'hopper_param', 'walker_param'} <= set(_CONFIGS)
+
+
+@pytest.mark.parametrize('name', _CONFIGS)
+@pytest.mark.parametrize('preset', ['paper', 'cpu', 'test'])
+def test_preset_is_consistent(name, preset):
+  config = importlib.import_module(f'configs.{name}').get_config(preset)
+  assert config.family == name
+  family = make_family(config.family, **dict(config.env))
+  d, c = config.diffusion, config.context
+  # The U-Net halves the horizon at every level but the last.
+  assert d.horizon % 2 ** (len(d.dim_mults) - 1) == 0, (d.horizon, d.dim_mults)
+  assert max(d.horizon, c.history, c.target_window) <= family.episode_length
+  tiers = set(config.data.train_episodes)
+  assert set(c.tiers) <= tiers and set(d.tiers) <= tiers
+  assert set(config.eval.warm_starts) <= {'expert', 'medium', 'random'}
+  assert 0.0 <= d.context_dropout < 1.0 and config.planner.dynamics_weight >= 0.0
