@@ -10,8 +10,9 @@ steps, wall time, quality on the test tasks), each through a temporary file and 
 `--config.init_from=PATH.msgpack` starts the policy (and its observation normalizer) from an
 earlier expert, with a fresh value function; every checkpoint of such a run is near-expert, so
 the medium tier is then `--config.medium_from=PATH.msgpack` (e.g. the earlier run's medium).
-Every checkpoint also writes the run's resume state to the workdir (`resume.msgpack`: normalizer,
-policy and value function; `resume.json`: PPO steps so far); `--config.resume_from=WORKDIR`
+Every checkpoint is kept as `checkpoints/<PPO steps>.msgpack` in the workdir (normalizer, policy
+and value function; `experiments/select_expert.py` picks one by validation), and also written as
+the run's resume state (`resume.msgpack`, with `resume.json`: PPO steps so far); `--config.resume_from=WORKDIR`
 continues such a run, value function included (Adam's moments start afresh), and like `init_from`
 it needs `medium_from`.
 `--config.train_episode_length=N` lets training episodes run N steps (Brax's `wrap_env_fn`) while
@@ -72,7 +73,7 @@ def main(argv):
   env = experts.TaskConditionedEnv(family, task_params=probe)
   network = config.network.to_dict()
   workdir = pathlib.Path(_WORKDIR.value)
-  workdir.mkdir(parents=True, exist_ok=True)
+  (workdir / 'checkpoints').mkdir(parents=True, exist_ok=True)
   if ((workdir / 'resume.msgpack').exists()
       and pathlib.Path(config.resume_from or '/nonexistent').resolve() != workdir.resolve()):
     raise ValueError(f'{workdir} holds an earlier run\'s resume state: continue it with '
@@ -84,7 +85,9 @@ def main(argv):
   def save_checkpoint(step, params):
     params = jax.device_get(params)  # (normalizer, policy, value)
     checkpoints.append((int(step), params[:2]))
-    _write_atomic(workdir / 'resume.msgpack', experts.to_bytes(params))
+    data = experts.to_bytes(params)
+    _write_atomic(workdir / 'checkpoints' / f'{prior_steps + int(step)}.msgpack', data)
+    _write_atomic(workdir / 'resume.msgpack', data)
     _write_atomic(workdir / 'resume.json', json.dumps(
         {'family': family.name, 'env_steps': prior_steps + int(step),
          'config': config.to_dict()}, indent=1).encode())
