@@ -70,8 +70,9 @@ def get_config(family: str = 'cheetah_vel') -> ml_collections.ConfigDict:
     p.discounting = 0.99
     config.redraw_tasks = True  # each finished episode draws a new task (64 tasks at a time else)
     if family == 'walker_param':
-      # 16.4M steps (41 evals: 204.8k-step epochs as in the 8M run), then the committed walker
-      # continued it for 4.1M (--config.resume_from; docs/locomotion.md has the commands).
+      # 16.4M steps (41 evals: 204.8k-step epochs as in the 8M run); the committed walker
+      # continued it twice with --config.resume_from and was then picked by select_expert.py
+      # (docs/locomotion.md has the commands).
       p.num_timesteps = 16_000_000
       p.num_evals = 41
     if family == 'hopper_param':
