@@ -12,9 +12,9 @@ earlier expert, with a fresh value function; every checkpoint of such a run is n
 the medium tier is then `--config.medium_from=PATH.msgpack` (e.g. the earlier run's medium).
 Every checkpoint is kept as `checkpoints/<PPO steps>.msgpack` in the workdir (normalizer, policy
 and value function; `experiments/select_expert.py` picks one by validation), and also written as
-the run's resume state (`resume.msgpack`, with `resume.json`: PPO steps so far); `--config.resume_from=WORKDIR`
-continues such a run, value function included (Adam's moments start afresh), and like `init_from`
-it needs `medium_from`.
+the run's resume state (`resume.msgpack`, with `resume.json`: PPO steps so far).
+`--config.resume_from=WORKDIR` continues such a run, value function included (Adam's moments
+start afresh), and like `init_from` it needs `medium_from`.
 `--config.train_episode_length=N` lets training episodes run N steps (Brax's `wrap_env_fn`) while
 Brax's evaluation and the recorded quality keep the family's episode length.
 `--config.redraw_tasks` draws a new task at every finished training episode (by default Brax
