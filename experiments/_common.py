@@ -6,6 +6,7 @@ host detection never reports; the programs run correctly). TF_CPP_MIN_LOG_LEVEL=
 lines out of the terminal unless the user has set the variable. Python exceptions are unaffected.
 """
 import os
+import pathlib
 import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
@@ -26,3 +27,10 @@ def setup() -> None:
   jax.config.update('jax_compilation_cache_dir', cache)
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
   jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
+
+
+def write_atomic(path: pathlib.Path, data: bytes) -> None:
+  """Writes `data` to a temporary file beside `path`, then renames it: never a half file."""
+  tmp = path.with_name(path.name + '.tmp')
+  tmp.write_bytes(data)
+  os.replace(tmp, path)

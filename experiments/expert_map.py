@@ -12,11 +12,10 @@ import json
 
 import _common  # first: sets up logging before JAX loads
 import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from mdx.envs import Task, experts, make_family
+from mdx.envs import experts, make_family
 
 _FAMILY = flags.DEFINE_enum('family', 'hopper_param', ['hopper_param', 'walker_param'], 'Family.')
 _TIER = flags.DEFINE_enum('tier', 'expert', list(experts.TIERS), 'Which committed policy.')
@@ -36,13 +35,12 @@ def main(argv):
   family = make_family(_FAMILY.value)
   policy = experts.load_expert(family, _TIER.value)
   n = _NUM_TASKS.value
-  params = family.sample_task_params(jax.random.PRNGKey(_SEED.value), n)
-  tasks = Task(params=params, task_id=jnp.arange(n, dtype=jnp.int32))
+  tasks = family.sample_tasks(jax.random.PRNGKey(_SEED.value), n)
   traj = jax.jit(lambda rng: experts.rollout(family, policy, tasks, rng))(jax.random.PRNGKey(1))
   q = experts.quality(family, tasks, jax.device_get(traj))
   ok, speed = np.array(q['no_fall_and_1mps']), np.array(q['forward_velocity'])
   no_fall = np.array(q['episode_lengths']) == family.episode_length
-  u = np.asarray(params)
+  u = np.asarray(tasks.params)
   out = {'family': family.name, 'backend': family.backend, 'cone': family.cone,
          'tier': _TIER.value, 'num_tasks': n, 'seed': _SEED.value,
          'success': float(ok.mean()), 'no_fall': float(no_fall.mean()),

@@ -17,9 +17,7 @@ a checkpoint file that does not belong to the run is an error. `experiments/expe
 its tasks with another seed (123), so its numbers stay an unbiased estimate.
 """
 import json
-import os
 import pathlib
-import shutil
 import sys
 
 import _common  # first: sets up logging before JAX loads
@@ -28,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
 
-from mdx.envs import Task, experts, locomotion, make_family
+from mdx.envs import experts, locomotion, make_family
 
 _FAMILY = flags.DEFINE_enum('family', None, sorted(locomotion.FAMILIES), 'Family.', required=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'The run folder (with checkpoints/).',
@@ -39,12 +37,6 @@ _LAST = flags.DEFINE_integer('last', 20, 'How many of the last checkpoints compe
 _NUM_TASKS = flags.DEFINE_integer('num_tasks', 200, 'Validation tasks (training distribution).')
 _SEED = flags.DEFINE_integer('seed', 7, 'Seed of the validation draw (expert_map.py uses 123).')
 _OUTPUT = flags.DEFINE_string('output_dir', str(experts.EXPERT_DIR), 'Where the files go.')
-
-
-def _write_atomic(path: pathlib.Path, data: bytes) -> None:
-  tmp = path.with_name(path.name + '.tmp')
-  tmp.write_bytes(data)
-  os.replace(tmp, path)
 
 
 def main(argv):
@@ -64,8 +56,7 @@ def main(argv):
   template = experts.params_template(meta['obs_size'], meta['act_size'], network, with_value=True)
 
   n = _NUM_TASKS.value
-  val_tasks = Task(params=family.sample_task_params(jax.random.PRNGKey(_SEED.value), n),
-                   task_id=jnp.arange(n, dtype=jnp.int32))
+  val_tasks = family.sample_tasks(jax.random.PRNGKey(_SEED.value), n)
   reps = config['eval_episodes_per_task']  # the run's own test-task evaluation, to check against
   test_tasks = jax.tree.map(lambda x: jnp.repeat(x, reps, axis=0), family.test_tasks())
   run = jax.jit(lambda params, tasks, rng: experts.rollout(
@@ -98,9 +89,8 @@ def main(argv):
   out.mkdir(parents=True, exist_ok=True)
   medium = run_dir / f'{name}_medium.msgpack'
   if medium.resolve() != (out / medium.name).resolve():
-    shutil.copyfile(medium, out / (medium.name + '.tmp'))
-    os.replace(out / (medium.name + '.tmp'), out / medium.name)
-  _write_atomic(out / f'{name}.msgpack', experts.to_bytes(best['params']))
+    _common.write_atomic(out / medium.name, medium.read_bytes())
+  _common.write_atomic(out / f'{name}.msgpack', experts.to_bytes(best['params']))
   meta['quality']['expert'] = experts.quality(family, test_tasks, best['test'])
   meta['run_env_steps'] = meta['num_env_steps']
   meta['num_env_steps'] = best['step'] - prior
@@ -111,7 +101,7 @@ def main(argv):
       'scores': [[r['step'], r['score'], r['val_return'], r['test_return']] for r in rows],
       'columns': ['env_steps', 'validation score', 'validation return', 'test return'],
   }
-  _write_atomic(out / f'{name}.json', json.dumps(meta, indent=1).encode())
+  _common.write_atomic(out / f'{name}.json', json.dumps(meta, indent=1).encode())
   print(f'{name}: the checkpoint at {best["step"]} PPO steps, validation score '
         f'{best["score"]:.3f}; test return {best["test_return"]:.1f}; written to {out}')
 

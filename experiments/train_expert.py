@@ -24,7 +24,6 @@ those test tasks only: a feasibility probe, not an expert to commit.
 import functools
 import importlib.util
 import json
-import os
 import pathlib
 import sys
 import time
@@ -45,12 +44,6 @@ _CONFIG = config_flags.DEFINE_config_file('config', None, 'Overrides the preset 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run folder (progress log).', required=True)
 _NUM_TIMESTEPS = flags.DEFINE_integer('num_timesteps', None, 'Overrides config.ppo.num_timesteps.')
 _OUTPUT = flags.DEFINE_string('output_dir', str(experts.EXPERT_DIR), 'Where the files go.')
-
-
-def _write_atomic(path: pathlib.Path, data: bytes) -> None:
-  tmp = path.with_name(path.name + '.tmp')
-  tmp.write_bytes(data)
-  os.replace(tmp, path)
 
 
 def main(argv):
@@ -86,9 +79,9 @@ def main(argv):
     params = jax.device_get(params)  # (normalizer, policy, value)
     checkpoints.append((int(step), params[:2]))
     data = experts.to_bytes(params)
-    _write_atomic(workdir / 'checkpoints' / f'{prior_steps + int(step)}.msgpack', data)
-    _write_atomic(workdir / 'resume.msgpack', data)
-    _write_atomic(workdir / 'resume.json', json.dumps(
+    _common.write_atomic(workdir / 'checkpoints' / f'{prior_steps + int(step)}.msgpack', data)
+    _common.write_atomic(workdir / 'resume.msgpack', data)
+    _common.write_atomic(workdir / 'resume.json', json.dumps(
         {'family': family.name, 'env_steps': prior_steps + int(step),
          'config': config.to_dict()}, indent=1).encode())
 
@@ -172,7 +165,7 @@ def main(argv):
   out = pathlib.Path(_OUTPUT.value)
   out.mkdir(parents=True, exist_ok=True)
   for stem, params in ((family.name, checkpoints[-1][1]), (f'{family.name}_medium', medium_params)):
-    _write_atomic(out / f'{stem}.msgpack', experts.to_bytes(params))
+    _common.write_atomic(out / f'{stem}.msgpack', experts.to_bytes(params))
   meta = {
       'family': family.name, 'backend': family.backend, 'command': ' '.join(sys.argv),
       'config': config.to_dict(), 'network': network,
@@ -188,7 +181,7 @@ def main(argv):
       'test_return_by_checkpoint': [[s, r] for (s, _), r in zip(checkpoints, returns)],
       'brax_eval_curve': curve,
   }
-  _write_atomic(out / f'{family.name}.json', json.dumps(meta, indent=1).encode())
+  _common.write_atomic(out / f'{family.name}.json', json.dumps(meta, indent=1).encode())
   logging.info('expert %.1f medium %.1f random %.1f; train %.0fs', returns[-1], medium_return,
                random_return, train_time)
 
