@@ -1,4 +1,5 @@
-"""Fields shared by every family's config; family files import `get_config` and override.
+"""Fields shared by every family's config; family files import `get_config` and override, or,
+for the Brax families, call `locomotion_config` with the paper's per-family values.
 
 Each family file defines `get_config(preset)` with presets `paper` (the paper's hyperparameters,
 for a GPU), `cpu` (fits a 2-core machine) and `test` (seconds).
@@ -78,4 +79,64 @@ def get_config() -> ml_collections.ConfigDict:
   e.num_context = 8  # history windows of warm-start data averaged into the test context
   e.methods = ('MetaDiffuser', 'UDiffuser', 'Oracle', 'Random')
   e.plan_vs_reached_tasks = 1  # test tasks replayed open-loop for the Figure-3 plot (0: skip)
+  return config
+
+
+def locomotion_config(preset: str, family: str, *, history: int, horizon: int,
+                      context_dropout: float, dynamics_weight: float,
+                      paper_dim_mults: tuple[int, ...],
+                      test_episode_length: int = 20) -> ml_collections.ConfigDict:
+  """The presets the Brax families share; a family file passes the paper's h, H, beta, lambda.
+
+  `cpu` fits a 2-core machine (about half an hour for the pipeline), `paper` is the paper's
+  scale with Diffuser's U-Net for the robot (`paper_dim_mults`), `test` runs in seconds
+  (`test_episode_length`-step episodes, tiny networks).
+  """
+  config = get_config()
+  config.family = family
+  c, d, p, e = config.context, config.diffusion, config.planner, config.eval
+  config.data.train_episodes = {'expert': 4, 'medium': 2, 'random': 2}  # 200 steps each
+  config.data.test_episodes = 2
+  c.history = history
+  c.num_context = 4
+  c.target_window = 10
+  c.num_steps = 6000
+  d.horizon = horizon
+  d.dim_mults = (1, 2, 4)
+  d.context_dropout = context_dropout
+  d.batch_size = 32
+  d.num_train_steps = 12000
+  config.udiffuser.num_train_steps = 12000
+  p.dynamics_weight = dynamics_weight
+  p.num_candidates = 4
+  e.episodes_per_task = 1
+  e.warm_starts = ('expert', 'random')  # Table 1 (expert) and Table 2 (random) columns
+
+  if preset == 'paper':
+    c.learning_rate, c.num_steps, c.ema_decay = 2e-4, 200_000, 0.995
+    d.num_steps, d.learning_rate, d.batch_size = 100, 2e-4, 32
+    d.dim_mults = paper_dim_mults
+    d.num_train_steps = config.udiffuser.num_train_steps = 1_000_000
+    d.predict_epsilon = True
+    d.ema_start = 2000
+    config.data.train_episodes = {'expert': 20, 'medium': 10, 'random': 10}
+    config.checkpoint_every, config.log_every = 20_000, 1000
+    p.num_candidates = 64
+    e.episodes_per_task = 5
+    e.warm_starts = ('expert', 'medium', 'random')
+  elif preset == 'test':
+    config.env.episode_length = test_episode_length
+    config.data.train_episodes = {'expert': 1, 'medium': 1, 'random': 1}
+    config.data.test_episodes = 1
+    c.encoder_hidden = c.model_hidden = (32, 32)
+    c.context_dim, c.history, c.target_window, c.num_context, c.num_steps = 8, 4, 4, 2, 20
+    d.horizon, d.dim, d.dim_mults, d.embed_dim, d.embed_hidden = 8, 8, (1, 2), 8, 16
+    d.num_context = 2
+    d.num_steps, d.num_train_steps, d.ema_start = 4, 10, 0
+    config.udiffuser.num_train_steps = 10
+    config.log_every, config.checkpoint_every = 10, 10
+    p.num_candidates = 2
+    e.num_context = 2
+  elif preset != 'cpu':
+    raise ValueError(f"preset must be 'paper', 'cpu' or 'test', got {preset!r}")
   return config

@@ -1,8 +1,9 @@
 """Cheetah-Vel: HalfCheetah (Brax) with a target velocity ~ U[0, 3] per task, 200-step episodes.
 
-Presets: `paper` (the paper's hyperparameters, for a GPU), `cpu` (fits a 2-core machine),
-`test` (seconds: 20-step episodes, tiny networks). The expert and medium behaviour policies are the
-committed Brax-PPO checkpoints in mdx/envs/experts (see docs/locomotion.md).
+Presets (`base.locomotion_config`): `paper` (the paper's hyperparameters, for a GPU), `cpu` (fits
+a 2-core machine), `test` (seconds: 20-step episodes, tiny networks). The expert and medium
+behaviour policies are the committed Brax-PPO checkpoints in mdx/envs/experts (see
+docs/locomotion.md).
 
   python experiments/pipeline.py --config=configs/cheetah_vel.py:cpu --workdir=runs/cheetah_vel
 """
@@ -12,51 +13,10 @@ from configs import base
 
 
 def get_config(preset: str = 'cpu') -> ml_collections.ConfigDict:
-  config = base.get_config()
-  config.family = 'cheetah_vel'
-  c, d, p, e = config.context, config.diffusion, config.planner, config.eval
-  config.data.train_episodes = {'expert': 4, 'medium': 2, 'random': 2}  # 200 steps each
-  config.data.test_episodes = 2
-  c.history = 10  # h (paper: 10 for the reward-change families)
-  c.num_context = 4
-  c.target_window = 10
-  c.num_steps = 6000
-  d.horizon = 16  # H (paper: 16 for Cheetah-Vel)
-  d.dim_mults = (1, 2, 4)
-  d.context_dropout = 0.3  # beta (paper, Table 6: 0.3 for Cheetah-Vel)
-  d.batch_size = 32
-  d.num_train_steps = 12000
-  config.udiffuser.num_train_steps = 12000
-  p.dynamics_weight = 1.0  # lambda (paper, Table 4: 1 for Cheetah-Vel)
-  p.num_candidates = 4
-  e.episodes_per_task = 1
-  e.warm_starts = ('expert', 'random')  # Table 1 (expert) and Table 2 (random) columns
-
-  if preset == 'paper':
-    c.learning_rate, c.num_steps, c.ema_decay = 2e-4, 200_000, 0.995
-    d.num_steps, d.learning_rate, d.batch_size = 100, 2e-4, 32
-    d.dim_mults = (1, 4, 8)  # Diffuser's HalfCheetah U-Net
-    d.num_train_steps = config.udiffuser.num_train_steps = 1_000_000
-    d.predict_epsilon = True
-    d.ema_start = 2000
-    config.data.train_episodes = {'expert': 20, 'medium': 10, 'random': 10}
-    config.checkpoint_every, config.log_every = 20_000, 1000
-    p.num_candidates = 64
-    e.episodes_per_task = 5
-    e.warm_starts = ('expert', 'medium', 'random')
-  elif preset == 'test':
-    config.env.episode_length = 20
-    config.data.train_episodes = {'expert': 1, 'medium': 1, 'random': 1}
-    config.data.test_episodes = 1
-    c.encoder_hidden = c.model_hidden = (32, 32)
-    c.context_dim, c.history, c.target_window, c.num_context, c.num_steps = 8, 4, 4, 2, 20
-    d.horizon, d.dim, d.dim_mults, d.embed_dim, d.embed_hidden = 8, 8, (1, 2), 8, 16
-    d.num_context = 2
-    d.num_steps, d.num_train_steps, d.ema_start = 4, 10, 0
-    config.udiffuser.num_train_steps = 10
-    config.log_every, config.checkpoint_every = 10, 10
-    p.num_candidates = 2
-    e.num_context = 2
-  elif preset != 'cpu':
-    raise ValueError(f"preset must be 'paper', 'cpu' or 'test', got {preset!r}")
-  return config
+  return base.locomotion_config(
+      preset, 'cheetah_vel',
+      history=10,  # h (paper: 10 for the reward-change families)
+      horizon=16,  # H (paper: 16 for Cheetah-Vel)
+      context_dropout=0.3,  # beta (paper, Table 6: 0.3 for Cheetah-Vel)
+      dynamics_weight=1.0,  # lambda (paper, Table 4: 1 for Cheetah-Vel)
+      paper_dim_mults=(1, 4, 8))  # Diffuser's HalfCheetah U-Net
