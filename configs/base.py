@@ -11,37 +11,34 @@ def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.family = ''  # a name known to mdx.envs.make_family
   config.env = ml_collections.ConfigDict()  # overrides of the family's static fields
-  config.seed = 0
+  config.seed = 0  # data collection and evaluation seed
+  config.train_seeds = (0,)  # one model per training seed, each in WORKDIR/seed_{s}/
   config.log_every = 500  # steps between metric lines
   config.checkpoint_every = 2000  # steps between checkpoints
 
   config.data = ml_collections.ConfigDict()
   config.data.train_episodes = {'expert': 4, 'medium': 4, 'random': 4}  # per training task
-  config.data.test_episodes = 4  # warm-start episodes per test task and tier
-  config.data.expert_noise = 0.0  # std of Gaussian exploration noise on an analytic expert
+  config.data.warm_start_episodes = 4  # warm-start episodes per validation/test task and tier
 
   c = config.context = ml_collections.ConfigDict()
   c.history = 4  # h: transitions per context window
-  c.num_context = 4  # windows whose embeddings are averaged into one z
+  # Windows of one data tier whose embeddings are averaged into one z: in the context model's
+  # and the denoiser's training and at evaluation alike (a test z comes from one tier's data).
+  c.num_context = 8
   c.target_window = 4  # transitions predicted per sample in Eq. 1
   c.context_dim = 64  # size of z (paper: 64)
-  c.pooling = 'segment'  # E_phi reads a flat window ('segment') or one transition ('transition')
   c.encoder_hidden = (256, 256, 256)  # E_phi: 3 hidden layers (paper)
   c.model_hidden = (256, 256, 256)  # R_psi and P_omega
   c.tiers = ('expert', 'medium', 'random')  # training data tiers the context model sees
-  c.one_tier_contexts = False  # True: a sample's windows all come from one data tier, as at test
   c.learning_rate = 1e-3
-  c.lr_decay = False  # True: cosine decay of the learning rate to 1/20 of it over num_steps
+  c.lr_decay = False  # True: cosine decay of the learning rate to 1/20 of it over num_train_steps
   c.batch_size = 64  # paper: 64
-  c.num_steps = 6000
+  c.num_train_steps = 6000
   c.ema_decay = 0.99
-  c.z_noise = 0.0  # std of Gaussian noise on z where R and P read it (0 in the paper)
-  c.z_penalty = 0.0  # weight of mean ||z||^2 in the loss (0 in the paper); with z_noise: bottleneck
-  c.z_consistency = 0.0  # weight of the within-task share of z's variance (0 in the paper)
 
   d = config.diffusion = ml_collections.ConfigDict()
   d.horizon = 4  # H
-  d.num_steps = 20  # K denoising steps (paper: 100)
+  d.num_diffusion_steps = 20  # K denoising steps (paper: 100)
   d.dim = 32  # U-Net channels at the first level (Diffuser: 32)
   d.dim_mults = (1, 2, 4)  # channel multipliers per level; H divisible by 2**(levels-1)
   d.embed_dim = 64  # time and context embeddings (paper: 64 each)
@@ -49,9 +46,6 @@ def get_config() -> ml_collections.ConfigDict:
   d.predict_epsilon = False  # x0 prediction (Diffuser's locomotion default); True = the paper's eps
   d.context_dropout = 0.3  # beta
   d.tiers = ('expert',)  # training data tiers whose windows the denoiser learns to generate
-  d.num_context = 4  # history windows averaged into each training window's z label
-  d.one_tier_contexts = False  # True: a label's windows all come from one data tier, as at test
-  d.context_noise = 0.0  # std of Gaussian noise on z in training (0 in the paper)
   d.action_weight = 10.0  # loss weight of the first action (Diffuser: 10)
   d.learning_rate = 1e-3
   d.batch_size = 64
@@ -70,14 +64,20 @@ def get_config() -> ml_collections.ConfigDict:
   p.guide_units = 'normalized'  # the step's space: 'normalized' (Diffuser) or 'env' units
   p.dynamics_weight = 1.0  # lambda
   p.t_stopgrad = 2  # no guide at the last denoising steps k < t_stopgrad
-  p.noise_scale = 0.5  # alpha, sampling temperature (Decision Diffuser: 0.5)
-  p.clip_denoised = 1.0  # clip predicted x0 to the normalized data range
+  # alpha of Algorithm 1, the variance multiplier of x_K and of every step's noise: 0.25 is
+  # Decision Diffuser's noise std of 0.5.
+  p.noise_scale = 0.25
+  p.clip_denoised = 1.0  # clip predicted x0 to the normalized data range (0: no clip)
+  p.sampler = 'ddpm'  # 'ddpm' (all K steps) or 'ddim' (deterministic)
+  p.num_sample_steps = 0  # DDIM only: steps of the K actually taken (0: all K)
 
   e = config.eval = ml_collections.ConfigDict()
-  e.episodes_per_task = 2  # evaluation episodes per test task
+  e.episodes_per_task = 2  # evaluation episodes per task and evaluation seed
+  e.num_eval_seeds = 3  # independent evaluation seeds (contexts and episodes), one program
   e.warm_starts = ('expert', 'medium', 'random')  # tiers of warm-start data to evaluate
-  e.num_context = 8  # history windows of warm-start data averaged into the test context
-  e.methods = ('MetaDiffuser', 'UDiffuser', 'Oracle', 'Random')
+  e.methods = ('MetaDiffuser', 'UDiffuser', 'Oracle', 'Random')  # names in mdx.methods.REGISTRY
+  e.oracle = 'Oracle'  # the method whose return is the normalized score's 1
+  e.random = 'Random'  # ... and 0
   e.plan_vs_reached_tasks = 1  # test tasks replayed open-loop for the Figure-3 plot (0: skip)
   return config
 
@@ -96,11 +96,10 @@ def locomotion_config(preset: str, family: str, *, history: int, horizon: int,
   config.family = family
   c, d, p, e = config.context, config.diffusion, config.planner, config.eval
   config.data.train_episodes = {'expert': 4, 'medium': 2, 'random': 2}  # 200 steps each
-  config.data.test_episodes = 2
+  config.data.warm_start_episodes = 2
   c.history = history
-  c.num_context = 4
   c.target_window = 10
-  c.num_steps = 6000
+  c.num_train_steps = 6000
   d.horizon = horizon
   d.dim_mults = (1, 2, 4)
   d.context_dropout = context_dropout
@@ -113,8 +112,8 @@ def locomotion_config(preset: str, family: str, *, history: int, horizon: int,
   e.warm_starts = ('expert', 'random')  # Table 1 (expert) and Table 2 (random) columns
 
   if preset == 'paper':
-    c.learning_rate, c.num_steps, c.ema_decay = 2e-4, 200_000, 0.995
-    d.num_steps, d.learning_rate, d.batch_size = 100, 2e-4, 32
+    c.learning_rate, c.num_train_steps, c.ema_decay = 2e-4, 200_000, 0.995
+    d.num_diffusion_steps, d.learning_rate, d.batch_size = 100, 2e-4, 32
     d.dim_mults = paper_dim_mults
     d.num_train_steps = config.udiffuser.num_train_steps = 1_000_000
     d.predict_epsilon = True
@@ -127,16 +126,15 @@ def locomotion_config(preset: str, family: str, *, history: int, horizon: int,
   elif preset == 'test':
     config.env.episode_length = test_episode_length
     config.data.train_episodes = {'expert': 1, 'medium': 1, 'random': 1}
-    config.data.test_episodes = 1
+    config.data.warm_start_episodes = 1
     c.encoder_hidden = c.model_hidden = (32, 32)
-    c.context_dim, c.history, c.target_window, c.num_context, c.num_steps = 8, 4, 4, 2, 20
+    c.context_dim, c.history, c.target_window, c.num_context, c.num_train_steps = 8, 4, 4, 2, 20
     d.horizon, d.dim, d.dim_mults, d.embed_dim, d.embed_hidden = 8, 8, (1, 2), 8, 16
-    d.num_context = 2
-    d.num_steps, d.num_train_steps, d.ema_start = 4, 10, 0
+    d.num_diffusion_steps, d.num_train_steps, d.ema_start = 4, 10, 0
     config.udiffuser.num_train_steps = 10
     config.log_every, config.checkpoint_every = 10, 10
     p.num_candidates = 2
-    e.num_context = 2
+    e.num_eval_seeds = 2
   elif preset != 'cpu':
     raise ValueError(f"preset must be 'paper', 'cpu' or 'test', got {preset!r}")
   return config

@@ -2,7 +2,7 @@
 
 The default is a Diffuser-sized denoiser (jannerm/diffuser locomotion: horizon 32, dim 32,
 dim_mults (1, 2, 4, 8)) on Walker2d-like dimensions (17 state + 6 action). Override any field,
-e.g. `--config.batches='(1,)' --config.num_steps='(20,)'`.
+e.g. `--config.batches='(1,)' --config.num_diffusion_steps='(20,)'`.
 """
 import ml_collections
 
@@ -18,7 +18,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.embed_hidden = 256
   config.context_dim = 64  # z
   config.model_hidden = (256, 256, 256)  # reward and dynamics MLPs (the guide in plan/full)
-  config.num_steps = (20, 100)  # K values to measure
+  config.num_diffusion_steps = (20, 100)  # K values to measure
   config.batches = (1, 64)  # B values to measure
   config.modes = ('plan/bare', 'plan/full')  # bare: omega = 1, no guide; full: CFG + dual guide
   config.cfg_weight = 1.5  # omega in plan/full
@@ -30,4 +30,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.repeats = 5  # at least this many timed runs after one warm-up; the median is reported
   config.min_time_s = 3.0  # ... and more runs until this much time is spent (fast programs)
   config.seed = 0
+  # A checkout of the code before a change ('' = off): every planner measurement then runs in a
+  # fresh process of each code base, alternating, `compare_rounds` times (experiments/benchmark.py).
+  config.compare_with = ''
+  config.compare_rounds = 3
   return config

@@ -2,7 +2,7 @@
 
 Presets (`base.locomotion_config`): `paper` (the paper's hyperparameters, for a GPU), `cpu` (fits
 a 2-core machine), `test` (seconds: 20-step episodes, tiny networks). The expert and medium
-behaviour policies are the committed Brax-PPO checkpoints in mdx/envs/experts (see
+behaviour policies are the committed Brax-PPO checkpoints in mdx/experts (see
 docs/locomotion.md).
 
   python experiments/pipeline.py --config=configs/cheetah_vel.py:cpu --workdir=runs/cheetah_vel

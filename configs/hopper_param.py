@@ -3,7 +3,7 @@ friction are scaled by 1.5^u and joint damping by 1.3^u, u ~ U[-3, 3] per group;
 
 Presets (`base.locomotion_config`): `paper` (the paper's hyperparameters, for a GPU), `cpu` (fits
 a 2-core machine), `test` (seconds: 40-step episodes, tiny networks). The expert and medium
-behaviour policies are the committed Brax-PPO checkpoints in mdx/envs/experts (see
+behaviour policies are the committed Brax-PPO checkpoints in mdx/experts (see
 docs/locomotion.md).
 
   python experiments/pipeline.py --config=configs/hopper_param.py:cpu --workdir=runs/hopper_param

@@ -6,7 +6,6 @@ host detection never reports; the programs run correctly). TF_CPP_MIN_LOG_LEVEL=
 lines out of the terminal unless the user has set the variable. Python exceptions are unaffected.
 """
 import os
-import pathlib
 import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
@@ -29,8 +28,10 @@ def setup() -> None:
   jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
 
 
-def write_atomic(path: pathlib.Path, data: bytes) -> None:
-  """Writes `data` to a temporary file beside `path`, then renames it: never a half file."""
-  tmp = path.with_name(path.name + '.tmp')
-  tmp.write_bytes(data)
-  os.replace(tmp, path)
+def methods_to_run(config, names=None) -> list:
+  """The registered methods `names` (default `config.eval.methods`), with the reference methods
+  of the normalized score (`config.eval.oracle`, `config.eval.random`) added when missing."""
+  from mdx import methods  # pylint: disable=g-import-not-at-top
+  names = list(names or config.eval.methods)
+  names += [n for n in (config.eval.oracle, config.eval.random) if n not in names]
+  return [methods.get_method(n) for n in names]

@@ -2,6 +2,12 @@
 
   python experiments/benchmark.py --config=configs/benchmark.py [--config.batches='(1,)']
 
+Before and after a change, in one run: `--config.compare_with=PATH` (a checkout of the code before
+it, e.g. `git worktree add /tmp/mdx_before HEAD~3`) runs every planner measurement in a fresh
+process of each code base, alternating baseline / current for `compare_rounds` rounds (so both
+see the same machine load), prints every line with its `variant`, then one summary line per
+measurement: the median over rounds of each variant's medians and their ratio.
+
 Keys: name, batch, num_steps, compile_s (lowering + XLA compilation, measured without the
 persistent cache), median_s (median of at least `repeats` runs after one warm-up, more until
 `min_time_s` is spent), runs, plans_per_s,
@@ -9,9 +15,12 @@ flops_per_plan, gflops_per_s. XLA's cost analysis counts a while-loop body once,
 taken from the planner lowered with K = 1 and multiplied by K (the initial noise and the final
 candidate scoring, well under 1% of the work, are then counted K times).
 """
+import dataclasses
 import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 
 from absl import app, flags
@@ -21,9 +30,8 @@ import jax.numpy as jnp
 
 from mdx.data import Normalizer
 from mdx.diffusion import denoising_loss, loss_weights, make_schedule
-from mdx.evaluation import make_guide_fn
 from mdx.nets import ContextModel, TemporalUNet
-from mdx.planning import PlanConfig, plan
+from mdx.planning import PlanConfig, plan, trajectory_objective
 from mdx.training import TrainState
 import optax
 
@@ -56,9 +64,48 @@ def _compile(fn, args):
   return compiled, time.perf_counter() - t0
 
 
+def _plan_config(**kw) -> PlanConfig:
+  """A `PlanConfig` of this code base or of an older one (where K was named `num_steps`)."""
+  if 'num_steps' in {f.name for f in dataclasses.fields(PlanConfig)}:
+    kw['num_steps'] = kw.pop('num_diffusion_steps')
+  return PlanConfig(**kw)
+
+
+def _compare(c) -> None:
+  """Alternates fresh processes of the baseline checkout and of this one per measurement."""
+  here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  results = {}
+  for r in range(c.compare_rounds):
+    for mode in c.modes:
+      for k in c.num_diffusion_steps:
+        for b in c.batches:
+          for variant, root in (('baseline', os.path.abspath(c.compare_with)), ('current', here)):
+            env = dict(os.environ, PYTHONPATH=root)
+            cmd = [sys.executable, os.path.abspath(__file__), f'--config={config_flags.get_config_filename(flags.FLAGS["config"])}',
+                   '--config.compare_with=', f"--config.modes=('{mode}',)",
+                   f'--config.num_diffusion_steps=({k},)', f'--config.batches=({b},)',
+                   '--config.train_batch=0']
+            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+            line = json.loads(out.stdout.strip().splitlines()[-1])
+            line.update(variant=variant, round=r)
+            print(json.dumps(line), flush=True)
+            results.setdefault((mode, k, b, variant), []).append(line['median_s'])
+  for mode in c.modes:
+    for k in c.num_diffusion_steps:
+      for b in c.batches:
+        base = statistics.median(results[(mode, k, b, 'baseline')])
+        cur = statistics.median(results[(mode, k, b, 'current')])
+        print(json.dumps(dict(name=f'{mode} before/after', batch=b, num_steps=k,
+                              baseline_median_s=base, current_median_s=cur,
+                              current_over_baseline=round(cur / base, 3),
+                              rounds=c.compare_rounds)), flush=True)
+
+
 def main(argv):
   del argv
   c = _CONFIG.value
+  if c.compare_with:
+    return _compare(c)
   d = c.obs_dim + c.act_dim
   rng = jax.random.PRNGKey(c.seed)
   net = TemporalUNet(transition_dim=d, dim=c.dim, dim_mults=tuple(c.dim_mults),
@@ -76,20 +123,24 @@ def main(argv):
                          jnp.zeros((1, 1, c.obs_dim)), jnp.zeros((1, 1, c.act_dim))),
   }
   denoise_fn = lambda p, x, k, ctx, m: net.apply(p['denoiser'], x, k, ctx, m)
-  guide_fn = make_guide_fn(cm, norm)
+  apply = lambda method: (lambda s_, a_, z_: cm.apply(params['context'], norm, s_, a_, z_,
+                                                      method=method))
+  guide_fn = lambda p, s_, a_, z_: trajectory_objective(apply(ContextModel.reward),
+                                                        apply(ContextModel.next_state))(s_, a_, z_)
   print(json.dumps({'devices': str(jax.devices()), 'cpu_count': os.cpu_count(),
                     'loadavg_1m': os.getloadavg()[0]}), flush=True)
 
   for mode in c.modes:
     full = mode == 'plan/full'
-    for k in c.num_steps:
+    for k in c.num_diffusion_steps:
       for b in c.batches:
         def make(steps, full=full):
-          cfg = PlanConfig(horizon=c.horizon, num_steps=steps, predict_epsilon=c.predict_epsilon,
-                           cfg_weight=c.cfg_weight if full else 1.0,
-                           guide_scale=c.guide_scale if full else 0.0,
-                           dynamics_weight=c.dynamics_weight,
-                           t_stopgrad=min(c.t_stopgrad, steps) if full else 0)
+          cfg = _plan_config(horizon=c.horizon, num_diffusion_steps=steps,
+                             predict_epsilon=c.predict_epsilon,
+                             cfg_weight=c.cfg_weight if full else 1.0,
+                             guide_scale=c.guide_scale if full else 0.0,
+                             dynamics_weight=c.dynamics_weight,
+                             t_stopgrad=min(c.t_stopgrad, steps) if full else 0)
           return lambda p, r, o, z: plan(p, r, o, z, denoise_fn, guide_fn if full else None,
                                          normalizer=norm, config=cfg).action
         args = (params, jax.random.PRNGKey(1), jnp.zeros((b, c.obs_dim)),
@@ -103,8 +154,10 @@ def main(argv):
                               flops_per_plan=flops / b, gflops_per_s=round(flops / median / 1e9, 2),
                               loadavg_1m=os.getloadavg()[0])), flush=True)
 
+  if not c.train_batch:
+    return None
   # One denoiser update (loss, gradient, Adam, EMA) at the training batch.
-  sched = make_schedule(max(c.num_steps))
+  sched = make_schedule(max(c.num_diffusion_steps))
   weights = loss_weights(c.horizon, c.obs_dim, c.act_dim, 10.0)
   state = TrainState.create(params['denoiser'], optax.adam(2e-4))
 

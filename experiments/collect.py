@@ -1,4 +1,5 @@
-"""Collects every dataset of a family: training tasks' tiers and test tasks' warm-start tiers.
+"""Collects every dataset of a family: the training tasks' tiers, and warm-start data of every tier
+for the validation and test tasks.
 
   python experiments/collect.py --config=configs/point_robot.py:cpu --workdir=runs/demo
 """
@@ -7,7 +8,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from mdx.data import collect_datasets
-from mdx.training.trainers import family_from_config
+from mdx.envs import family_from_config
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (path:preset).',
                                           lock_config=True)

@@ -1,23 +1,33 @@
-"""Evaluates every method on the test tasks; writes WORKDIR/eval/results.json, table and plots.
+"""Evaluates methods on one split; writes WORKDIR/eval/<split>/results.json, the table and plots.
 
-  python experiments/evaluate.py --config=configs/point_robot.py:cpu --workdir=runs/demo
+  python experiments/evaluate.py --config=configs/point_robot.py:cpu --workdir=runs/demo \
+      --split=validation [--methods=MetaDiffuser,Oracle,Random]
+
+Tune on `--split=validation`; the test split is run once per committed preset. The methods of
+`config.eval.methods` by default; the reference methods (`config.eval.oracle`, `.random`) are
+always added.
 """
 import _common  # first: sets up logging before JAX loads
 from absl import app, flags
 from ml_collections import config_flags
 
+from mdx.envs import SPLITS
 from mdx.evaluation import evaluate
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (path:preset).',
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run folder with trained stages.')
+_SPLIT = flags.DEFINE_enum('split', 'validation', list(SPLITS), 'Which tasks.')
+_METHODS = flags.DEFINE_list('methods', None, 'Methods (default: config.eval.methods).')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
 def main(argv):
   del argv
   _common.setup()
-  evaluate(_CONFIG.value, _WORKDIR.value)
+  config = _CONFIG.value
+  evaluate(config, _WORKDIR.value, _common.methods_to_run(config, _METHODS.value),
+           split=_SPLIT.value)
 
 
 if __name__ == '__main__':

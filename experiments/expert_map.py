@@ -2,9 +2,9 @@
 
   python experiments/expert_map.py --family=hopper_param [--num_tasks=200] [--tier=expert]
 
-Draws `num_tasks` tasks from the family's training distribution (`sample_task_params` with
-`--seed`), runs one deterministic episode of the committed policy in each (`experts.rollout`), and
-prints the fraction that finish the episode without a fall at >= 1 m/s (the issue's target),
+Draws `num_tasks` tasks from the family's training distribution (`family.distribution_tasks`,
+a stream that no `--seed` turns into the test draw), runs one deterministic episode of the
+committed policy in each (`experts.rollout`), and prints the fraction that finish the episode without a fall at >= 1 m/s (the issue's target),
 overall and in four bins of each physics exponent (mass, inertia, friction, damping).
 docs/locomotion.md quotes its output.
 """
@@ -15,7 +15,8 @@ import jax
 import numpy as np
 from absl import app, flags
 
-from mdx.envs import experts, make_family
+from mdx import experts
+from mdx.envs import make_family
 
 _FAMILY = flags.DEFINE_enum('family', 'hopper_param', ['hopper_param', 'walker_param'], 'Family.')
 _TIER = flags.DEFINE_enum('tier', 'expert', list(experts.TIERS), 'Which committed policy.')
@@ -35,7 +36,7 @@ def main(argv):
   family = make_family(_FAMILY.value)
   policy = experts.load_expert(family, _TIER.value)
   n = _NUM_TASKS.value
-  tasks = family.sample_tasks(jax.random.PRNGKey(_SEED.value), n)
+  tasks = family.distribution_tasks(_SEED.value, n)
   traj = jax.jit(lambda rng: experts.rollout(family, policy, tasks, rng))(jax.random.PRNGKey(1))
   q = experts.quality(family, tasks, jax.device_get(traj))
   ok, speed = np.array(q['no_fall_and_1mps']), np.array(q['forward_velocity'])

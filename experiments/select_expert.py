@@ -26,7 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
 
-from mdx.envs import experts, locomotion, make_family
+from mdx import experts, io
+from mdx.envs import locomotion, make_family
 
 _FAMILY = flags.DEFINE_enum('family', None, sorted(locomotion.FAMILIES), 'Family.', required=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'The run folder (with checkpoints/).',
@@ -56,7 +57,7 @@ def main(argv):
   template = experts.params_template(meta['obs_size'], meta['act_size'], network, with_value=True)
 
   n = _NUM_TASKS.value
-  val_tasks = family.sample_tasks(jax.random.PRNGKey(_SEED.value), n)
+  val_tasks = family.distribution_tasks(_SEED.value, n)
   reps = config['eval_episodes_per_task']  # the run's own test-task evaluation, to check against
   test_tasks = jax.tree.map(lambda x: jnp.repeat(x, reps, axis=0), family.test_tasks())
   run = jax.jit(lambda params, tasks, rng: experts.rollout(
@@ -89,8 +90,8 @@ def main(argv):
   out.mkdir(parents=True, exist_ok=True)
   medium = run_dir / f'{name}_medium.msgpack'
   if medium.resolve() != (out / medium.name).resolve():
-    _common.write_atomic(out / medium.name, medium.read_bytes())
-  _common.write_atomic(out / f'{name}.msgpack', experts.to_bytes(best['params']))
+    io.write_atomic(out / medium.name, medium.read_bytes())
+  io.write_atomic(out / f'{name}.msgpack', experts.to_bytes(best['params']))
   meta['quality']['expert'] = experts.quality(family, test_tasks, best['test'])
   meta['run_env_steps'] = meta['num_env_steps']
   meta['num_env_steps'] = best['step'] - prior
@@ -101,7 +102,7 @@ def main(argv):
       'scores': [[r['step'], r['score'], r['val_return'], r['test_return']] for r in rows],
       'columns': ['env_steps', 'validation score', 'validation return', 'test return'],
   }
-  _common.write_atomic(out / f'{name}.json', json.dumps(meta, indent=1).encode())
+  io.write_atomic(out / f'{name}.json', json.dumps(meta, indent=1).encode())
   print(f'{name}: the checkpoint at {best["step"]} PPO steps, validation score '
         f'{best["score"]:.3f}; test return {best["test_return"]:.1f}; written to {out}')
 

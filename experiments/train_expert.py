@@ -1,4 +1,4 @@
-"""Trains a family's task-conditioned expert with Brax PPO and writes it to mdx/envs/experts/.
+"""Trains a family's task-conditioned expert with Brax PPO and writes it to mdx/experts/.
 
   python experiments/train_expert.py --family=cheetah_vel --workdir=runs/experts/cheetah_vel
 
@@ -37,7 +37,8 @@ from brax.training.agents.ppo import train as ppo
 from ml_collections import config_flags
 
 import _common
-from mdx.envs import experts, make_family
+from mdx import experts, io
+from mdx.envs import make_family
 
 _FAMILY = flags.DEFINE_string('family', 'cheetah_vel', 'Family (preset of configs/experts.py).')
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Overrides the preset (path:family).')
@@ -79,9 +80,9 @@ def main(argv):
     params = jax.device_get(params)  # (normalizer, policy, value)
     checkpoints.append((int(step), params[:2]))
     data = experts.to_bytes(params)
-    _common.write_atomic(workdir / 'checkpoints' / f'{prior_steps + int(step)}.msgpack', data)
-    _common.write_atomic(workdir / 'resume.msgpack', data)
-    _common.write_atomic(workdir / 'resume.json', json.dumps(
+    io.write_atomic(workdir / 'checkpoints' / f'{prior_steps + int(step)}.msgpack', data)
+    io.write_atomic(workdir / 'resume.msgpack', data)
+    io.write_atomic(workdir / 'resume.json', json.dumps(
         {'family': family.name, 'env_steps': prior_steps + int(step),
          'config': config.to_dict()}, indent=1).encode())
 
@@ -165,7 +166,7 @@ def main(argv):
   out = pathlib.Path(_OUTPUT.value)
   out.mkdir(parents=True, exist_ok=True)
   for stem, params in ((family.name, checkpoints[-1][1]), (f'{family.name}_medium', medium_params)):
-    _common.write_atomic(out / f'{stem}.msgpack', experts.to_bytes(params))
+    io.write_atomic(out / f'{stem}.msgpack', experts.to_bytes(params))
   meta = {
       'family': family.name, 'backend': family.backend, 'command': ' '.join(sys.argv),
       'config': config.to_dict(), 'network': network,
@@ -181,7 +182,7 @@ def main(argv):
       'test_return_by_checkpoint': [[s, r] for (s, _), r in zip(checkpoints, returns)],
       'brax_eval_curve': curve,
   }
-  _common.write_atomic(out / f'{family.name}.json', json.dumps(meta, indent=1).encode())
+  io.write_atomic(out / f'{family.name}.json', json.dumps(meta, indent=1).encode())
   logging.info('expert %.1f medium %.1f random %.1f; train %.0fs', returns[-1], medium_return,
                random_return, train_time)
 

@@ -25,7 +25,7 @@ def test_config():
 def data_workdir(tmp_path_factory, test_config):
   """A workdir with every Point-Robot dataset of the test preset collected."""
   from mdx.data import collect_datasets  # pylint: disable=g-import-not-at-top
-  from mdx.training.trainers import family_from_config  # pylint: disable=g-import-not-at-top
+  from mdx.envs import family_from_config  # pylint: disable=g-import-not-at-top
   workdir = str(tmp_path_factory.mktemp('pipeline'))
   collect_datasets(test_config, workdir, family_from_config(test_config))
   return workdir

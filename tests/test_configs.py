@@ -28,3 +28,16 @@ def test_preset_is_consistent(name, preset):
   assert set(c.tiers) <= tiers and set(d.tiers) <= tiers
   assert set(config.eval.warm_starts) <= {'expert', 'medium', 'random'}
   assert 0.0 <= d.context_dropout < 1.0 and config.planner.dynamics_weight >= 0.0
+
+
+@pytest.mark.parametrize('name', _CONFIGS)
+@pytest.mark.parametrize('preset', ['paper', 'cpu', 'test'])
+def test_training_contexts_are_made_like_test_contexts(name, preset):
+  """One field, `context.num_context`, sets the windows per z for the context model, the
+  denoiser's labels and the test context alike; the windows of a training z always come from one
+  data tier (`sample_segments(context_blocks=...)`), as a test z from one tier's warm-start data.
+  (Locomotion presets used to train on 4 windows of mixed tiers and test on 8 of one.)"""
+  config = importlib.import_module(f'configs.{name}').get_config(preset)
+  assert 'num_context' not in config.diffusion and 'num_context' not in config.eval
+  assert 'one_tier_contexts' not in config.context and 'one_tier_contexts' not in config.diffusion
+  assert config.context.num_context >= 1

@@ -11,7 +11,6 @@ import pytest
 from mdx import data as mdata
 from mdx.data import trajectories as trj
 from mdx.envs import PointRobot
-from mdx.training import trainers
 
 FAMILY = PointRobot()
 DIMS = dict(obs_dim=2, act_dim=2, task_dim=2)
@@ -20,7 +19,7 @@ DIMS = dict(obs_dim=2, act_dim=2, task_dim=2)
 @pytest.fixture(scope='module')
 def expert():
   tasks = jax.tree.map(lambda x: x[:3], FAMILY.train_tasks())
-  return jax.device_get(mdata.collect(FAMILY, tasks, mdata.make_policy(FAMILY, 'expert'),
+  return jax.device_get(mdata.collect(FAMILY, tasks, mdata.behaviour_policy(FAMILY, 'expert'),
                                       jax.random.PRNGKey(0), 2))
 
 
@@ -37,7 +36,7 @@ def test_collect_shapes_and_returns(expert):
 
 def test_tiers_are_ordered():
   tasks = FAMILY.train_tasks()
-  rets = {t: mdata.collect(FAMILY, tasks, mdata.make_policy(FAMILY, t), jax.random.PRNGKey(1),
+  rets = {t: mdata.collect(FAMILY, tasks, mdata.behaviour_policy(FAMILY, t), jax.random.PRNGKey(1),
                            4).returns().mean() for t in mdata.TIERS}
   assert rets['random'] < rets['medium'] < rets['expert']
 
@@ -136,7 +135,7 @@ def test_sampler_windows_are_contiguous_and_from_one_task(expert):
 def test_sampler_context_blocks_draw_every_window_from_one_tier(expert):
   # Six episodes per task read as blocks (tiers) of 2, 1 and 3 episodes; each episode's actions
   # are stamped with its index, so a context row shows which episode it came from.
-  data = trainers.concat_episodes([expert] * 3)
+  data = mdata.concat_episodes([expert] * 3)
   stamp = np.broadcast_to(np.arange(6, dtype=np.float32)[None, :, None, None], data.actions.shape)
   data = data.replace(actions=stamp)
   block_of = np.array([0, 0, 1, 2, 2, 2])
@@ -162,3 +161,60 @@ def test_normalizer_round_trip(tmp_path, expert):
   mdata.save_normalizer(str(tmp_path / 'n.npz'), n)
   m = mdata.load_normalizer(str(tmp_path / 'n.npz'))
   jax.tree.map(np.testing.assert_array_equal, n, m)
+
+
+def _short_episodes(expert, length=5):
+  """`expert` with every episode ended after `length` steps; the padding is marked by rewards of
+  999 and actions of 9, so any window that reaches it shows."""
+  valid = np.zeros_like(expert.valid)
+  valid[:, :, :length] = True
+  pad = ~valid
+  return expert.replace(valid=valid, rewards=np.where(pad, 999.0, expert.rewards),
+                        actions=np.where(pad[..., None], 9.0, expert.actions))
+
+
+def test_context_windows_never_reach_the_padding_and_segments_mark_it(expert):
+  data = _short_episodes(jax.device_get(expert))
+  seg = jax.jit(lambda r: mdata.sample_segments(r, data, 256, history=4, horizon=8,
+                                                num_context=6))(jax.random.PRNGKey(0))
+  # 4-step histories from 5-step episodes: every row is a real transition (two episodes of 5
+  # valid steps each give 10 valid rows in episode order).
+  assert float(np.abs(np.asarray(seg.context[..., 4])).max()) < 100
+  # 8-step windows of 5-step episodes: the first 5 steps are valid, the last 3 are padding.
+  np.testing.assert_array_equal(seg.valid, np.broadcast_to(np.arange(8) < 5, (256, 8)))
+  np.testing.assert_array_equal(np.asarray(seg.rewards)[:, 5:], 999.0)
+  # Windows cross from one episode into the next in order: rows stay consecutive within one.
+  rows = np.asarray(seg.context)
+  same = np.all(rows[:, :, 1:, :2] == rows[:, :, :-1, 5:], axis=-1)  # s_{t+1} == s'_t
+  assert same.mean() > 0.5 and not same.all()
+
+
+def test_every_loss_ignores_the_padding(expert, test_config):
+  """The context loss and the denoising loss are unchanged when the padded steps change."""
+  from mdx.diffusion import denoising_loss, loss_weights, make_schedule  # pylint: disable=g-import-not-at-top
+  from mdx.methods.metadiffuser import context as ctx_stage  # pylint: disable=g-import-not-at-top
+  data = _short_episodes(jax.device_get(expert))
+  seg = mdata.sample_segments(jax.random.PRNGKey(0), data, 16, history=4, horizon=8,
+                              num_context=2)
+  changed = seg.replace(rewards=jnp.where(seg.valid, seg.rewards, -5.0),
+                        next_states=jnp.where(seg.valid[..., None], seg.next_states, 7.0),
+                        states=jnp.where(seg.valid[..., None], seg.states, -3.0))
+  norm = mdata.init_normalizer(expert)
+  model = ctx_stage.build_context_model(test_config, FAMILY)
+  params = model.init(jax.random.PRNGKey(1), norm, seg.context, seg.states, seg.actions)
+  a, _ = ctx_stage.context_loss(model, params, norm, seg)
+  b, _ = ctx_stage.context_loss(model, params, norm, changed)
+  np.testing.assert_allclose(a, b, rtol=1e-6)
+  net = lambda p, x, k, c, m: p * x
+  sched, w = make_schedule(4), loss_weights(8, 2, 2, 10.0)
+  loss = lambda s: denoising_loss(net, 0.5, sched, jax.random.PRNGKey(2),
+                                  mdata.normalize_traj(norm, s.states, s.actions),
+                                  jnp.zeros((16, 1)), obs_dim=2, context_dropout=0.0,
+                                  predict_epsilon=False, weights=w, valid=s.valid)[0]
+  np.testing.assert_allclose(loss(seg), loss(changed), rtol=1e-6)
+  # With every step valid the mask changes nothing.
+  full = seg.replace(valid=jnp.ones_like(seg.valid))
+  unmasked = denoising_loss(net, 0.5, sched, jax.random.PRNGKey(2),
+                            mdata.normalize_traj(norm, seg.states, seg.actions), jnp.zeros((16, 1)),
+                            obs_dim=2, context_dropout=0.0, predict_epsilon=False, weights=w)[0]
+  np.testing.assert_allclose(loss(full), unmasked, rtol=1e-6)

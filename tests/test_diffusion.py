@@ -85,7 +85,7 @@ def trained():
 def test_denoiser_recovers_gaussian_mixture(trained):
   net, params, losses = trained
   assert losses[-200:].mean() < 0.5 * losses[:50].mean()
-  config = PlanConfig(horizon=1, num_steps=20)
+  config = PlanConfig(horizon=1, num_diffusion_steps=20)
   n = 4000
   sample = jax.jit(lambda r: plan(params, r, jnp.zeros((n, 0)), jnp.zeros((n, 1)), net.apply, None,
                                   normalizer=IDENTITY, config=config).actions[:, 0])

@@ -73,3 +73,31 @@ def test_vmapped_step_over_tasks(family):
   nxt = jax.jit(jax.vmap(family.step))(tasks, states, actions)
   expected = -np.linalg.norm(np.full((30, 2), 0.05) - np.asarray(tasks.params), axis=1)
   np.testing.assert_allclose(nxt.reward, expected, rtol=1e-6)
+
+
+# Seeds `experiments/select_expert.py` (7) and `experiments/expert_map.py` (123) use by default,
+# and a range of others any user may pass.
+TOOL_SEEDS = sorted({7, 123, *range(0, 64)})
+
+
+def test_validation_split_is_disjoint_and_no_seed_reproduces_the_test_draw(family):
+  from mdx.envs import base  # pylint: disable=g-import-not-at-top
+  rows = lambda t: {tuple(np.asarray(p).round(7)) for p in np.asarray(t.params)}
+  train, test, val = rows(family.train_tasks()), rows(family.test_tasks()), rows(
+      family.validation_tasks())
+  assert len(val) == family.num_validation_tasks == 10
+  assert not val & train and not val & test and not train & test
+  np.testing.assert_array_equal(family.validation_tasks().task_id, np.arange(40, 50))
+  np.testing.assert_array_equal(family.validation_tasks().params,
+                                PointRobot().validation_tasks().params)  # deterministic
+  for seed in TOOL_SEEDS:
+    drawn = rows(family.distribution_tasks(seed, 50))
+    assert not drawn & test and not drawn & val, seed
+  # No plain PRNGKey(s) equals a derived key, so no seed value turns into the test draw.
+  derived = [jax.random.fold_in(jax.random.PRNGKey(family.task_seed), base.VALIDATION_STREAM)]
+  derived += [jax.random.fold_in(jax.random.PRNGKey(base.DISTRIBUTION_STREAM), s)
+              for s in TOOL_SEEDS]
+  assert all(int(np.asarray(k)[0]) != 0 for k in derived)  # PRNGKey(s) is [0, s] for s < 2^32
+  assert np.asarray(jax.random.PRNGKey(family.task_seed))[0] == 0
+  with pytest.raises(ValueError, match=r"split must be one of \('train', 'validation', 'test'\)"):
+    family.split_tasks('val')

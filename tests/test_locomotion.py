@@ -1,4 +1,4 @@
-"""Locomotion families (mdx/envs/locomotion.py) and the expert loader (mdx/envs/experts).
+"""Locomotion families (mdx/envs/locomotion.py) and the expert loader (mdx/experts).
 
 Kept fast: a few compiled functions (Cheetah-Vel on spring, Hopper-Param on the generalized
 backend next to Brax's own hopper), shared through module-scoped fixtures; rollouts are short.
@@ -14,7 +14,7 @@ import pytest
 from brax import envs as brax_envs
 
 from mdx.envs import EnvState, Task, make_family
-from mdx.envs import experts
+from mdx import experts
 from mdx.envs import locomotion
 
 jax.config.update('jax_numpy_rank_promotion', 'raise')

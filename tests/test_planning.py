@@ -44,7 +44,7 @@ def shifted_dynamics_guide(reward_target=None):
 
 def test_inpainting_keeps_current_state():
   obs, _ = _obs_ctx(5)
-  config = PlanConfig(horizon=H, num_steps=6, num_candidates=3, cfg_weight=1.5, guide_scale=0.5,
+  config = PlanConfig(horizon=H, num_diffusion_steps=6, num_candidates=3, cfg_weight=1.5, guide_scale=0.5,
                       predict_epsilon=False)
   out = jax.jit(lambda: _plan(config, guide=shifted_dynamics_guide()))()
   np.testing.assert_allclose(out.states[:, 0], obs, atol=1e-6)
@@ -54,7 +54,7 @@ def test_inpainting_keeps_current_state():
 
 
 def test_cfg_weight_one_is_the_conditional_model_and_skips_the_null_branch():
-  config = PlanConfig(horizon=H, num_steps=5, predict_epsilon=False)
+  config = PlanConfig(horizon=H, num_diffusion_steps=5, predict_epsilon=False)
   seen = []
 
   def poisoned(params, x, k, c, mask):
@@ -80,9 +80,9 @@ def test_cfg_combination_in_one_batched_call():
     on, off = jnp.ones_like(mask), jnp.zeros_like(mask)
     return 2 * analytic_denoiser(params, x, k, c, on) - analytic_denoiser(params, x, k, c, off)
 
-  cfg = jax.jit(lambda: _plan(PlanConfig(horizon=H, num_steps=5, cfg_weight=2.0,
+  cfg = jax.jit(lambda: _plan(PlanConfig(horizon=H, num_diffusion_steps=5, cfg_weight=2.0,
                                          predict_epsilon=False), recording))()
-  manual = jax.jit(lambda: _plan(PlanConfig(horizon=H, num_steps=5, predict_epsilon=False),
+  manual = jax.jit(lambda: _plan(PlanConfig(horizon=H, num_diffusion_steps=5, predict_epsilon=False),
                                  combined))()
   np.testing.assert_allclose(cfg.states, manual.states, rtol=1e-5, atol=1e-5)
   assert [s for s, _ in seen] == [10]  # both branches in ONE call on a [2 B N] batch
@@ -92,7 +92,7 @@ def test_raising_lambda_lowers_dynamics_discrepancy():
   zetas = []
   # Step sizes stay inside gradient ascent's stable range (scale * lambda * curvature < 2).
   for lam in (0.0, 0.5, 2.0):
-    config = PlanConfig(horizon=H, num_steps=10, guide_scale=0.02, dynamics_weight=lam,
+    config = PlanConfig(horizon=H, num_diffusion_steps=10, guide_scale=0.02, dynamics_weight=lam,
                         predict_epsilon=False, noise_scale=0.0)
     # An x0 denoiser that returns its input (a flat prior) lets the guide's shifts accumulate.
     out = jax.jit(lambda c=config: _plan(c, lambda p, x, k, c_, m: x,
@@ -105,7 +105,7 @@ def test_raising_lambda_lowers_dynamics_discrepancy():
 def test_paper_eps_form_also_lowers_discrepancy_at_small_scale():
   zetas = []
   for lam in (0.0, 2.0):
-    config = PlanConfig(horizon=H, num_steps=10, guide_scale=0.005, dynamics_weight=lam,
+    config = PlanConfig(horizon=H, num_diffusion_steps=10, guide_scale=0.005, dynamics_weight=lam,
                         predict_epsilon=False, noise_scale=0.0, guide_form='eps',
                         clip_denoised=1.0)
     out = jax.jit(lambda c=config: _plan(c, lambda p, x, k, c_, m: x,
@@ -118,7 +118,7 @@ def test_reward_guide_raises_return_and_t_stopgrad_disables_it():
   guide = shifted_dynamics_guide(reward_target=jnp.array([0.8, -0.8]))
   values = {}
   for name, scale, stop in (('off', 0.0, 0), ('on', 0.05, 0), ('stopped', 0.05, 10)):
-    config = PlanConfig(horizon=H, num_steps=10, guide_scale=scale, dynamics_weight=0.0,
+    config = PlanConfig(horizon=H, num_diffusion_steps=10, guide_scale=scale, dynamics_weight=0.0,
                         t_stopgrad=stop, predict_epsilon=False, noise_scale=0.0)
     out = jax.jit(lambda c=config: _plan(c, lambda p, x, k, c_, m: x, guide, b=8))()
     values[name] = float(out.value.mean())
@@ -129,7 +129,7 @@ def test_reward_guide_raises_return_and_t_stopgrad_disables_it():
 def test_best_candidate_is_kept():
   guide = shifted_dynamics_guide(reward_target=jnp.array([0.8, -0.8]))
   mean_value = lambda n: float(jax.jit(lambda: _plan(
-      PlanConfig(horizon=H, num_steps=5, num_candidates=n, dynamics_weight=0.0,
+      PlanConfig(horizon=H, num_diffusion_steps=5, num_candidates=n, dynamics_weight=0.0,
                  predict_epsilon=False), lambda p, x, k, c, m: 0.0 * x + x, guide, b=32))().value.mean())
   assert mean_value(16) > mean_value(1)
 
@@ -137,14 +137,14 @@ def test_best_candidate_is_kept():
 def test_x0_denoiser_lands_exactly_on_its_prediction():
   """No noise at k = 0 and posterior coef1 = 1 there: the sample is the last x0 prediction."""
   const = lambda p, x, k, c, m: jnp.full_like(x, 0.25)
-  out = jax.jit(lambda: _plan(PlanConfig(horizon=H, num_steps=7, predict_epsilon=False), const))()
+  out = jax.jit(lambda: _plan(PlanConfig(horizon=H, num_diffusion_steps=7, predict_epsilon=False), const))()
   # 0.25 normalized is (0.25 + 1) / 2 * 4 - 1 = 1.5 for states in [-1, 3], 0.25 for actions.
   np.testing.assert_allclose(out.states[:, 1:], 1.5, atol=1e-5)
   np.testing.assert_allclose(out.actions, 0.25, atol=1e-5)
 
 
 def test_vmapped_plan_equals_per_example_calls():
-  config = PlanConfig(horizon=H, num_steps=5, num_candidates=3, cfg_weight=1.4, guide_scale=0.1,
+  config = PlanConfig(horizon=H, num_diffusion_steps=5, num_candidates=3, cfg_weight=1.4, guide_scale=0.1,
                       t_stopgrad=1, predict_epsilon=True)
   guide = shifted_dynamics_guide(reward_target=jnp.array([0.3, 0.1]))
   obs, ctx = _obs_ctx(4, seed=3)
@@ -162,8 +162,8 @@ def test_vmapped_plan_equals_per_example_calls():
 def test_config_errors():
   with pytest.raises(ValueError, match='num_candidates must be >= 1'):
     PlanConfig(horizon=4, num_candidates=0)
-  with pytest.raises(ValueError, match=r't_stopgrad must be in \[0, num_steps\]'):
-    PlanConfig(horizon=4, num_steps=5, t_stopgrad=6)
+  with pytest.raises(ValueError, match=r't_stopgrad must be in \[0, num_diffusion_steps\]'):
+    PlanConfig(horizon=4, num_diffusion_steps=5, t_stopgrad=6)
 
 
 def test_x0_guide_moves_the_final_plan_where_the_mean_form_cannot():
@@ -173,7 +173,7 @@ def test_x0_guide_moves_the_final_plan_where_the_mean_form_cannot():
   const = lambda p, x, k, c, m: jnp.zeros_like(x)
   values = {}
   for form in ('off', 'mean', 'x0'):
-    config = PlanConfig(horizon=H, num_steps=1, guide_scale=0.0 if form == 'off' else 0.5,
+    config = PlanConfig(horizon=H, num_diffusion_steps=1, guide_scale=0.0 if form == 'off' else 0.5,
                         guide_form='mean' if form == 'off' else form, dynamics_weight=0.0,
                         predict_epsilon=False)
     values[form] = jax.jit(lambda c=config: _plan(c, const, guide, b=4))()
@@ -192,11 +192,88 @@ def test_guide_units_env_steps_in_environment_units():
   const = lambda p, x, k, c, m: jnp.zeros_like(x)  # normalized 0: states at 1.0 in env units
   out = {}
   for units in ('normalized', 'env'):
-    config = PlanConfig(horizon=H, num_steps=1, guide_scale=0.1, guide_form='x0',
+    config = PlanConfig(horizon=H, num_diffusion_steps=1, guide_scale=0.1, guide_form='x0',
                         guide_units=units, dynamics_weight=0.0, predict_epsilon=False)
     out[units] = jax.jit(lambda c=config: _plan(c, const, guide, b=3))()
   np.testing.assert_allclose(out['env'].states[:, 1:], 1.0 + 0.1 * 2.0, rtol=1e-5)
   np.testing.assert_allclose(out['normalized'].states[:, 1:], 1.0 + 4 * 0.1 * 2.0, rtol=1e-5)
   np.testing.assert_allclose(out['env'].actions, 0.0, atol=1e-6)  # R does not read actions
-  with pytest.raises(ValueError, match="guide_units must be 'normalized' or 'env'"):
+  with pytest.raises(ValueError, match="guide_units must be one of"):
     PlanConfig(horizon=4, guide_units='raw')
+
+
+def _numpy_cosine_schedule(k_steps, s=0.008):
+  """Nichol & Dhariwal's cosine schedule, written out again in float64 (betas clipped at 0.999)."""
+  t = np.arange(k_steps + 1) / k_steps
+  f = np.cos((t + s) / (1 + s) * np.pi / 2) ** 2
+  betas = np.clip(1 - f[1:] / f[:-1], 0, 0.999)
+  abar = np.cumprod(1 - betas)
+  abar_prev = np.concatenate([[1.0], abar[:-1]])
+  return betas, abar, abar_prev
+
+
+@pytest.mark.parametrize('noise_scale', [0.0, 0.25])
+def test_plan_matches_an_independent_numpy_ddpm_chain(noise_scale):
+  """Golden test: eps-prediction DDPM with inpainting and x0 clipping, alpha = `noise_scale` the
+  VARIANCE multiplier of x_K and of every step, against a numpy chain on the same noise."""
+  from mdx.diffusion import sampling  # pylint: disable=g-import-not-at-top
+  k_steps, b, d = 6, 3, OBS + ACT
+  eps_model = lambda x, k: 0.3 * x + 0.05 * k  # a fixed, hand-checkable eps predictor
+  denoise = lambda p, x, k, c, m: eps_model(x, k[:, None, None].astype(x.dtype))
+  config = PlanConfig(horizon=H, num_diffusion_steps=k_steps, noise_scale=noise_scale,
+                      clip_denoised=1.0, predict_epsilon=True)
+  obs, ctx = _obs_ctx(b)
+  rng = jax.random.PRNGKey(4)
+  out = jax.jit(lambda: plan(PARAMS, rng, obs, ctx, denoise, None, normalizer=NORM,
+                             config=config))()
+  keys = jax.vmap(lambda key: jax.random.split(key, 1))(jax.random.split(rng, b)).reshape(b, -1)
+  noise = np.asarray(sampling.draw_noise(keys, (H, d), k_steps + 1), np.float64)
+  betas, abar, abar_prev = _numpy_cosine_schedule(k_steps)
+  s0 = 2 * (np.asarray(obs, np.float64) + 1) / 4 - 1  # states normalized from [-1, 3]
+  x = np.sqrt(noise_scale) * noise[0]
+  x[:, 0, :OBS] = s0
+  for i, k in enumerate(range(k_steps - 1, -1, -1)):
+    x0 = np.clip((x - np.sqrt(1 - abar[k]) * eps_model(x, k)) / np.sqrt(abar[k]), -1, 1)
+    mean = (betas[k] * np.sqrt(abar_prev[k]) * x0
+            + (1 - abar_prev[k]) * np.sqrt(1 - betas[k]) * x) / (1 - abar[k])
+    var = betas[k] * (1 - abar_prev[k]) / (1 - abar[k])
+    x = mean + (np.sqrt(noise_scale * var) * noise[i + 1] if k > 0 else 0.0)
+    x[:, 0, :OBS] = s0
+  np.testing.assert_allclose(out.states, (x[..., :OBS] + 1) / 2 * 4 - 1, atol=2e-5)
+  np.testing.assert_allclose(out.actions, x[..., OBS:], atol=2e-5)
+
+
+def test_mean_guide_with_zero_gradient_leaves_samples_unchanged():
+  """Only x0_hat is clipped: a guide whose gradient is zero must not move the samples, even where
+  the posterior mean lies outside the clip range (clipping the mean shifted x0 ~ N(0.7, 0.1^2)
+  samples from 0.6999 to 0.6959 at K = 20)."""
+  flat = lambda p, s, a, z: (jnp.zeros(s.shape[0]), jnp.zeros(s.shape[0]))
+  x0_model = lambda p, x, k, c, m: 0.7 + 0.0 * x
+  outs = {}
+  for scale in (0.0, 1.0):
+    config = PlanConfig(horizon=H, num_diffusion_steps=20, guide_scale=scale, guide_form='mean',
+                        clip_denoised=1.0, predict_epsilon=False)
+    outs[scale] = jax.jit(lambda c=config: _plan(c, x0_model, flat, b=64))()
+  np.testing.assert_array_equal(outs[1.0].actions, outs[0.0].actions)
+  np.testing.assert_array_equal(outs[1.0].states, outs[0.0].states)
+
+
+def test_sampler_ddim_with_an_exact_x0_model_lands_on_it():
+  """DDIM (eta = 0) with a model that always predicts the same clean sample lands on it exactly,
+  in any number of steps; CFG with omega = 1 computes no unconditional branch."""
+  from mdx.diffusion import sampling  # pylint: disable=g-import-not-at-top
+  target = jnp.linspace(-0.5, 0.5, 6).reshape(1, 3, 2)
+  calls = []
+
+  def model(x, k, c, m):
+    calls.append(x.shape[0])
+    return jnp.broadcast_to(target, x.shape)
+  for steps in (1, 4, 10):
+    config = sampling.SampleConfig(num_diffusion_steps=10, sampler='ddim', num_sample_steps=steps,
+                                   predict_epsilon=False)
+    x = jax.jit(lambda c=config: sampling.sample(model, jax.random.split(jax.random.PRNGKey(0), 5),
+                                                 jnp.zeros((5, 1)), shape=(3, 2), config=c))()
+    np.testing.assert_allclose(x, jnp.broadcast_to(target, (5, 3, 2)), atol=1e-5)
+  assert set(calls) == {5}
+  with pytest.raises(ValueError, match="use sampler='ddim'"):
+    sampling.SampleConfig(num_diffusion_steps=10, num_sample_steps=4)

@@ -8,7 +8,10 @@ import jax
 import numpy as np
 import pytest
 
-from mdx.training import loop, trainers
+from mdx import data as mdata
+from mdx.envs import family_from_config
+from mdx.methods.metadiffuser import context as ctx_stage
+from mdx.training import loop
 
 
 class Interrupted(Exception):
@@ -16,19 +19,19 @@ class Interrupted(Exception):
 
 
 def _norm(workdir, config):
-  from mdx.data import init_normalizer  # pylint: disable=g-import-not-at-top
-  family = trainers.family_from_config(config)
-  return init_normalizer(trainers.load_dataset(workdir, family, 'train', 'expert')[0])
+  family = family_from_config(config)
+  return mdata.init_normalizer(mdata.load_dataset(workdir, family, 'train', 'expert'))
 
 
 def _context_run(config, workdir, *, fail_at=None):
   """The context stage's own pieces, with an optional crash at step `fail_at`."""
-  family = trainers.family_from_config(config)
+  family = family_from_config(config)
   norm = _norm(workdir, config)
-  data, tier_episodes = trainers.context_training_data(config, workdir, family)
+  loaded = ctx_stage.load_train_tiers(workdir, family, config.context.tiers)
+  data, tier_episodes = ctx_stage.context_training_data(config, loaded)
   init_rng, train_rng = jax.random.split(jax.random.PRNGKey(0))
-  state = trainers.init_context_state(config, family, norm, init_rng)
-  step = trainers.make_context_step(config, family, jax.device_put(data), norm, tier_episodes)
+  state = ctx_stage.init_context_state(config, family, norm, init_rng)
+  step = ctx_stage.make_context_step(config, family, jax.device_put(data), norm, tier_episodes)
 
   def maybe_crash(state, rng):
     if fail_at is not None and int(state.step) == fail_at:
@@ -36,13 +39,13 @@ def _context_run(config, workdir, *, fail_at=None):
     return step(state, rng)
 
   return loop.train(os.path.join(workdir, 'ctx'), state, maybe_crash, train_rng,
-                    num_steps=config.context.num_steps, log_every=5, checkpoint_every=10,
+                    num_steps=config.context.num_train_steps, log_every=5, checkpoint_every=10,
                     name='ctx')
 
 
 def test_interrupted_run_resumes_to_the_same_parameters(test_config, data_workdir, tmp_path):
   config = copy.deepcopy(test_config)
-  config.context.num_steps = 30
+  config.context.num_train_steps = 30
   broken = str(tmp_path / 'broken')
   os.makedirs(broken)
   os.symlink(os.path.join(data_workdir, 'data'), os.path.join(broken, 'data'))
@@ -69,34 +72,39 @@ def test_trained_stage_loads_under_another_optimizer_but_does_not_resume(test_co
   """Loading a stage reads only its parameters; resuming it under a different optimizer state
   (here a learning-rate schedule) fails with an error that says so."""
   config = copy.deepcopy(test_config)
-  config.context.num_steps = 10
+  config.context.num_train_steps = 10
   workdir = str(tmp_path / 'run')
   os.makedirs(workdir)
   os.symlink(os.path.join(data_workdir, 'data'), os.path.join(workdir, 'data'))
   trained = _context_run(config, workdir)
   decayed = copy.deepcopy(config)
   decayed.context.lr_decay = True
-  family = trainers.family_from_config(decayed)
-  template = trainers.init_context_state(decayed, family, _norm(workdir, decayed),
-                                         jax.random.PRNGKey(5))
+  family = family_from_config(decayed)
+  template = ctx_stage.init_context_state(decayed, family, _norm(workdir, decayed),
+                                          jax.random.PRNGKey(5))
   assert jax.tree.structure(template.opt_state) != jax.tree.structure(trained.opt_state)
   params = loop.load_params(os.path.join(workdir, 'ctx', 'checkpoints'), template)
   jax.tree.map(np.testing.assert_array_equal, params, trained.ema_params)
-  decayed.context.num_steps = 20
+  decayed.context.num_train_steps = 20
   with pytest.raises(ValueError, match='does not match the training state of this config'):
     _context_run(decayed, workdir)
 
 
 def test_pipeline_end_to_end(test_config, data_workdir):
-  from mdx.evaluation import evaluate  # pylint: disable=g-import-not-at-top
-  trainers.train_context(test_config, data_workdir)
-  trainers.train_diffusion(test_config, data_workdir)
-  trainers.train_diffusion(test_config, data_workdir, unconditional=True)
-  records = evaluate(test_config, data_workdir)
-  with open(os.path.join(data_workdir, 'eval', 'results.json')) as f:
+  """Every stage of every method of the test preset, then the evaluation of the validation split:
+  the records' keys, the references' scores, the intervals and seed counts, the plots, the
+  Figure-3 record, and the README's one-call policy acting like the evaluation's."""
+  from mdx import methods  # pylint: disable=g-import-not-at-top
+  from mdx.evaluation import RESULT_KEYS, evaluate  # pylint: disable=g-import-not-at-top
+  from mdx import workdir as layout  # pylint: disable=g-import-not-at-top
+  wanted = [methods.get_method(m) for m in test_config.eval.methods]
+  for stage in dict.fromkeys(s for m in wanted for s in m.stages):
+    stage.train(test_config, data_workdir, 0)
+  records = evaluate(test_config, data_workdir, wanted, split='validation')
+  out = layout.eval_dir(data_workdir, 'validation')
+  with open(os.path.join(out, 'results.json')) as f:
     assert json.load(f) == records
-  from mdx.evaluation import RESULT_KEYS  # pylint: disable=g-import-not-at-top
-  assert all(set(r) == set(RESULT_KEYS) for r in records)
+  assert all(set(r) == set(RESULT_KEYS) and r['split'] == 'validation' for r in records)
   by = {(r['method'], r['warm_start']): r for r in records}
   assert set(by) == {('Oracle', 'n/a'), ('Random', 'n/a'), ('UDiffuser', 'n/a'),
                      ('MetaDiffuser', 'expert'), ('MetaDiffuser', 'random')}
@@ -104,40 +112,59 @@ def test_pipeline_end_to_end(test_config, data_workdir):
   assert by[('Random', 'n/a')]['normalized_score'] == pytest.approx(0.0)
   r = by[('MetaDiffuser', 'expert')]
   assert r['num_tasks'] == 10 and r['episodes_per_task'] == 1
+  assert (r['num_train_seeds'], r['num_eval_seeds']) == (1, test_config.eval.num_eval_seeds)
+  assert by[('Oracle', 'n/a')]['num_train_seeds'] == 0
+  assert r['ci_low'] <= r['normalized_score'] <= r['ci_high']
+  assert r['return_ci_low'] <= r['mean_return'] <= r['return_ci_high']
   assert -20 * 3 < r['mean_return'] <= 0  # Point-Robot returns: 20 steps of -distance
-  for name in ('returns_per_task.png', 'paths.png', 'plan_vs_reached.png'):
-    assert os.path.exists(os.path.join(data_workdir, 'eval', name)), name
-  with open(os.path.join(data_workdir, 'eval', 'plan_vs_reached.json')) as f:
-    gaps = json.load(f)['mean_abs_state_error_per_plan_step']
-  assert set(gaps) == {'0.0', str(test_config.planner.dynamics_weight)}
-  assert all(g[0] == pytest.approx(0.0, abs=1e-6) and len(g) == test_config.diffusion.horizon
-             for g in gaps.values())  # plan step 0 is the inpainted current state
+  for name in ('returns_per_task.png', 'paths_MetaDiffuser.png', 'plan_vs_reached.png'):
+    assert os.path.exists(os.path.join(out, name)), name
+  with open(os.path.join(out, 'plan_vs_reached.json')) as f:
+    fig3 = json.load(f)
+  assert set(fig3['lambdas']) == {'0', f'{test_config.planner.dynamics_weight:g}'}
+  for g in fig3['lambdas'].values():
+    steps = g['mean_abs_gap_per_plan_step']
+    assert len(steps) == test_config.diffusion.horizon and steps[0] == pytest.approx(0, abs=1e-6)
+    assert g['ci_low'] <= g['mean_abs_gap'] <= g['ci_high']
+  # The README's library example: one call gives the evaluation's policy.
+  family = family_from_config(test_config)
+  tasks = family.validation_tasks()
+  warm = mdata.load_dataset(data_workdir, family, 'validation', 'expert')
+  policy = methods.load_policy(test_config, data_workdir)
+  rng = jax.random.PRNGKey(3)
+  run = jax.jit(lambda p: p.act(p.init(rng, tasks, warm), tasks.params * 0, rng)[0])
+  action = run(policy)
+  assert action.shape == (10, family.act_dim)
+  assert float(np.abs(action).max()) <= family.action_high + 1e-6
   # A finished stage is not retrained: the loop returns the restored state at once.
-  state = trainers.train_context(test_config, data_workdir)
-  assert int(state.step) == test_config.context.num_steps
+  state = ctx_stage.train_context(test_config, data_workdir, 0)
+  assert int(state.step) == test_config.context.num_train_steps
 
 
-def test_context_regularizers_by_hand(test_config, data_workdir):
-  """The optional z terms of the context loss: the within-task share of the window embeddings'
-  variance and mean ||z||^2, against numpy; both vanish from the loss at weight 0."""
-  from mdx import data as mdata  # pylint: disable=g-import-not-at-top
-  from mdx.nets import ContextModel  # pylint: disable=g-import-not-at-top
-  family = trainers.family_from_config(test_config)
-  data, _ = trainers.context_training_data(test_config, data_workdir, family)
-  norm = mdata.init_normalizer(data)
-  state = trainers.init_context_state(test_config, family, norm, jax.random.PRNGKey(0))
-  model = trainers.build_context_model(test_config, family)
-  seg = mdata.sample_segments(jax.random.PRNGKey(1), data, 6, history=4, horizon=4,
-                              num_context=3)
-  loss0, m = trainers.context_loss(model, state.params, norm, seg)
-  w = np.asarray(model.apply(state.params, norm, seg.context,
-                             method=ContextModel.encode_windows))  # [6, 3, C]
-  within = w.var(axis=1).mean()
-  total = w.reshape(-1, w.shape[-1]).var(axis=0).mean()
-  np.testing.assert_allclose(m['z_within_task_fraction'], within / (total + 1e-6), rtol=1e-4)
-  np.testing.assert_allclose(m['z_sq_norm'], np.square(w.mean(1)).sum(-1).mean(), rtol=1e-4)
-  np.testing.assert_allclose(loss0, m['reward_mse'] + m['dynamics_mse'], rtol=1e-6)
-  loss1, _ = trainers.context_loss(model, state.params, norm, seg, z_consistency=2.0,
-                                   z_penalty=0.5)
-  np.testing.assert_allclose(loss1, loss0 + 2.0 * m['z_within_task_fraction']
-                             + 0.5 * m['z_sq_norm'], rtol=1e-5)
+def test_no_key_is_both_split_and_folded_in(test_config, data_workdir, monkeypatch):
+  """Key hygiene of the training steps (STYLE 11, 17): a key is consumed once, by one `split` or
+  one `fold_in`; never both, never twice (the denoiser's context-noise key used to be a `fold_in`
+  of the segment sampler's key, which the sampler also split)."""
+  from mdx.methods.metadiffuser import denoiser as den_stage  # pylint: disable=g-import-not-at-top
+  family = family_from_config(test_config)
+  norm = _norm(data_workdir, test_config)
+  loaded = ctx_stage.load_train_tiers(data_workdir, family, ('expert', *test_config.context.tiers))
+  data, tiers = ctx_stage.context_training_data(test_config, loaded)
+  model = ctx_stage.build_context_model(test_config, family)
+  cstate = ctx_stage.init_context_state(test_config, family, norm, jax.random.PRNGKey(0))
+  encode = lambda w: model.apply(cstate.params, norm, w, method=model.encode)
+  dstate = den_stage.init_denoiser_state(test_config, family, jax.random.PRNGKey(0))
+  steps = [(ctx_stage.make_context_step(test_config, family, data, norm, tiers), cstate),
+           (den_stage.make_diffusion_step(test_config, family, loaded['expert'], norm, encode,
+                                          context_data=data, context_tier_episodes=tiers), dstate)]
+  for step, state in steps:
+    consumed = []
+    split, fold_in = jax.random.split, jax.random.fold_in
+    monkeypatch.setattr(jax.random, 'split', lambda k, *a, **kw: (consumed.append(k), split(
+        k, *a, **kw))[1])
+    monkeypatch.setattr(jax.random, 'fold_in', lambda k, d: (consumed.append(k), fold_in(k, d))[1])
+    jax.eval_shape(step.__wrapped__, state, jax.random.PRNGKey(1))  # the Python body, traced
+    monkeypatch.undo()
+    assert len(consumed) >= 4  # the trace ran (jit caches would skip the Python body)
+    ids = [id(k) for k in consumed]
+    assert len(ids) == len(set(ids)), 'a key was consumed twice'

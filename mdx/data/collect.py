@@ -6,13 +6,14 @@ import os
 import jax
 import jax.numpy as jnp
 
+from mdx import workdir as layout
 from mdx.data import policies, trajectories
-from mdx.data.policies import Policy
+from mdx.data.policies import BehaviourFn
 from mdx.data.trajectories import Trajectories
 from mdx.envs import Task, TaskFamily
 
 
-def rollout(family: TaskFamily, task: Task, policy: Policy, rng: jax.Array) -> Trajectories:
+def episode(family: TaskFamily, task: Task, policy: BehaviourFn, rng: jax.Array) -> Trajectories:
   """One episode of one task (no batch axes); returns arrays with `N = E = 1` squeezed away.
 
   Returns:
@@ -35,7 +36,7 @@ def rollout(family: TaskFamily, task: Task, policy: Policy, rng: jax.Array) -> T
   return Trajectories(task_params=task.params, task_ids=task.task_id, **steps)
 
 
-def collect(family: TaskFamily, tasks: Task, policy: Policy, rng: jax.Array,
+def collect(family: TaskFamily, tasks: Task, policy: BehaviourFn, rng: jax.Array,
             episodes: int) -> Trajectories:
   """`episodes` episodes of every task in `tasks` (`[N]`), all in one compiled program.
 
@@ -44,7 +45,7 @@ def collect(family: TaskFamily, tasks: Task, policy: Policy, rng: jax.Array,
   """
   num_tasks = tasks.task_id.shape[0]
   rngs = jax.random.split(rng, (num_tasks, episodes))
-  per_episode = lambda task, r: rollout(family, task, policy, r)
+  per_episode = lambda task, r: episode(family, task, policy, r)
   batched = jax.vmap(jax.vmap(per_episode, in_axes=(None, 0)), in_axes=(0, 0))(tasks, rngs)
   # Task fields came out with an episode axis; keep one copy per task.
   return batched.replace(task_params=batched.task_params[:, 0], task_ids=batched.task_ids[:, 0])
@@ -53,32 +54,41 @@ def collect(family: TaskFamily, tasks: Task, policy: Policy, rng: jax.Array,
 def collect_datasets(config, workdir: str, family: TaskFamily) -> list[str]:
   """Collects every dataset the pipeline needs into `workdir/data/{split}_{tier}`.
 
-  Training tasks: the tiers and episode counts of `config.data.train_episodes`; test tasks:
-  `config.data.test_episodes` warm-start episodes of every tier. A dataset already complete on
-  disk is kept (so an interrupted collection resumes); each is written atomically.
+  Training tasks: the tiers and episode counts of `config.data.train_episodes`; validation and
+  test tasks: `config.data.warm_start_episodes` warm-start episodes of every tier. A dataset
+  already complete on disk is kept (so an interrupted collection resumes); each is written
+  atomically. Job `i` draws from `fold_in(PRNGKey(config.seed), 1000 + i)`, the validation jobs
+  last (so adding them left the train and test data of earlier runs unchanged).
 
   Returns:
     The dataset folders, in collection order.
   """
   jobs = [('train', tier, n) for tier, n in dict(config.data.train_episodes).items()]
-  jobs += [('test', tier, config.data.test_episodes) for tier in policies.TIERS]
+  jobs += [('test', tier, config.data.warm_start_episodes) for tier in policies.TIERS]
+  jobs += [('validation', tier, config.data.warm_start_episodes) for tier in policies.TIERS]
   paths = []
   for index, (split, tier, episodes) in enumerate(jobs):
-    path = os.path.join(workdir, 'data', f'{split}_{tier}')
+    path = layout.dataset_dir(workdir, split, tier)
     paths.append(path)
     if trajectories.exists(path):
       print(f'[collect] {split}/{tier}: exists, kept', flush=True)
       continue
     tasks = family.split_tasks(split)
-    policy = policies.make_policy(family, tier,
-                                  expert_noise=float(config.data.get('expert_noise', 0.0)))
+    policy = policies.behaviour_policy(family, tier)
     rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1000 + index)
     run = jax.jit(lambda t, r, p=policy: collect(family, t, p, r, episodes))
     data = jax.device_get(run(tasks, rng))
     meta = dict(family=family.name, split=split, tier=tier, seed=int(config.seed),
-                collection_index=index,
-                expert_noise=float(config.data.get('expert_noise', 0.0)) if tier == 'expert' else 0.0)
+                collection_index=index)
     trajectories.save(path, data, meta)
     print(f'[collect] {split}/{tier}: {data.num_tasks} tasks x {episodes} episodes, '
           f'mean return {data.returns().mean():.3f}', flush=True)
   return paths
+
+
+def load_dataset(workdir: str, family: TaskFamily, split: str, tier: str) -> Trajectories:
+  """The dataset `workdir/data/{split}_{tier}`, validated against `family` (`trajectories.load`)."""
+  data, _ = trajectories.load(layout.dataset_dir(workdir, split, tier), obs_dim=family.obs_dim,
+                              act_dim=family.act_dim, task_dim=family.task_dim,
+                              family=family.name)
+  return data

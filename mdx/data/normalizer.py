@@ -7,6 +7,7 @@ dimension that never varies gets a unit range instead of a zero one.
 """
 from __future__ import annotations
 
+import io
 import os
 
 import jax
@@ -15,6 +16,7 @@ import numpy as np
 from flax import struct
 
 from mdx.data.trajectories import Trajectories
+from mdx.io import write_atomic
 
 
 @struct.dataclass
@@ -102,10 +104,9 @@ def unnormalize_traj(n: Normalizer, x: jax.Array) -> tuple[jax.Array, jax.Array]
 
 def save_normalizer(path: str, n: Normalizer) -> None:
   """Writes `n` to `path` (.npz) through a temporary file and a rename."""
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = path + '.tmp.npz'
-  np.savez(tmp, **{k: np.asarray(v) for k, v in vars(n).items()})
-  os.replace(tmp, path)
+  buf = io.BytesIO()
+  np.savez(buf, **{k: np.asarray(v) for k, v in vars(n).items()})
+  write_atomic(path, buf.getvalue())
 
 
 def load_normalizer(path: str) -> Normalizer:

@@ -1,10 +1,14 @@
 """In-graph segment sampling for the context model and the denoiser.
 
 A segment is drawn as: a task uniformly, an episode of it uniformly, a start uniformly among the
-windows that stay inside the episode's valid steps. Alongside it, `num_context` history windows of
-`history` transitions are drawn from the same task (each from a uniformly chosen episode): the
-context encoder's input. Everything is `jax.random` on device arrays, so sampling fuses into the
-jitted train step.
+windows that stay inside the episode's valid steps (an episode shorter than the window gives a
+window that starts at its first step; `Segments.valid` marks its steps past the end, which every
+loss masks). Alongside it, `num_context` history windows of `history` transitions are drawn from
+the same task: the context encoder's input. A history window is `history` consecutive VALID
+transitions of the task's data, in episode order, so it may run from the end of one episode into
+the next but never into the frozen padding after an episode's end (a random hopper falls after a
+median of 18 steps, shorter than its h = 20 windows). Everything is `jax.random` on device arrays,
+so sampling fuses into the jitted train step.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ class Segments:
   actions: jax.Array  # [B, W, act_dim]
   rewards: jax.Array  # [B, W]
   next_states: jax.Array  # [B, W, obs_dim]
+  valid: jax.Array  # [B, W] bool: the step lies before its episode's end
   task_index: jax.Array  # [B] int32: index into the dataset's task axis
 
 
@@ -41,35 +46,44 @@ def _window(data: Trajectories, task, episode, rng, length: int):
   start = jax.random.randint(rng, (), 0, max_start + 1)
   take = lambda x: jax.lax.dynamic_slice_in_dim(x[task, episode], start, length, axis=0)
   return (take(data.observations), take(data.actions), take(data.rewards),
-          take(data.next_observations))
+          take(data.next_observations), take(data.valid))
 
 
 def sample_context(rng: jax.Array, data: Trajectories, task: jax.Array, *, history: int,
                    num_context: int, blocks: Sequence[int] | None = None) -> jax.Array:
-  """`num_context` history windows from random episodes of task index `task` (a scalar).
+  """`num_context` history windows of `history` consecutive valid transitions of task `task`.
 
-  With `blocks` (episode counts of consecutive blocks of the episode axis, e.g. the data tiers
-  joined by `concat_episodes`) all the windows come from one block drawn uniformly, as a test-time
-  context comes from the warm-start data of one tier.
+  The task's valid transitions are taken in episode order (across episode boundaries) and each
+  window starts uniformly among them. With `blocks` (episode counts of consecutive blocks of the
+  episode axis, e.g. the data tiers joined by `concat_episodes`) all the windows come from one
+  block drawn uniformly, as a test-time context comes from the warm-start data of one tier.
+  Only when the block holds fewer than `history` valid transitions does a window reach padding.
 
   Returns:
     `[num_context, history, 2 obs + act + 1]`.
   """
   data = jax.tree.map(jnp.asarray, data)
-  ep_rng, win_rng = jax.random.split(rng)
+  block_rng, win_rng = jax.random.split(rng)
+  episodes, length = data.episodes_per_task, data.episode_length
+  episode_of_row = jnp.repeat(jnp.arange(episodes), length)  # [E T]
   if blocks is None:
-    episodes = jax.random.randint(ep_rng, (num_context,), 0, data.episodes_per_task)
+    in_block = jnp.ones((episodes * length,), bool)
   else:
-    if sum(blocks) != data.episodes_per_task or min(blocks) < 1:
+    if sum(blocks) != episodes or min(blocks) < 1:
       raise ValueError(f'blocks={tuple(blocks)} must be positive episode counts summing to the '
-                       f'{data.episodes_per_task} episodes per task')
-    block = jax.random.randint(jax.random.fold_in(rng, 2), (), 0, len(blocks))
-    size = jnp.asarray(blocks)[block]
-    start = jnp.asarray(np.cumsum((0,) + tuple(blocks[:-1])))[block]
-    episodes = start + jax.random.randint(ep_rng, (num_context,), 0, size)
-  win = jax.vmap(lambda e, r: _window(data, task, e, r, history))(
-      episodes, jax.random.split(win_rng, num_context))
-  return transition_rows(*win)
+                       f'{episodes} episodes per task')
+    block = jax.random.randint(block_rng, (), 0, len(blocks))
+    lo = jnp.asarray(np.cumsum((0,) + tuple(blocks[:-1])))[block]
+    hi = lo + jnp.asarray(blocks)[block]
+    in_block = (episode_of_row >= lo) & (episode_of_row < hi)
+  usable = data.valid[task].reshape(-1) & in_block
+  order = jnp.argsort(~usable, stable=True)  # the usable rows first, in episode order
+  count = jnp.sum(usable).astype(jnp.int32)
+  starts = jax.random.randint(win_rng, (num_context,), 0, jnp.maximum(count - history, 0) + 1)
+  rows = jax.vmap(lambda s: jax.lax.dynamic_slice_in_dim(order, s, history))(starts)  # [n, h]
+  flat = lambda x: x[task].reshape((episodes * length,) + x.shape[3:])[rows]
+  return transition_rows(flat(data.observations), flat(data.actions), flat(data.rewards),
+                         flat(data.next_observations))
 
 
 def sample_segments(rng: jax.Array, data: Trajectories, batch: int, *, history: int,
@@ -99,11 +113,11 @@ def sample_segments(rng: jax.Array, data: Trajectories, batch: int, *, history: 
   task_rng, ep_rng, win_rng, ctx_rng = jax.random.split(rng, 4)
   tasks = jax.random.randint(task_rng, (batch,), 0, data.num_tasks)
   episodes = jax.random.randint(ep_rng, (batch,), 0, data.episodes_per_task)
-  s, a, r, s2 = jax.vmap(lambda t, e, k: _window(data, t, e, k, horizon))(
+  s, a, r, s2, valid = jax.vmap(lambda t, e, k: _window(data, t, e, k, horizon))(
       tasks, episodes, jax.random.split(win_rng, batch))
   context_data = data if context_data is None else jax.tree.map(jnp.asarray, context_data)
   context = jax.vmap(lambda t, k: sample_context(k, context_data, t, history=history,
                                                  num_context=num_context, blocks=context_blocks))(
       tasks, jax.random.split(ctx_rng, batch))
-  return Segments(context=context, states=s, actions=a, rewards=r, next_states=s2,
+  return Segments(context=context, states=s, actions=a, rewards=r, next_states=s2, valid=valid,
                   task_index=tasks)

@@ -196,3 +196,16 @@ def load(path: str, *, obs_dim: int, act_dim: int, task_dim: int,
   validate(arrays, obs_dim=obs_dim, act_dim=act_dim, task_dim=task_dim, source=data_file)
   fields = _expected_fields(obs_dim, act_dim, task_dim)
   return Trajectories(**{k: arrays[k] for k in fields}), meta
+
+
+def concat_episodes(datasets):
+  """Joins datasets of the same tasks along the episode axis."""
+  first = datasets[0]
+  for d in datasets[1:]:
+    if not bool(np.all(d.task_ids == first.task_ids)):
+      raise ValueError('datasets to join must hold the same tasks in the same order')
+  cat = lambda *xs: np.concatenate(xs, axis=1)
+  fields = {k: cat(*[getattr(d, k) for d in datasets])
+            for k in ('observations', 'actions', 'rewards', 'next_observations', 'terminals',
+                      'timeouts', 'valid')}
+  return first.replace(**fields)

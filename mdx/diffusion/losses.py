@@ -27,7 +27,8 @@ def loss_weights(horizon: int, obs_dim: int, act_dim: int, action_weight: float)
 
 def denoising_loss(denoise_fn: DenoiseFn, params, sched: Schedule, rng: jax.Array, x0: jax.Array,
                    context: jax.Array, *, obs_dim: int, context_dropout: float,
-                   predict_epsilon: bool, weights: jax.Array) -> tuple[jax.Array, dict]:
+                   predict_epsilon: bool, weights: jax.Array,
+                   valid: jax.Array | None = None) -> tuple[jax.Array, dict]:
   """Eq. 5: `|| target - f(x_k, (1 - p) z + p null, k) ||^2` with `p ~ Bernoulli(beta)`.
 
   Args:
@@ -42,6 +43,9 @@ def denoising_loss(denoise_fn: DenoiseFn, params, sched: Schedule, rng: jax.Arra
     predict_epsilon: the network predicts the noise (True, the paper) or x0 (False, Diffuser's
       locomotion default).
     weights: `[H, D]` per-entry loss weights (`loss_weights`).
+    valid: optional `[B, H]` bool, the steps before their episode's end; the loss is the
+      weighted mean over valid steps only (steps in the frozen padding after an episode's end are
+      not data).
 
   Returns:
     `(loss, metrics)`.
@@ -54,6 +58,10 @@ def denoising_loss(denoise_fn: DenoiseFn, params, sched: Schedule, rng: jax.Arra
   keep = ~jax.random.bernoulli(drop_rng, context_dropout, (batch,))
   pred = denoise_fn(params, x_k, k, context, keep)
   target = noise if predict_epsilon else x0
-  err = jnp.square(pred - target) * weights[None]
-  loss = err.mean()
+  w = jnp.broadcast_to(weights[None], x0.shape)
+  if valid is not None:
+    w = w * valid[:, :, None]
+  # The mean over every entry when all steps are valid (as before); padded steps weigh nothing.
+  loss = jnp.sum(jnp.square(pred - target) * w) / (
+      jnp.maximum(jnp.sum(w), 1e-8) / jnp.mean(jnp.broadcast_to(weights, x0.shape[1:])))
   return loss, {'loss': loss, 'context_kept': keep.mean()}

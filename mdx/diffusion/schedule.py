@@ -93,11 +93,12 @@ def ddpm_step(sched: Schedule, x_k: jax.Array, k: jax.Array, x0: jax.Array, nois
               noise_scale: float | jax.Array = 1.0) -> jax.Array:
   """One ancestral step `x_{k-1} ~ N(mu, alpha Sigma)` given the predicted `x0`; no noise at k = 0.
 
-  `noise_scale` is the paper's alpha (Algorithm 1): it scales the standard deviation of the noise.
+  `noise_scale` is the paper's alpha (Algorithm 1): it scales the VARIANCE of the step's noise
+  (its standard deviation by `sqrt(alpha)`), as in `mdx.diffusion.sampling`.
   """
   mean, log_var = q_posterior(sched, x0, x_k, k)
   nonzero = _at((jnp.arange(sched.num_steps) > 0).astype(x_k.dtype), k, x_k)
-  return mean + nonzero * noise_scale * jnp.exp(0.5 * log_var) * noise
+  return mean + nonzero * jnp.sqrt(noise_scale) * jnp.exp(0.5 * log_var) * noise
 
 
 def ddim_step(sched: Schedule, x_k: jax.Array, k: jax.Array, k_prev: jax.Array, x0: jax.Array,

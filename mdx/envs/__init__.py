@@ -1,5 +1,5 @@
 """Task families that step in-graph (`TaskFamily` contract) and the registry `make_family`."""
-from mdx.envs.base import EnvState, Task, TaskFamily
+from mdx.envs.base import SPLITS, EnvState, Task, TaskFamily
 from mdx.envs.point_robot import PointRobot
 
 _FAMILIES = {'point_robot': PointRobot}
@@ -19,6 +19,11 @@ def make_family(name: str, **kwargs) -> TaskFamily:
   return _FAMILIES[name](**kwargs)
 
 
+def family_from_config(config) -> TaskFamily:
+  """The family a config names (`config.family`), with its static fields `config.env`."""
+  return make_family(config.family, **dict(config.env))
+
+
 def _maybe_register_locomotion() -> None:
   try:
     from mdx.envs import locomotion  # pylint: disable=g-import-not-at-top
@@ -28,4 +33,4 @@ def _maybe_register_locomotion() -> None:
     _FAMILIES.setdefault(name, cls)
 
 
-__all__ = ['EnvState', 'Task', 'TaskFamily', 'PointRobot', 'make_family', 'register_family']
+__all__ = ['SPLITS', 'family_from_config', 'EnvState', 'Task', 'TaskFamily', 'PointRobot', 'make_family', 'register_family']

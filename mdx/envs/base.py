@@ -12,11 +12,18 @@ policies), the collector can store it in `meta.json`, and `vmap` needs no per-fa
 from __future__ import annotations
 
 import abc
+import zlib
 from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 from flax import struct
+
+
+SPLITS = ('train', 'validation', 'test')
+# Stream constants folded into PRNG keys (see `TaskFamily`): fixed forever, they define the splits.
+VALIDATION_STREAM = zlib.crc32(b'mdx/validation')
+DISTRIBUTION_STREAM = zlib.crc32(b'mdx/distribution')
 
 
 @struct.dataclass
@@ -39,9 +46,17 @@ class EnvState:
 class TaskFamily(abc.ABC):
   """A distribution over tasks with pure, vmappable `reset` and `step`.
 
-  Subclasses set the static attributes and implement `sample_tasks`, `reset` and `step`.
-  Tasks `[0, num_tasks - num_test_tasks)` are the training split, the rest the test split; both
-  are drawn deterministically from `task_seed`.
+  Subclasses set the static attributes and implement `sample_task_params`, `reset` and `step`.
+  Three splits, all from the training distribution and all deterministic in `task_seed`:
+  - train and test: `num_tasks` tasks drawn from `PRNGKey(task_seed)`; the first
+    `num_tasks - num_test_tasks` are the training split, the rest the test split;
+  - validation: `num_validation_tasks` tasks drawn from `fold_in(PRNGKey(task_seed), VALIDATION)`,
+    where every choice (presets, guide forms and scales, checkpoints) is made.
+  `distribution_tasks(seed, n)` draws from a third stream, `fold_in(PRNGKey(DISTRIBUTION), seed)`,
+  for tools that score experts over the distribution (`experiments/select_expert.py`,
+  `experiments/expert_map.py`). DESIGN: neither derived key is `PRNGKey(s)` for any `s`, so no
+  seed value given to those tools reproduces the test draw (tests/test_envs.py checks the seeds
+  they accept and the validation split against both).
   """
   name: str
   obs_dim: int
@@ -52,6 +67,7 @@ class TaskFamily(abc.ABC):
   action_high: float = 1.0
   num_tasks: int = 40
   num_test_tasks: int = 10
+  num_validation_tasks: int = 10
   task_seed: int = 0
   # Observation entries worth plotting, as (index, label); plots fall back to the first few.
   state_labels: ClassVar[tuple[tuple[int, str], ...]] = ()
@@ -85,13 +101,24 @@ class TaskFamily(abc.ABC):
     """The held-out test split, `[num_test_tasks]`."""
     return jax.tree.map(lambda x: x[self.num_tasks - self.num_test_tasks:], self.all_tasks())
 
+  def validation_tasks(self) -> Task:
+    """The validation split, `[num_validation_tasks]`, ids after the train and test tasks."""
+    key = jax.random.fold_in(jax.random.PRNGKey(self.task_seed), VALIDATION_STREAM)
+    tasks = self.sample_tasks(key, self.num_validation_tasks)
+    return tasks.replace(task_id=tasks.task_id + self.num_tasks)
+
+  def distribution_tasks(self, seed: int, n: int) -> Task:
+    """`n` tasks of the training distribution from `seed` (never the train, validation or test
+    draw, whatever the seed); for scoring experts over the distribution."""
+    key = jax.random.fold_in(jax.random.PRNGKey(DISTRIBUTION_STREAM), seed)
+    return self.sample_tasks(key, n)
+
   def split_tasks(self, split: str) -> Task:
-    """`train_tasks()` or `test_tasks()` by name."""
-    if split == 'train':
-      return self.train_tasks()
-    if split == 'test':
-      return self.test_tasks()
-    raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    """`train_tasks()`, `validation_tasks()` or `test_tasks()` by name."""
+    if split not in SPLITS:
+      raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
+    return {'train': self.train_tasks, 'validation': self.validation_tasks,
+            'test': self.test_tasks}[split]()
 
   def clip_action(self, action: jax.Array) -> jax.Array:
     return jnp.clip(action, self.action_low, self.action_high)

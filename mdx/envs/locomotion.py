@@ -77,6 +77,7 @@ class BraxFamily(TaskFamily):
   episode_length: int = 200
   num_tasks: int = 40
   num_test_tasks: int = 10
+  num_validation_tasks: int = 10
   task_seed: int = 0
   backend: str = 'spring'  # Brax physics pipeline: 'spring', 'generalized', 'mjx' or 'positional'.
   # Friction cone of the contact solver: 'pyramidal' (MuJoCo's default, the only one of the
@@ -232,8 +233,9 @@ class CheetahVel(BraxFamily):
 class CheetahDir(BraxFamily):
   """Half-Cheetah running forward or backward: `r = d * v_x - 0.05 ||a||^2`, `d in {-1, +1}`.
 
-  There are only two tasks, `[-1]` (id 0) and `[+1]` (id 1); both are the training and the test
-  split. `sample_task_params` draws `d = +1` with probability `forward_prob` (uniform by default);
+  There are only two tasks, `[-1]` (id 0) and `[+1]` (id 1); they are the training, the
+  validation and the test split (validation differs from test only in its warm-start data and
+  evaluation seeds). `sample_task_params` draws `d = +1` with probability `forward_prob` (uniform by default);
   it is used only to train the expert, whose backward gait lags (docs/locomotion.md).
   """
   env_name: ClassVar[str] = 'halfcheetah'
@@ -244,6 +246,7 @@ class CheetahDir(BraxFamily):
   task_dim: int = 1
   num_tasks: int = 2
   num_test_tasks: int = 2
+  num_validation_tasks: int = 2
   backend: str = 'spring'
   ctrl_cost_weight: float = 0.05
   forward_prob: float = 0.5  # P(d = +1) in sample_task_params (expert training only)
@@ -263,6 +266,9 @@ class CheetahDir(BraxFamily):
     return self.all_tasks()
 
   def test_tasks(self) -> Task:
+    return self.all_tasks()
+
+  def validation_tasks(self) -> Task:
     return self.all_tasks()
 
   def task_reward(self, task: Task, velocity: jax.Array, action: jax.Array) -> jax.Array:

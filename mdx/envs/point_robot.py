@@ -27,6 +27,7 @@ class PointRobot(TaskFamily):
   goal_radius: float = 1.0  # goals ~ U[-goal_radius, goal_radius]^2
   num_tasks: int = 40
   num_test_tasks: int = 10
+  num_validation_tasks: int = 10
   task_seed: int = 0
   state_labels: ClassVar[tuple[tuple[int, str], ...]] = ((0, 'x'), (1, 'y'))
 

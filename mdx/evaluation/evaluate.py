@@ -1,241 +1,186 @@
-"""The evaluation stage: every method on the test tasks, `results.json`, the table and plots.
+"""The evaluation of any set of methods on one split: `results.json`, the table and plots.
 
-Methods (rows of the paper's Tables 1, 2 and 5):
-- MetaDiffuser: the context from the test task's warm-start data (one tier per column), CFG and the
-  dual guide, the best of N candidates by `J - lambda zeta`.
-- UDiffuser: the same pipeline with no context anywhere (Table 5): a denoiser trained with
-  beta = 1, sampled unconditionally, no guide (the reward and dynamics models need z), one plan.
-- Oracle: the expert behaviour policy on the test task (knows the task).
-- Random: uniform actions.
-`normalized_score = (R - R_random) / (R_oracle - R_random)` with mean returns over the test tasks.
+Each method (`mdx.methods.Method`) gives one `Policy` per training seed. The policies' params are
+stacked, and one compiled program runs them all: vmapped over training seeds and over
+evaluation seeds, each a batch of (warm-start tiers x) tasks x episodes stepped in-graph.
+A method that reads warm-start data runs once per tier of `config.eval.warm_starts` (its rows
+in the paper's Tables 1 and 2), the others in the column 'n/a'.
+
+`normalized_score = (R - R_random) / (R_oracle - R_random)` with mean returns over the split's
+tasks, episodes and seeds; the reference rows are the methods named by `config.eval.oracle` and
+`config.eval.random` (which must be among the methods). Every row names its split and carries a
+95% bootstrap interval (`mdx.evaluation.stats`) and its numbers of training and evaluation seeds.
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 import time
+import zlib
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from mdx import data as mdata
-from mdx.envs import TaskFamily
-from mdx.evaluation.rollout import infer_contexts, policy_returns, replay_mask, rollout
-from mdx.nets import ContextModel
-from mdx.planning import PlanConfig, plan, trajectory_objective
-from mdx.training import trainers
+from mdx import io
+from mdx import workdir as layout
+from mdx.envs import TaskFamily, family_from_config
+from mdx.evaluation import stats
+from mdx.evaluation.policy import stack_params
+from mdx.evaluation.rollout import rollout
 
-RESULT_KEYS = ('family', 'method', 'warm_start', 'mean_return', 'std_return', 'oracle_return',
-               'random_return', 'normalized_score', 'num_tasks', 'episodes_per_task')
-
-
-def plan_config(config, *, unconditional: bool = False) -> PlanConfig:
-  p, d = config.planner, config.diffusion
-  common = dict(horizon=d.horizon, num_steps=d.num_steps, noise_scale=p.noise_scale,
-                predict_epsilon=d.predict_epsilon, clip_denoised=p.clip_denoised)
-  if unconditional:
-    return PlanConfig(**common)
-  return PlanConfig(num_candidates=p.num_candidates, cfg_weight=p.cfg_weight,
-                    guide_scale=p.guide_scale, dynamics_weight=p.dynamics_weight,
-                    t_stopgrad=p.t_stopgrad, guide_form=p.get('guide_form', 'mean'),
-                    guide_units=p.get('guide_units', 'normalized'), **common)
+RESULT_KEYS = ('family', 'split', 'method', 'warm_start', 'mean_return', 'std_return',
+               'return_ci_low', 'return_ci_high', 'oracle_return', 'random_return',
+               'normalized_score', 'ci_low', 'ci_high', 'num_tasks', 'episodes_per_task',
+               'num_train_seeds', 'num_eval_seeds')
+NO_TIER = 'n/a'
 
 
-def make_guide_fn(context_model: ContextModel, norm: mdata.Normalizer):
-  """`guide_fn(params, states, actions, z) -> (J, zeta)` from the context model in `params['context']`."""
-  def guide_fn(params, states, actions, z):
-    apply = lambda method: (lambda s, a, zz: context_model.apply(params['context'], norm, s, a, zz,
-                                                                  method=method))
-    return trajectory_objective(apply(ContextModel.reward), apply(ContextModel.next_state))(
-        states, actions, z)
-  return guide_fn
+def method_key(rng: jax.Array, name: str) -> jax.Array:
+  """Each method's evaluation key: `fold_in` of the evaluation key by a hash of its name, so a
+  method's episodes do not depend on which other methods are evaluated with it."""
+  return jax.random.fold_in(rng, zlib.crc32(name.encode()))
 
 
-def make_denoise_fn(net, *, unconditional: bool = False):
-  if unconditional:
-    return lambda params, x, k, c, m: net.apply(params['denoiser'], x, k, c, jnp.zeros_like(m))
-  return lambda params, x, k, c, m: net.apply(params['denoiser'], x, k, c, m)
+def _take(tree, index):
+  return jax.tree.map(lambda x: jnp.asarray(x)[index], tree)
 
 
-def make_plan_fn(params, denoise_fn, guide_fn, norm, config: PlanConfig):
-  def plan_fn(rng, obs, context):
-    return plan(params, rng, obs, context, denoise_fn, guide_fn, normalizer=norm, config=config)
-  return plan_fn
+def run_method(config, workdir: str, method, family: TaskFamily, split: str, *,
+               keep_episodes: bool = False):
+  """Every training seed x evaluation seed x (tier x) task x episode of `method` on `split`.
 
-
-def _tile(tree, reps):
-  return jax.tree.map(lambda x: jnp.tile(x, (reps,) + (1,) * (x.ndim - 1)), tree)
-
-
-def _repeat(tree, reps):
-  return jax.tree.map(lambda x: jnp.repeat(x, reps, axis=0), tree)
-
-
-def evaluate(config, workdir: str) -> list[dict]:
-  """Runs every method of `config.eval.methods`; writes `workdir/eval/results.json`, `table.txt`
-  and plots; returns the result records."""
-  family = trainers.family_from_config(config)
+  Returns:
+    `(returns {tier: [S_train, S_eval, tasks, episodes]}, episodes or None)`; `episodes` (with
+    `keep_episodes`) are the `Episodes` of the first training and evaluation seed, batch
+    `[tiers x tasks x episodes]` in that order.
+  """
   e = config.eval
-  tasks = family.test_tasks()
+  tasks = family.split_tasks(split)
   n_tasks, eps = int(tasks.task_id.shape[0]), int(e.episodes_per_task)
-  rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 7)
-  oracle_rng, random_rng, ctx_rng, md_rng, ud_rng = jax.random.split(rng, 5)
-  per_task, episodes_out = {}, {}
+  seeds = tuple(config.train_seeds) if method.stages else (None,)
+  policies = [method.make_policy(config, workdir, s, family) for s in seeds]
+  policy = stack_params(policies)
+  tiers = list(e.warm_starts) if method.uses_warm_start else [NO_TIER]
+  # Environment b of the batch: tier b // (n_tasks eps), task (b // eps) % n_tasks.
+  task_index = np.tile(np.repeat(np.arange(n_tasks), eps), len(tiers))
+  batch_tasks = _take(tasks, task_index)
+  warm = None
+  if method.uses_warm_start:
+    data = [mdata.load_dataset(workdir, family, split, t) for t in tiers]
+    warm = jax.tree.map(lambda *xs: jnp.concatenate(xs), *[_take(d, np.repeat(
+        np.arange(n_tasks), eps)) for d in data])
+  rng = method_key(jax.random.fold_in(jax.random.PRNGKey(config.seed), 7), method.name)
+  eval_keys = jax.random.split(rng, e.num_eval_seeds)
+
+  def one(pol, key):
+    ep = rollout(family, batch_tasks, pol, key, warm_start=warm, keep_info=False)
+    return ep if keep_episodes else ep.returns
 
   t0 = time.time()
-  oracle = np.asarray(policy_returns(family, tasks, mdata.make_policy(family, 'expert'),
-                                     oracle_rng, eps))
-  randomr = np.asarray(policy_returns(family, tasks, mdata.make_policy(family, 'random'),
-                                      random_rng, eps))
-  per_task[('Oracle', 'n/a')] = oracle
-  per_task[('Random', 'n/a')] = randomr
-  print(f'[eval] Oracle {oracle.mean():.3f}, Random {randomr.mean():.3f} '
-        f'({time.time() - t0:.1f}s)', flush=True)
+  over_eval_seeds = jax.vmap(one, in_axes=(None, 0))
+  if jax.tree.leaves(policy.params):  # vmapped over the training seeds' stacked params too
+    out = jax.jit(jax.vmap(over_eval_seeds, in_axes=(0, None)))(policy, eval_keys)
+  else:  # nothing trained: a training-seed axis of one
+    out = jax.tree.map(lambda x: x[None], jax.jit(over_eval_seeds)(policy, eval_keys))
+  out = jax.device_get(jax.block_until_ready(out))
+  returns = np.asarray(out.returns if keep_episodes else out)  # [S_train, S_eval, B]
+  print(f'[eval/{split}] {method.name}: {len(seeds)} training seeds x {e.num_eval_seeds} '
+        f'evaluation seeds x {len(tiers)} tiers x {n_tasks} tasks x {eps} episodes in one program, '
+        f'{time.time() - t0:.1f}s (with compile)', flush=True)
+  if not np.all(np.isfinite(returns)):
+    raise FloatingPointError(f'{method.name} on {split}: non-finite returns')
+  shaped = returns.reshape(returns.shape[:2] + (len(tiers), n_tasks, eps))
+  per_tier = {t: shaped[:, :, i] for i, t in enumerate(tiers)}
+  episodes = jax.tree.map(lambda x: x[0, 0], out) if keep_episodes else None
+  return per_tier, episodes
 
-  if 'MetaDiffuser' in e.methods:
-    context_model, context_params, norm = trainers.load_context(config, workdir, family)
-    net, den_params = trainers.load_denoiser(config, workdir, family)
-    params = {'context': context_params, 'denoiser': den_params}
-    encode = lambda w: context_model.apply(context_params, norm, w, method=ContextModel.encode)
-    tiers = list(e.warm_starts)
-    contexts = []
-    for i, tier in enumerate(tiers):
-      warm, _ = trainers.load_dataset(workdir, family, 'test', tier)
-      contexts.append(infer_contexts(encode, warm, jax.random.fold_in(ctx_rng, i),
-                                     history=config.context.history, num_context=e.num_context))
-    # One batch of tiers x tasks x episodes: B = len(tiers) * n_tasks * eps.
-    ctx = _repeat(jnp.concatenate(contexts), eps)
-    batch_tasks = _tile(_repeat(tasks, eps), len(tiers))
-    plan_fn = make_plan_fn(params, make_denoise_fn(net), make_guide_fn(context_model, norm), norm,
-                           plan_config(config))
-    t0 = time.time()
-    run = jax.jit(lambda r: rollout(family, batch_tasks, ctx, plan_fn, r))
-    result = jax.block_until_ready(run(md_rng))
-    print(f'[eval] MetaDiffuser: {len(tiers)} warm-start tiers x {n_tasks} tasks x {eps} '
-          f'episodes in one program, {time.time() - t0:.1f}s (with compile)', flush=True)
-    returns = np.asarray(result.returns).reshape(len(tiers), n_tasks, eps)
-    for i, tier in enumerate(tiers):
-      per_task[('MetaDiffuser', tier)] = returns[i]
-    episodes_out['MetaDiffuser'] = jax.device_get(result)
-    if e.get('plan_vs_reached_tasks', 0):
-      n_fig = min(int(e.plan_vs_reached_tasks), n_tasks)
-      traces = plan_vs_reached(family, jax.tree.map(lambda x: x[:n_fig], tasks),
-                               contexts[0][:n_fig], net=net, context_model=context_model,
-                               params=params, norm=norm, config=plan_config(config),
-                               rng=jax.random.fold_in(md_rng, 1))
-      episodes_out['plan_vs_reached'] = traces
 
-  if 'UDiffuser' in e.methods:
-    norm = mdata.load_normalizer(os.path.join(workdir, 'context', 'normalizer.npz'))
-    net, den_params = trainers.load_denoiser(config, workdir, family, unconditional=True)
-    plan_fn = make_plan_fn({'denoiser': den_params}, make_denoise_fn(net, unconditional=True),
-                           None, norm, plan_config(config, unconditional=True))
-    ctx = jnp.zeros((n_tasks * eps, config.context.context_dim))
-    t0 = time.time()
-    run = jax.jit(lambda r: rollout(family, _repeat(tasks, eps), ctx, plan_fn, r))
-    result = jax.block_until_ready(run(ud_rng))
-    print(f'[eval] UDiffuser: {time.time() - t0:.1f}s (with compile)', flush=True)
-    per_task[('UDiffuser', 'n/a')] = np.asarray(result.returns).reshape(n_tasks, eps)
+def make_records(family: TaskFamily, split: str, per_method: dict, *, oracle: str,
+                 random: str, trained: dict) -> list[dict]:
+  """One row per (method, tier) from `{(method, tier): returns [S_train, S_eval, tasks, eps]}`."""
+  r_or = float(np.mean(per_method[(oracle, NO_TIER)]))
+  r_ra = float(np.mean(per_method[(random, NO_TIER)]))
+  records = []
+  for (name, tier), returns in per_method.items():
+    mean = float(np.mean(returns))
+    lo, hi = stats.interval(returns)
+    records.append(dict(
+        family=family.name, split=split, method=name, warm_start=tier, mean_return=mean,
+        std_return=float(np.std(returns.mean(axis=(0, 1, 3)))),  # across tasks (the paper's ±)
+        return_ci_low=lo, return_ci_high=hi, oracle_return=r_or, random_return=r_ra,
+        normalized_score=float(stats.normalized(mean, r_or, r_ra)),
+        ci_low=float(stats.normalized(lo, r_or, r_ra)),
+        ci_high=float(stats.normalized(hi, r_or, r_ra)),
+        num_tasks=int(returns.shape[2]), episodes_per_task=int(returns.shape[3]),
+        num_train_seeds=int(returns.shape[0]) if trained[name] else 0,
+        num_eval_seeds=int(returns.shape[1])))
+  return records
 
-  records = make_records(family, per_task, oracle, randomr, eps)
-  out = os.path.join(workdir, 'eval')
-  write_results(out, records, per_task)
-  if 'plan_vs_reached' in episodes_out:
-    gaps = {str(lam): plan_discrepancy(ep).tolist()
-            for lam, ep in episodes_out['plan_vs_reached'].items()}
-    _write_json(os.path.join(out, 'plan_vs_reached.json'),
-                {'mean_abs_state_error_per_plan_step': gaps})
-    print('[eval] mean |planned - reached| per plan step: ' + ', '.join(
-        f'lambda={lam}: {np.round(g, 3).tolist()}' for lam, g in gaps.items()), flush=True)
-  print(format_table(records), flush=True)
+
+def evaluate(config, workdir: str, methods: Sequence, *, split: str = 'test') -> list[dict]:
+  """Evaluates `methods` (`mdx.methods.Method`) on `split`; writes `WORKDIR/eval/{split}/`
+  (`results.json`, `per_task_returns.json`, `table.txt`, plots, the methods' analyses) and
+  returns the records.
+
+  Raises:
+    FloatingPointError: a method's returns are not finite.
+  """
+  family = family_from_config(config)
+  e = config.eval
+  wanted = list(methods)
+  for ref in (e.oracle, e.random):
+    if ref not in [m.name for m in wanted]:
+      raise ValueError(f'evaluate needs the reference method {ref!r} (config.eval.oracle / '
+                       f'config.eval.random) among the methods, got {[m.name for m in wanted]}')
+  per_method, episodes = {}, {}
+  for method in wanted:
+    per_tier, eps = run_method(config, workdir, method, family, split, keep_episodes=True)
+    for tier, returns in per_tier.items():
+      per_method[(method.name, tier)] = returns
+    episodes[method.name] = eps
+  records = make_records(family, split, per_method, oracle=e.oracle, random=e.random,
+                         trained={m.name: bool(m.stages) for m in wanted})
+  out = layout.eval_dir(workdir, split)
+  detail = {f'{m}/{t}': np.asarray(r).tolist() for (m, t), r in per_method.items()}
+  io.write_json(os.path.join(out, 'per_task_returns.json'), detail)
+  table = format_table(records)
+  io.write_atomic(os.path.join(out, 'table.txt'), table + '\n')
   try:
     from mdx.evaluation import plots  # pylint: disable=g-import-not-at-top
-    plots.plot_all(out, family, tasks, per_task, episodes_out, tiers=list(e.warm_starts),
-                   episodes_per_task=eps)
-  except Exception as err:  # plotting must never lose the results
+    plots.plot_all(out, family, family.split_tasks(split), per_method, episodes,
+                   tiers=list(e.warm_starts), episodes_per_task=int(e.episodes_per_task))
+  except Exception as err:  # plotting must never lose the results  # pylint: disable=broad-except
     print(f'[eval] plots skipped: {type(err).__name__}: {err}', flush=True)
+  for method in wanted:
+    for analysis in method.analyses:
+      analysis(config, workdir, split, out)
+  io.write_json(os.path.join(out, 'results.json'), records)  # last: the stage's completion mark
+  print(table, flush=True)
   return records
-
-
-def plan_vs_reached(family: TaskFamily, tasks, contexts, *, net, context_model, params, norm,
-                    config: PlanConfig, rng) -> dict:
-  """The paper's Figure 3 as data: MetaDiffuser episodes on `tasks` with and without the dynamics
-  guide (lambda = 0 and `config.dynamics_weight`), each step's plan replayed open-loop.
-
-  Both lambdas run as one program: lambda is vmapped (the planner only multiplies zeta by it).
-  Returns `{lambda: Episodes}` on the host, with `reached` filled.
-  """
-  lams = sorted({0.0, float(config.dynamics_weight)})
-
-  def run(lam):
-    plan_fn = make_plan_fn(params, make_denoise_fn(net), make_guide_fn(context_model, norm), norm,
-                           dataclasses.replace(config, dynamics_weight=lam))
-    return rollout(family, tasks, contexts, plan_fn, rng, replay_plans=True)
-
-  t0 = time.time()
-  out = jax.device_get(jax.jit(jax.vmap(run))(jnp.asarray(lams)))
-  print(f'[eval] plans replayed open-loop (Figure 3), lambda in {lams}: '
-        f'{time.time() - t0:.1f}s (with compile)', flush=True)
-  return {lam: jax.tree.map(lambda x, i=i: x[i], out) for i, lam in enumerate(lams)}
-
-
-def plan_discrepancy(episodes) -> np.ndarray:
-  """Mean |planned - reached| per plan step `[H]`, over episodes, replayed steps, state entries."""
-  err = np.abs(np.asarray(episodes.plans) - np.asarray(episodes.reached)).mean(-1)  # [B, T, H]
-  mask = replay_mask(np.asarray(episodes.alive), err.shape[-1])
-  return (err * mask).sum((0, 1)) / np.maximum(mask.sum((0, 1)), 1)
-
-
-def make_records(family: TaskFamily, per_task, oracle, randomr, eps) -> list[dict]:
-  r_or, r_ra = float(oracle.mean()), float(randomr.mean())
-  records = []
-  for (method, tier), returns in per_task.items():
-    mean = float(np.mean(returns))
-    records.append(dict(
-        family=family.name, method=method, warm_start=tier, mean_return=mean,
-        std_return=float(np.std(returns.mean(-1))),  # across test tasks, as the paper's ±
-        oracle_return=r_or, random_return=r_ra,
-        normalized_score=(mean - r_ra) / (r_or - r_ra), num_tasks=int(returns.shape[0]),
-        episodes_per_task=int(eps)))
-  return records
-
-
-def write_results(out: str, records: list[dict], per_task) -> None:
-  """`results.json` (records) and `per_task_returns.json`, each via a temp file and a rename."""
-  os.makedirs(out, exist_ok=True)
-  detail = {f'{m}/{t}': np.asarray(r).tolist() for (m, t), r in per_task.items()}
-  for name, obj in (('results.json', records), ('per_task_returns.json', detail)):
-    _write_json(os.path.join(out, name), obj)
-  with open(os.path.join(out, 'table.txt'), 'w') as f:
-    f.write(format_table(records) + '\n')
-
-
-def _write_json(path: str, obj) -> None:
-  tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    json.dump(obj, f, indent=1)
-  os.replace(tmp, path)
 
 
 def format_table(records: list[dict]) -> str:
-  """The paper's layout: one row per method, one column per warm-start tier, `mean ± std (score)`."""
-  tiers = [t for t in ('expert', 'medium', 'random') if any(r['warm_start'] == t for r in records)]
-  methods = []
-  for r in records:
-    if r['method'] not in methods:
-      methods.append(r['method'])
-  family = records[0]['family'] if records else ''
-  cell = lambda r: f"{r['mean_return']:.2f} ± {r['std_return']:.2f} ({r['normalized_score']:.2f})"
-  width = 26
-  lines = [f'{family}: average test return ± std over test tasks (normalized score)',
-           f"{'method':<14}" + ''.join(f'{"warm start: " + t:<{width}}' for t in tiers)]
+  """The paper's layout: one row per method, one column per warm-start tier,
+  `mean return (normalized score [95% interval])`."""
+  tiers = [t for t in mdata.TIERS if any(r['warm_start'] == t for r in records)]
+  methods = list(dict.fromkeys(r['method'] for r in records))
+  first = records[0] if records else {}
+  cell = lambda r: (f"{r['mean_return']:.2f} ({r['normalized_score']:.2f} "
+                    f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}])")
+  width = 30
+  lines = [f"{first.get('family', '')}, {first.get('split', '')} split: mean return "
+           '(normalized score [95% bootstrap interval])',
+           f"{'method':<14}" + ''.join(f'{"warm start: " + t:<{width}}' for t in tiers) + 'seeds']
   for m in methods:
     rows = {r['warm_start']: r for r in records if r['method'] == m}
-    if 'n/a' in rows:
-      lines.append(f'{m:<14}{cell(rows["n/a"]):<{width}}(no warm-start data used)')
+    any_row = next(iter(rows.values()))
+    seeds = f"train {any_row['num_train_seeds']}, eval {any_row['num_eval_seeds']}"
+    if NO_TIER in rows:
+      lines.append(f'{m:<14}{cell(rows[NO_TIER]):<{width}}'
+                   + ' ' * (width * (len(tiers) - 1)) + seeds)
     else:
       lines.append(f'{m:<14}' + ''.join(f'{cell(rows[t]) if t in rows else "-":<{width}}'
-                                        for t in tiers))
+                                        for t in tiers) + seeds)
   return '\n'.join(lines)

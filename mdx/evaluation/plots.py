@@ -12,47 +12,40 @@ import numpy as np
 from mdx.evaluation.rollout import replay_mask
 
 
-def plot_returns(path: str, per_task, tiers) -> None:
-  """Per-test-task mean return of each method/tier as bars, with the Oracle as a marker."""
-  oracle = per_task[('Oracle', 'n/a')].mean(-1)
-  randomr = per_task[('Random', 'n/a')].mean(-1)
-  series = [(f'MetaDiffuser ({t})', per_task[('MetaDiffuser', t)].mean(-1)) for t in tiers
-            if ('MetaDiffuser', t) in per_task]
-  if ('UDiffuser', 'n/a') in per_task:
-    series.append(('UDiffuser', per_task[('UDiffuser', 'n/a')].mean(-1)))
-  n = len(oracle)
+def plot_returns(path: str, per_method: dict) -> None:
+  """Per-task mean return of each (method, tier) as bars (`per_method[(name, tier)]` is
+  `[S_train, S_eval, tasks, episodes]`)."""
+  series = [(name if tier == 'n/a' else f'{name} ({tier})', np.asarray(r).mean(axis=(0, 1, 3)))
+            for (name, tier), r in per_method.items()]
+  n = len(series[0][1])
   x = np.arange(n)
   width = 0.8 / max(len(series), 1)
   fig, ax = plt.subplots(figsize=(max(6, 0.9 * n), 3.5))
   for i, (name, vals) in enumerate(series):
     ax.bar(x + (i - (len(series) - 1) / 2) * width, vals, width, label=name)
-  ax.scatter(x, oracle, marker='_', s=400, c='k', label='Oracle', zorder=3)
-  ax.scatter(x, randomr, marker='x', c='gray', label='Random', zorder=3)
   ax.set_xticks(x)
   ax.set_xticklabels([f'task {i}' for i in range(n)], rotation=45)
-  ax.set_ylabel('return')
+  ax.set_ylabel('return (mean over seeds and episodes)')
   ax.legend(fontsize=7, ncol=2)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
 
 
-def plot_point_robot(path: str, tasks, episodes, n_tasks: int, eps: int) -> None:
-  """Executed paths (and the first step's plan) of MetaDiffuser with the first warm-start tier."""
+def plot_point_robot(path: str, tasks, episodes, name: str, n_tasks: int, eps: int) -> None:
+  """Executed paths of one episode per task (the first warm-start tier of `name`)."""
   goals = np.asarray(tasks.params)
   obs = np.asarray(episodes.observations)[:n_tasks * eps].reshape(n_tasks, eps, -1, 2)
-  plans = np.asarray(episodes.plans)[:n_tasks * eps].reshape(n_tasks, eps, obs.shape[2] - 1, -1, 2)
   fig, ax = plt.subplots(figsize=(5, 5))
   colors = plt.cm.tab10(np.arange(n_tasks) % 10)
   for i in range(n_tasks):
     ax.plot(obs[i, 0, :, 0], obs[i, 0, :, 1], '-o', ms=2, c=colors[i], lw=1)
-    ax.plot(plans[i, 0, 0, :, 0], plans[i, 0, 0, :, 1], ':', c=colors[i], lw=1)
     ax.scatter(*goals[i], marker='*', s=120, c=[colors[i]], edgecolors='k')
   ax.scatter([0], [0], c='k', s=20)
   ax.set_xlim(-1.1, 1.1)
   ax.set_ylim(-1.1, 1.1)
   ax.set_aspect('equal')
-  ax.set_title('MetaDiffuser on the test tasks (stars: goals; dotted: first plan)')
+  ax.set_title(f'{name}: executed paths (stars: goals)')
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
@@ -89,18 +82,20 @@ def plot_plan_vs_reached(path: str, family, traces: dict, *, num_plans: int = 5)
       ax.set_xlabel('environment step')
       if col == 0:
         ax.legend(fontsize=7)
-  fig.suptitle(f'{family.name}, test task 0: planned vs reached states', fontsize=10)
+  fig.suptitle(f'{family.name}, task 0: planned vs reached states', fontsize=10)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
 
 
-def plot_all(out, family, tasks, per_task, episodes_out, *, tiers, episodes_per_task) -> None:
+def plot_all(out, family, tasks, per_method, episodes, *, tiers, episodes_per_task) -> None:
+  """`returns_per_task.png`, and on Point-Robot `paths_<method>.png` of the warm-start methods."""
+  del tiers
   os.makedirs(out, exist_ok=True)
-  plot_returns(os.path.join(out, 'returns_per_task.png'), per_task, tiers)
-  if family.name == 'point_robot' and 'MetaDiffuser' in episodes_out:
-    plot_point_robot(os.path.join(out, 'paths.png'), tasks, episodes_out['MetaDiffuser'],
-                     int(tasks.task_id.shape[0]), episodes_per_task)
-  if 'plan_vs_reached' in episodes_out:
-    plot_plan_vs_reached(os.path.join(out, 'plan_vs_reached.png'), family,
-                         episodes_out['plan_vs_reached'])
+  plot_returns(os.path.join(out, 'returns_per_task.png'), per_method)
+  if family.name == 'point_robot':
+    n = int(tasks.task_id.shape[0])
+    for name, ep in episodes.items():
+      if ep is not None and (name, 'n/a') not in per_method:
+        plot_point_robot(os.path.join(out, f'paths_{name}.png'), tasks, ep, name, n,
+                         episodes_per_task)

@@ -1,18 +1,18 @@
-"""Receding-horizon evaluation, stepped in-graph.
+"""Episodes of any `Policy`, stepped in-graph: one `lax.scan` over the episode's steps.
 
-`rollout` is one `lax.scan` over the episode's steps: at every step the planner is called on the
-whole batch of environments (tasks x episodes x warm-start tiers, flattened to B) and the first
-action of each kept plan is executed by the vmapped `step`. The full evaluation of a method is
-therefore one compiled program.
+At every step the policy acts on the whole batch of environments (tasks x episodes x warm-start
+tiers, flattened to B) and the vmapped `step` executes its actions, so the evaluation of a method
+is one compiled program.
 
-With `replay_plans=True` the rollout also executes, at every step, the kept plan's whole action
-sequence open-loop from the true environment state (on a copy; the episode itself goes on
-receding-horizon), which gives the states that plan actually leads to: the paper's Figure 3 compares
-them with the planned states, and the dual guide's dynamics term is there to bring them together.
+With `replay_plans=True` (for policies whose `info` holds `plan_actions [B, H, act_dim]` and
+`plan_states [B, H, obs_dim]`), the rollout also executes, at every step, the kept plan's whole
+action sequence open-loop from the true environment state (on a copy; the episode itself goes on),
+which gives the states that plan actually leads to: the paper's Figure 3 compares them with the
+planned states, and the dual guide's dynamics term is there to bring them together.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -21,10 +21,7 @@ from flax import struct
 
 from mdx import data as mdata
 from mdx.envs import Task, TaskFamily
-from mdx.planning import PlanOutput
-
-# plan_fn(rng, obs [B, obs_dim], context [B, C]) -> PlanOutput with leading axis [B]
-PlanFn = Callable[[jax.Array, jax.Array, jax.Array], PlanOutput]
+from mdx.evaluation.policy import Policy
 
 
 @struct.dataclass
@@ -34,11 +31,16 @@ class Episodes:
   observations: jax.Array  # [B, T + 1, obs_dim]: s_0 ... s_T
   actions: jax.Array  # [B, T, act_dim]
   rewards: jax.Array  # [B, T]
-  plans: jax.Array  # [B, T, H, obs_dim]: the planned states at every step
+  alive: jax.Array  # [B, T] bool: the episode had not ended before step t
+  info: dict  # {name: [B, T, ...]}: the policy's `info` at every step
   # [B, T, H, obs_dim] with `replay_plans`, else None: the states reached by executing the plan of
   # step t open-loop from the true state s_t (`reached[:, t, 0] == s_t`).
-  reached: jax.Array | None = None
-  alive: jax.Array | None = None  # [B, T] bool: the episode had not ended before step t
+  reached: Optional[jax.Array] = None
+
+  @property
+  def plans(self) -> Optional[jax.Array]:
+    """`[B, T, H, obs_dim]` planned states at every step, for planners (else None)."""
+    return self.info.get('plan_states')
 
 
 def replay_plan(family: TaskFamily, task: Task, state, actions: jax.Array) -> jax.Array:
@@ -60,52 +62,55 @@ def replay_mask(alive: np.ndarray, horizon: int) -> np.ndarray:
   return alive[:, :, None] & pad[:, idx]
 
 
-def rollout(family: TaskFamily, tasks: Task, contexts: jax.Array, plan_fn: PlanFn,
-            rng: jax.Array, *, replay_plans: bool = False) -> Episodes:
-  """B receding-horizon episodes; `tasks` and `contexts` have leading axis `[B]`."""
-  batch = tasks.task_id.shape[0]
-  reset_rng, plan_rng = jax.random.split(rng)
-  state = jax.vmap(family.reset)(tasks, jax.random.split(reset_rng, batch))
-
-  def body(state, rng):
-    out = plan_fn(rng, state.obs, contexts)
-    nxt = jax.vmap(family.step)(tasks, state, out.action)
-    reward = jnp.where(state.done, 0.0, nxt.reward)
-    reached = (jax.vmap(lambda t, s, a: replay_plan(family, t, s, a))(tasks, state, out.actions)
-               if replay_plans else None)
-    return nxt, (state.obs, out.action, reward, out.states, reached, ~state.done)
-
-  final, (obs, actions, rewards, plans, reached, alive) = jax.lax.scan(
-      body, state, jax.random.split(plan_rng, family.episode_length))
-  obs = jnp.concatenate([obs, final.obs[None]], axis=0)
-  swap = lambda x: None if x is None else jnp.moveaxis(x, 0, 1)
-  return Episodes(returns=rewards.sum(0), observations=swap(obs), actions=swap(actions),
-                  rewards=swap(rewards), plans=swap(plans), reached=swap(reached),
-                  alive=swap(alive))
-
-
-def infer_contexts(encode_fn: Callable[[jax.Array], jax.Array], warm: mdata.Trajectories,
-                   rng: jax.Array, *, history: int, num_context: int) -> jax.Array:
-  """One context per task of `warm` from `num_context` random windows of its warm-start data.
+def rollout(family: TaskFamily, tasks: Task, policy: Policy, rng: jax.Array, *,
+            warm_start: Optional[mdata.Trajectories] = None,
+            replay_plans: bool = False, keep_info: bool = True) -> Episodes:
+  """B episodes of `policy` on `tasks` (leading axis `[B]`), one `lax.scan` over time.
 
   Args:
-    encode_fn: `[N, n, h, row] -> [N, C]`, the trained encoder (mean over the n windows).
-    warm: warm-start data of the test tasks, `[N, E, T, ...]`.
-    rng: PRNG key.
-    history: h.
-    num_context: windows per task.
+    family: the task family.
+    tasks: `[B]` tasks, one per environment.
+    policy: any `Policy`.
+    rng: PRNG key of the whole batch.
+    warm_start: each environment's warm-start data (task axis `[B]`), given to `policy.init`.
+    replay_plans: also replay each step's plan open-loop (`info['plan_actions']` needed).
+    keep_info: record the policy's `info` at every step (False: `Episodes.info` is `{}`, which
+      saves the memory of every step's plan in large evaluations).
 
   Returns:
-    `[N, C]`.
+    `Episodes` with leading axis `[B]`.
   """
-  n = warm.num_tasks
-  windows = jax.vmap(lambda i, r: mdata.sample_context(r, warm, i, history=history,
-                                                       num_context=num_context))(
-      jnp.arange(n), jax.random.split(rng, n))
-  return encode_fn(windows)
+  batch = tasks.task_id.shape[0]
+  reset_rng, init_rng, act_rng = jax.random.split(rng, 3)
+  env = jax.vmap(family.reset)(tasks, jax.random.split(reset_rng, batch))
+  carry = policy.init(init_rng, tasks, warm_start)
+
+  def body(state, rng):
+    env, carry = state
+    action, carry, info = policy.act(carry, env.obs, rng)
+    action = jax.vmap(family.clip_action)(action)
+    nxt = jax.vmap(family.step)(tasks, env, action)
+    reward = jnp.where(env.done, 0.0, nxt.reward)
+    reached = None
+    if replay_plans:
+      if 'plan_actions' not in info:
+        raise ValueError("replay_plans needs a policy whose info holds 'plan_actions'")
+      reached = jax.vmap(lambda t, s, a: replay_plan(family, t, s, a))(
+          tasks, env, info['plan_actions'])
+    return (nxt, carry), (env.obs, action, reward, ~env.done, info if keep_info else {}, reached)
+
+  (final, _), (obs, actions, rewards, alive, info, reached) = jax.lax.scan(
+      body, (env, carry), jax.random.split(act_rng, family.episode_length))
+  obs = jnp.concatenate([obs, final.obs[None]], axis=0)
+  swap = lambda x: jnp.moveaxis(x, 0, 1)
+  return Episodes(returns=rewards.sum(0), observations=swap(obs), actions=swap(actions),
+                  rewards=swap(rewards), alive=swap(alive), info=jax.tree.map(swap, info),
+                  reached=None if reached is None else swap(reached))
 
 
-def policy_returns(family: TaskFamily, tasks: Task, policy: mdata.Policy, rng: jax.Array,
-                   episodes: int) -> jax.Array:
-  """Returns `[N, episodes]` of a behaviour policy (the Oracle and Random rows)."""
-  return (mdata.collect(family, tasks, policy, rng, episodes).rewards).sum(-1)
+def plan_discrepancy(episodes: Episodes) -> np.ndarray:
+  """Mean |planned - reached| per plan step `[H]`, over episodes, replayed steps and state
+  entries, of a rollout with `replay_plans`."""
+  err = np.abs(np.asarray(episodes.plans) - np.asarray(episodes.reached)).mean(-1)  # [B, T, H]
+  mask = replay_mask(np.asarray(episodes.alive), err.shape[-1])
+  return (err * mask).sum((0, 1)) / np.maximum(mask.sum((0, 1)), 1)

@@ -2,7 +2,7 @@
 
 Faithful to `jannerm/diffuser` `models/temporal.py::TemporalUnet` (see shared/REFERENCES.md §1),
 channels-last (`[B, H, C]`, Flax's convention) instead of PyTorch's channels-first:
-- Conv1dBlock: Conv1d(kernel 5, same padding) -> GroupNorm(8) -> Mish.
+- Conv1dBlock: Conv1d(kernel 5, same padding) -> GroupNorm(8, eps 1e-5 as torch) -> Mish.
 - ResidualTemporalBlock: block0(x) + Linear(Mish(embedding)), then block1, plus a 1x1 conv residual
   (identity when the channel counts match; zbzhu99's Flax port drops it, we keep it).
 - Down path: per level two residual blocks and a stride-2 Conv(3) downsample (none at the last
@@ -80,7 +80,7 @@ class Conv1dBlock(nn.Module):
   @nn.compact
   def __call__(self, x):
     x = Conv(self.features, self.kernel_size)(x)
-    x = nn.GroupNorm(num_groups=self.groups)(x)
+    x = nn.GroupNorm(num_groups=self.groups, epsilon=1e-5)(x)  # torch's GroupNorm default
     return mish(x)
 
 

@@ -1,5 +1,6 @@
-"""Training: `TrainState` with EMA, Orbax restore-or-init, metric writers, the shared loop, and the
-two trainers (`train_context`, `train_diffusion`)."""
+"""Method-agnostic training machinery: `TrainState` with EMA, the Orbax restore-or-init loop,
+checkpoint reading and metric writers. The stages themselves live with their method
+(`mdx.methods.<name>`)."""
 from mdx.training.loop import checkpoint_manager, latest_step, load_params, restore_or_init, train
 from mdx.training.state import TrainState
 from mdx.training.writers import JsonlWriter, TensorBoardXWriter, create_writer

@@ -1,0 +1,40 @@
+"""Trains the stages of any registered method, for every training seed of the config.
+
+  python experiments/train.py --config=configs/point_robot.py:cpu --workdir=runs/demo \
+      --method=MetaDiffuser [--stage=context] [--seeds=0,1]
+
+Each stage resumes from its last checkpoint; a stage already trained to its step count is
+skipped. The datasets must have been collected (`experiments/collect.py`).
+"""
+import _common  # first: sets up logging before JAX loads
+from absl import app, flags
+from ml_collections import config_flags
+
+from mdx import methods
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (path:preset).',
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Run folder with collected datasets.')
+_METHOD = flags.DEFINE_enum('method', 'MetaDiffuser', sorted(methods.REGISTRY), 'The method.')
+_STAGE = flags.DEFINE_string('stage', None, 'Only this stage (default: all, in order).')
+_SEEDS = flags.DEFINE_list('seeds', None, 'Training seeds (default: config.train_seeds).')
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def main(argv):
+  del argv
+  _common.setup()
+  config = _CONFIG.value
+  method = methods.get_method(_METHOD.value)
+  stages = [s for s in method.stages if _STAGE.value in (None, s.name)]
+  if not stages:
+    raise app.UsageError(f'--stage={_STAGE.value!r}: {method.name} has stages '
+                         f'{[s.name for s in method.stages]}')
+  seeds = [int(s) for s in _SEEDS.value] if _SEEDS.value else list(config.train_seeds)
+  for stage in stages:
+    for seed in seeds:
+      stage.train(config, _WORKDIR.value, seed)
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,45 @@
+"""What a method offers the platform: its training stages and a policy constructor.
+
+A method is a package `mdx/methods/<name>/` that defines one or more `Method` values and is listed
+in the registry (`mdx/methods/__init__.py`, one line). The generic code (`mdx.evaluation`,
+`experiments/train.py`, `experiments/evaluate.py`, `experiments/pipeline.py`) calls only this
+interface, so adding a method touches no shared file but the registry.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import ml_collections
+
+from mdx.envs import TaskFamily
+from mdx.evaluation.policy import Policy
+
+Config = ml_collections.ConfigDict
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+  """One training stage, run per training seed into `WORKDIR/seed_{s}/{name}/`."""
+  name: str  # its folder; methods that share a stage (the same name) train it once
+  train: Callable[[Config, str, int], Any]  # (config, workdir, seed) -> anything; resumable
+  num_train_steps: Callable[[Config], int]  # the stage is complete at this checkpoint step
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  """A method: its stages (in order) and `make_policy(config, workdir, seed, family)`.
+
+  `make_policy` loads what the stages of training seed `seed` wrote and returns a ready
+  `Policy`; methods without stages (Oracle, Random) ignore `workdir` and `seed`.
+  `uses_warm_start`: the policy reads the task's warm-start data, so the evaluation runs it once
+  per warm-start tier (the paper's Tables 1 and 2); otherwise once, in the column 'n/a'.
+  `analyses`: extra outputs `(config, workdir, split, out_dir) -> None` that evaluation runs after
+  the returns are written (MetaDiffuser's Figure-3 replay).
+  """
+  name: str
+  make_policy: Callable[[Config, str, int, TaskFamily], Policy]
+  stages: tuple[Stage, ...] = ()
+  uses_warm_start: bool = False
+  analyses: tuple[Callable[[Config, str, str, str], None], ...] = ()
+  description: str = ''

@@ -1,0 +1,131 @@
+"""MetaDiffuser's first stage (Eq. 1): the context encoder E_phi with the reward model R_psi and
+the dynamics model P_omega, trained jointly on the training tasks' data.
+
+Writes `WORKDIR/seed_{s}/context/`: `normalizer.npz` (limits of the expert training data, shared
+by the later stages of the seed), checkpoints, `metrics.jsonl` and TensorBoard files.
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from mdx import data as mdata
+from mdx import workdir as layout
+from mdx.data import normalizer as nz
+from mdx.envs import TaskFamily, family_from_config
+from mdx.nets import ContextModel
+from mdx.training import TrainState, load_params, train
+
+STAGE = 'context'
+
+
+def build_context_model(config, family: TaskFamily) -> ContextModel:
+  c = config.context
+  return ContextModel(obs_dim=family.obs_dim, act_dim=family.act_dim,
+                      context_dim=c.context_dim, encoder_hidden=tuple(c.encoder_hidden),
+                      model_hidden=tuple(c.model_hidden))
+
+
+def adam(lr: float, decay_steps: int | None = None) -> optax.GradientTransformation:
+  """Adam at `lr`, cosine-decayed to lr / 20 over `decay_steps` when given."""
+  if decay_steps:
+    lr = optax.cosine_decay_schedule(lr, decay_steps, alpha=0.05)
+  return optax.adam(lr)
+
+
+def init_context_state(config, family, norm, rng) -> TrainState:
+  model = build_context_model(config, family)
+  c = config.context
+  row = 2 * family.obs_dim + family.act_dim + 1
+  params = model.init(rng, norm, jnp.zeros((1, c.num_context, c.history, row)),
+                      jnp.zeros((1, 1, family.obs_dim)), jnp.zeros((1, 1, family.act_dim)))
+  return TrainState.create(params, adam(c.learning_rate, c.num_train_steps if c.lr_decay else None))
+
+
+def masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
+  """Mean of `x [B, W, ...]` over the entries whose step is valid (`mask [B, W]`)."""
+  m = jnp.broadcast_to(mask.reshape(mask.shape + (1,) * (x.ndim - mask.ndim)), x.shape)
+  return jnp.sum(jnp.where(m, x, 0.0)) / jnp.maximum(jnp.sum(m), 1)
+
+
+def context_loss(model: ContextModel, params, norm, seg: mdata.Segments):
+  """Eq. 1 as Gaussian log-likelihoods with unit variance: MSE of the normalized reward and the
+  normalized state delta of transitions of the same task, given z from the history windows,
+  over the window's valid steps only.
+
+  DESIGN: the predicted transitions come from a window drawn independently of the context
+  histories (same task, any episode), so the encoder must carry task information rather than copy
+  the rewards of the very transitions it is asked to predict."""
+  z = model.apply(params, norm, seg.context, method=ContextModel.encode)[:, None, :]
+  r_hat = model.apply(params, norm, seg.states, seg.actions, z,
+                      method=ContextModel.reward_normalized)
+  d_hat = model.apply(params, norm, seg.states, seg.actions, z,
+                      method=ContextModel.delta_normalized)
+  r_loss = masked_mean(jnp.square(r_hat - nz.normalize_rew(norm, seg.rewards)), seg.valid)
+  d_true = nz.normalize_obs(norm, seg.next_states) - nz.normalize_obs(norm, seg.states)
+  d_loss = masked_mean(jnp.square(d_hat - d_true), seg.valid)
+  loss = r_loss + d_loss
+  return loss, {'loss': loss, 'reward_mse': r_loss, 'dynamics_mse': d_loss}
+
+
+def make_context_step(config, family, data, norm, tier_episodes):
+  """The jitted update of the context model. Every sample's histories come from one data tier
+  (`tier_episodes`: episodes per tier of `data`), as a test context comes from one tier."""
+  model = build_context_model(config, family)
+  c = config.context
+
+  @functools.partial(jax.jit, donate_argnums=0)
+  def step(state: TrainState, rng):
+    seg = mdata.sample_segments(rng, data, c.batch_size, history=c.history,
+                                horizon=c.target_window, num_context=c.num_context,
+                                context_blocks=tier_episodes)
+    grads, metrics = jax.grad(lambda p: context_loss(model, p, norm, seg),
+                              has_aux=True)(state.params)
+    return state.apply_gradients(grads, ema_decay=c.ema_decay), metrics
+  return step
+
+
+def load_train_tiers(workdir, family, tiers) -> dict:
+  """`{tier: dataset}` of the training tasks, each named tier read once."""
+  return {t: mdata.load_dataset(workdir, family, 'train', t) for t in dict.fromkeys(tiers)}
+
+
+def context_training_data(config, loaded):
+  """The training tasks' data of `config.context.tiers` joined along the episode axis, and the
+  number of episodes of each tier in it (`loaded` from `load_train_tiers`)."""
+  datasets = [loaded[t] for t in config.context.tiers]
+  return mdata.concat_episodes(datasets), tuple(d.episodes_per_task for d in datasets)
+
+
+def normalizer_path(workdir: str, seed: int) -> str:
+  return os.path.join(layout.stage_dir(workdir, STAGE, seed), 'normalizer.npz')
+
+
+def train_context(config: ml_collections.ConfigDict, workdir: str, seed: int) -> TrainState:
+  """Trains E_phi, R_psi, P_omega of training seed `seed` (tiers `config.context.tiers`)."""
+  family = family_from_config(config)
+  loaded = load_train_tiers(workdir, family, ('expert', *config.context.tiers))
+  norm = mdata.init_normalizer(loaded['expert'])
+  nz.save_normalizer(normalizer_path(workdir, seed), norm)
+  data, tier_episodes = context_training_data(config, loaded)
+  init_rng, train_rng = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), 1))
+  state = init_context_state(config, family, norm, init_rng)
+  return train(layout.stage_dir(workdir, STAGE, seed), state,
+               make_context_step(config, family, jax.device_put(data), norm, tier_episodes),
+               train_rng, num_steps=config.context.num_train_steps, log_every=config.log_every,
+               checkpoint_every=config.checkpoint_every, name=f'context/seed_{seed}',
+               hparams=config.context.to_dict())
+
+
+def load_context(config, workdir: str, seed: int, family=None):
+  """`(context_model, params (EMA), normalizer)` of a trained context stage."""
+  family = family or family_from_config(config)
+  norm = nz.load_normalizer(normalizer_path(workdir, seed))
+  template = init_context_state(config, family, norm, jax.random.PRNGKey(0))
+  params = load_params(layout.checkpoint_dir(workdir, STAGE, seed), template)
+  return build_context_model(config, family), params, norm

@@ -1,0 +1,122 @@
+"""MetaDiffuser's second stage (Eq. 5): the context-conditioned denoiser, trained on the training
+tasks' windows, each labelled with z from the trained context encoder, with context dropout beta.
+`unconditional=True` trains UDiffuser's denoiser (beta = 1, no context MLP, Table 5).
+
+Writes `WORKDIR/seed_{s}/diffusion/` (or `udiffuser/`): checkpoints, `metrics.jsonl`, TensorBoard
+files; UDiffuser also writes its own `normalizer.npz` (it has no context stage).
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from mdx import data as mdata
+from mdx import workdir as layout
+from mdx.data import normalizer as nz
+from mdx.diffusion import denoising_loss, loss_weights, make_schedule
+from mdx.envs import TaskFamily, family_from_config
+from mdx.methods.metadiffuser import context as ctx_stage
+from mdx.nets import ContextModel, TemporalUNet
+from mdx.training import TrainState, load_params, train
+
+STAGE, UNCONDITIONAL_STAGE = 'diffusion', 'udiffuser'
+
+
+def stage_name(unconditional: bool) -> str:
+  return UNCONDITIONAL_STAGE if unconditional else STAGE
+
+
+def build_denoiser(config, family: TaskFamily, *, unconditional: bool = False) -> TemporalUNet:
+  d = config.diffusion
+  return TemporalUNet(transition_dim=family.obs_dim + family.act_dim, dim=d.dim,
+                      dim_mults=tuple(d.dim_mults), embed_dim=d.embed_dim,
+                      embed_hidden=d.embed_hidden, use_context=not unconditional)
+
+
+def init_denoiser_state(config, family, rng, *, unconditional=False) -> TrainState:
+  net = build_denoiser(config, family, unconditional=unconditional)
+  d = config.diffusion
+  params = net.init(rng, jnp.zeros((1, d.horizon, family.obs_dim + family.act_dim)),
+                    jnp.zeros((1,), jnp.int32), jnp.zeros((1, config.context.context_dim)),
+                    jnp.ones((1,), bool))
+  return TrainState.create(params, ctx_stage.adam(d.learning_rate))
+
+
+def make_diffusion_step(config, family, data, norm, encode, *, unconditional=False,
+                        context_data=None, context_tier_episodes=None):
+  """The jitted denoiser update. `encode(windows [B, n, h, row]) -> z [B, C]` labels each window
+  with its task's context (ignored when `unconditional`); the histories come from one tier of
+  `context_data` (`context_tier_episodes` episodes per tier), as at test."""
+  net = build_denoiser(config, family, unconditional=unconditional)
+  d, c = config.diffusion, config.context
+  sched = make_schedule(d.num_diffusion_steps)
+  weights = loss_weights(d.horizon, family.obs_dim, family.act_dim, d.action_weight)
+  dropout = 1.0 if unconditional else d.context_dropout
+
+  @functools.partial(jax.jit, donate_argnums=0)
+  def step(state: TrainState, rng):
+    seg_rng, loss_rng = jax.random.split(rng)  # two named keys, each used once
+    seg = mdata.sample_segments(seg_rng, data, d.batch_size, history=c.history,
+                                horizon=d.horizon, num_context=c.num_context,
+                                context_data=context_data, context_blocks=context_tier_episodes)
+    z = (jnp.zeros((d.batch_size, c.context_dim)) if unconditional
+         else jax.lax.stop_gradient(encode(seg.context)))
+    x0 = nz.normalize_traj(norm, seg.states, seg.actions)
+    loss_fn = lambda p: denoising_loss(net.apply, p, sched, loss_rng, x0, z,
+                                       obs_dim=family.obs_dim, context_dropout=dropout,
+                                       predict_epsilon=d.predict_epsilon, weights=weights,
+                                       valid=seg.valid)
+    grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params)
+    return state.apply_gradients(grads, ema_decay=d.ema_decay, ema_start=d.ema_start), metrics
+  return step
+
+
+def train_denoiser(config: ml_collections.ConfigDict, workdir: str, seed: int, *,
+                   unconditional: bool = False) -> TrainState:
+  """Trains the denoiser of training seed `seed` on the windows of `config.diffusion.tiers`.
+
+  DESIGN: z is computed from histories drawn from the task's data in `config.context.tiers`, all
+  windows of one z from one tier, so the denoiser is trained on the contexts that warm-start data
+  of any quality produces at test time (paper, Section 5.4)."""
+  family = family_from_config(config)
+  tiers = tuple(config.diffusion.tiers)
+  loaded = ctx_stage.load_train_tiers(workdir, family, ('expert', *tiers, *config.context.tiers))
+  if unconditional:
+    norm = mdata.init_normalizer(loaded['expert'])  # the context stage's normalizer, recomputed
+    nz.save_normalizer(os.path.join(layout.stage_dir(workdir, UNCONDITIONAL_STAGE, seed),
+                                    'normalizer.npz'), norm)
+    encode = None
+  else:
+    model, params, norm = ctx_stage.load_context(config, workdir, seed, family)
+    encode = lambda w: model.apply(params, norm, w, method=ContextModel.encode)
+  data = jax.device_put(mdata.concat_episodes([loaded[t] for t in tiers]))
+  context_data, tier_episodes = ctx_stage.context_training_data(config, loaded)
+  rng = jax.random.fold_in(jax.random.PRNGKey(seed), 3 if unconditional else 2)
+  init_rng, train_rng = jax.random.split(rng)
+  state = init_denoiser_state(config, family, init_rng, unconditional=unconditional)
+  step = make_diffusion_step(config, family, data, norm, encode, unconditional=unconditional,
+                             context_data=jax.device_put(context_data),
+                             context_tier_episodes=tier_episodes)
+  name = stage_name(unconditional)
+  steps = (config.udiffuser.num_train_steps if unconditional
+           else config.diffusion.num_train_steps)
+  return train(layout.stage_dir(workdir, name, seed), state, step, train_rng, num_steps=steps,
+               log_every=config.log_every, checkpoint_every=config.checkpoint_every,
+               name=f'{name}/seed_{seed}', hparams=config.diffusion.to_dict())
+
+
+def load_denoiser(config, workdir: str, seed: int, family=None, *, unconditional=False):
+  """`(net, params (EMA))` of a trained denoiser stage."""
+  family = family or family_from_config(config)
+  template = init_denoiser_state(config, family, jax.random.PRNGKey(0), unconditional=unconditional)
+  params = load_params(layout.checkpoint_dir(workdir, stage_name(unconditional), seed), template)
+  return build_denoiser(config, family, unconditional=unconditional), params
+
+
+def load_udiffuser_normalizer(workdir: str, seed: int) -> nz.Normalizer:
+  return nz.load_normalizer(os.path.join(layout.stage_dir(workdir, UNCONDITIONAL_STAGE, seed),
+                                         'normalizer.npz'))

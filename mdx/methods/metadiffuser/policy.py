@@ -1,0 +1,122 @@
+"""MetaDiffuser's and UDiffuser's policies: receding-horizon planning with `mdx.planning.plan`.
+
+MetaDiffuser: `init` infers each environment's context z from `config.context.num_context`
+windows of its warm-start data (`mdx.data.sample_context`, windows of one tier, as in training);
+`act` plans from the current state with CFG, the dual guide and the best of N candidates, and
+executes the plan's first action. The state carried between steps is z.
+UDiffuser: no context anywhere (Table 5): an unconditional denoiser, no guide (R and P need z),
+one plan per state.
+`info` holds the kept plan (`plan_states`, `plan_actions`), its `value` J and `discrepancy` zeta.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from mdx import data as mdata
+from mdx.evaluation.policy import Policy
+from mdx.methods.metadiffuser import context as ctx_stage
+from mdx.methods.metadiffuser import denoiser as den_stage
+from mdx.nets import ContextModel
+from mdx.planning import PlanConfig, plan, trajectory_objective
+
+
+def plan_config(config, *, unconditional: bool = False, **overrides) -> PlanConfig:
+  """The planner's knobs from `config.planner` and `config.diffusion` (`overrides` replace any)."""
+  p, d = config.planner, config.diffusion
+  kw = dict(horizon=d.horizon, num_diffusion_steps=d.num_diffusion_steps, sampler=p.sampler,
+            num_sample_steps=p.num_sample_steps or None, noise_scale=p.noise_scale,
+            predict_epsilon=d.predict_epsilon, clip_denoised=p.clip_denoised or None)
+  if not unconditional:
+    kw.update(num_candidates=p.num_candidates, cfg_weight=p.cfg_weight,
+              guide_scale=p.guide_scale, dynamics_weight=p.dynamics_weight,
+              t_stopgrad=p.t_stopgrad, guide_form=p.guide_form, guide_units=p.guide_units)
+  kw.update(overrides)
+  return PlanConfig(**kw)
+
+
+def make_guide_fn(context_model: ContextModel):
+  """`guide_fn(params, states, actions, z) -> (J, zeta)` from the context model in
+  `params['context']`, with the normalizer `params['norm']`."""
+  def guide_fn(params, states, actions, z):
+    apply = lambda method: (lambda s, a, zz: context_model.apply(
+        params['context'], params['norm'], s, a, zz, method=method))
+    return trajectory_objective(apply(ContextModel.reward), apply(ContextModel.next_state))(
+        states, actions, z)
+  return guide_fn
+
+
+def make_denoise_fn(net, *, unconditional: bool = False):
+  """`denoise_fn(params, x, k, context, mask)` of the U-Net in `params['denoiser']`."""
+  if unconditional:
+    return lambda params, x, k, c, m: net.apply(params['denoiser'], x, k, c, jnp.zeros_like(m))
+  return lambda params, x, k, c, m: net.apply(params['denoiser'], x, k, c, m)
+
+
+def infer_contexts(encode_fn, warm: mdata.Trajectories, rng: jax.Array, *, history: int,
+                   num_context: int) -> jax.Array:
+  """One context per task of `warm` (`[N, E, T, ...]`) from `num_context` windows of its data.
+
+  Args:
+    encode_fn: `[N, n, h, row] -> [N, C]`, the trained encoder (mean over the n windows).
+    warm: warm-start data, one task per row.
+    rng: PRNG key.
+    history: h.
+    num_context: windows per task.
+
+  Returns:
+    `[N, C]`.
+  """
+  n = warm.num_tasks
+  windows = jax.vmap(lambda i, r: mdata.sample_context(r, warm, i, history=history,
+                                                       num_context=num_context))(
+      jnp.arange(n), jax.random.split(rng, n))
+  return encode_fn(windows)
+
+
+def planner_policy(config, context_model, net, params, pconfig: PlanConfig) -> Policy:
+  """MetaDiffuser's `Policy` from its networks and `params = {'context', 'denoiser', 'norm'}`."""
+  c = config.context
+  denoise_fn, guide_fn = make_denoise_fn(net), make_guide_fn(context_model)
+
+  def init(params, rng, tasks, warm):
+    del tasks  # the task is known only through its warm-start data
+    if warm is None:
+      raise ValueError('MetaDiffuser infers the task from warm-start data: pass warm_start')
+    encode = lambda w: context_model.apply(params['context'], params['norm'], w,
+                                           method=ContextModel.encode)
+    return infer_contexts(encode, warm, rng, history=c.history, num_context=c.num_context)
+
+  def act(params, z, obs, rng):
+    out = plan(params, rng, obs, z, denoise_fn, guide_fn, normalizer=params['norm'],
+               config=pconfig)
+    return out.action, z, {'plan_states': out.states, 'plan_actions': out.actions,
+                           'value': out.value, 'discrepancy': out.discrepancy}
+  return Policy(params=params, init_fn=init, act_fn=act)
+
+
+def make_policy(config, workdir, seed, family, **plan_overrides) -> Policy:
+  """MetaDiffuser of training seed `seed` in `workdir`, as the evaluation runs it."""
+  context_model, context_params, norm = ctx_stage.load_context(config, workdir, seed, family)
+  net, den_params = den_stage.load_denoiser(config, workdir, seed, family)
+  params = {'context': context_params, 'denoiser': den_params, 'norm': norm}
+  return planner_policy(config, context_model, net, params,
+                        plan_config(config, **plan_overrides))
+
+
+def make_udiffuser_policy(config, workdir, seed, family) -> Policy:
+  """UDiffuser of training seed `seed`: unconditional samples, no guide, one plan per state."""
+  net, den_params = den_stage.load_denoiser(config, workdir, seed, family, unconditional=True)
+  params = {'denoiser': den_params, 'norm': den_stage.load_udiffuser_normalizer(workdir, seed)}
+  pconfig = plan_config(config, unconditional=True)
+  denoise_fn = make_denoise_fn(net, unconditional=True)
+  dim = config.context.context_dim
+
+  def init(params, rng, tasks, warm):
+    del params, rng, warm
+    return jnp.zeros((tasks.task_id.shape[0], dim))  # the null context
+
+  def act(params, z, obs, rng):
+    out = plan(params, rng, obs, z, denoise_fn, None, normalizer=params['norm'], config=pconfig)
+    return out.action, z, {'plan_states': out.states, 'plan_actions': out.actions}
+  return Policy(params=params, init_fn=init, act_fn=act)
