@@ -65,9 +65,8 @@ def sample_context(rng: jax.Array, data: Trajectories, task: jax.Array, *, histo
   data = jax.tree.map(jnp.asarray, data)
   block_rng, win_rng = jax.random.split(rng)
   episodes, length = data.episodes_per_task, data.episode_length
-  episode_of_row = jnp.repeat(jnp.arange(episodes), length)  # [E T]
   if blocks is None:
-    in_block = jnp.ones((episodes * length,), bool)
+    in_block = jnp.ones((episodes,), bool)
   else:
     if sum(blocks) != episodes or min(blocks) < 1:
       raise ValueError(f'blocks={tuple(blocks)} must be positive episode counts summing to the '
@@ -75,13 +74,16 @@ def sample_context(rng: jax.Array, data: Trajectories, task: jax.Array, *, histo
     block = jax.random.randint(block_rng, (), 0, len(blocks))
     lo = jnp.asarray(np.cumsum((0,) + tuple(blocks[:-1])))[block]
     hi = lo + jnp.asarray(blocks)[block]
-    in_block = (episode_of_row >= lo) & (episode_of_row < hi)
-  usable = data.valid[task].reshape(-1) & in_block
-  order = jnp.argsort(~usable, stable=True)  # the usable rows first, in episode order
-  count = jnp.sum(usable).astype(jnp.int32)
-  starts = jax.random.randint(win_rng, (num_context,), 0, jnp.maximum(count - history, 0) + 1)
-  rows = jax.vmap(lambda s: jax.lax.dynamic_slice_in_dim(order, s, history))(starts)  # [n, h]
-  flat = lambda x: x[task].reshape((episodes * length,) + x.shape[3:])[rows]
+    in_block = (jnp.arange(episodes) >= lo) & (jnp.arange(episodes) < hi)
+  # An episode's valid steps are a prefix of it (`done` is absorbing), so the j-th usable row of
+  # the task is step j - cum[e - 1] of the episode e where the running count passes j.
+  n_use = jnp.where(in_block, jnp.sum(data.valid[task], -1), 0).astype(jnp.int32)  # [E]
+  cum = jnp.cumsum(n_use)
+  starts = jax.random.randint(win_rng, (num_context,), 0, jnp.maximum(cum[-1] - history, 0) + 1)
+  j = starts[:, None] + jnp.arange(history)[None]  # [n, h]
+  e = jnp.minimum(jnp.searchsorted(cum, j, side='right'), episodes - 1)
+  step = jnp.clip(j - (cum[e] - n_use[e]), 0, length - 1)
+  flat = lambda x: x[task][e, step]
   return transition_rows(flat(data.observations), flat(data.actions), flat(data.rewards),
                          flat(data.next_observations))
 
