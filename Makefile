@@ -16,7 +16,7 @@ $(VENV)/.installed: setup.cfg setup.py constraints.txt
 install: $(VENV)/.installed
 
 demo: install
-	$(PY) experiments/pipeline.py --config=configs/point_robot.py:cpu --workdir=runs/demo
+	$(PY) experiments/pipeline.py --config=configs/point_robot.py:cpu --config.train_seeds="(0,)" --workdir=runs/demo
 
 test: install
 	$(PY) -m pytest -q tests

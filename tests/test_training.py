@@ -5,6 +5,7 @@ import json
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -126,16 +127,23 @@ def test_pipeline_end_to_end(test_config, data_workdir):
     steps = g['mean_abs_gap_per_plan_step']
     assert len(steps) == test_config.diffusion.horizon and steps[0] == pytest.approx(0, abs=1e-6)
     assert g['ci_low'] <= g['mean_abs_gap'] <= g['ci_high']
-  # The README's library example: one call gives the evaluation's policy.
-  family = family_from_config(test_config)
-  tasks = family.validation_tasks()
-  warm = mdata.load_dataset(data_workdir, family, 'validation', 'expert')
-  policy = methods.load_policy(test_config, data_workdir)
-  rng = jax.random.PRNGKey(3)
-  run = jax.jit(lambda p: p.act(p.init(rng, tasks, warm), tasks.params * 0, rng)[0])
-  action = run(policy)
-  assert action.shape == (10, family.act_dim)
-  assert float(np.abs(action).max()) <= family.action_high + 1e-6
+  # The README's library example runs as written (test preset, this workdir) and acts like the
+  # evaluation's policy.
+  readme = open(os.path.join(os.path.dirname(os.path.dirname(__file__)), 'README.md')).read()
+  section = readme[readme.index('## Using a trained method from your own code'):]
+  start = section.index('```python\n') + len('```python\n')
+  code = section[start:section.index('\n```', start)]
+  code = code.replace("get_config('cpu')", "get_config('test')").replace(
+      "'runs/point_robot'", repr(data_workdir))
+  scope = {}
+  exec(compile(code, 'README.md', 'exec'), scope)  # pylint: disable=exec-used
+  family = scope['family']
+  evaluated = methods.get_method('MetaDiffuser').make_policy(test_config, data_workdir, 0, family)
+  np.testing.assert_array_equal(scope['action'], scope['first_action'](
+      evaluated, jax.random.PRNGKey(0), jnp.zeros((10, family.obs_dim))))
+  assert scope['action'].shape == (10, family.act_dim)
+  assert float(np.abs(scope['action']).max()) <= family.action_high + 1e-6
+  assert scope['episodes'].returns.shape == (10,)
   # A finished stage is not retrained: the loop returns the restored state at once.
   state = ctx_stage.train_context(test_config, data_workdir, 0)
   assert int(state.step) == test_config.context.num_train_steps
