@@ -78,7 +78,7 @@ def get_config() -> ml_collections.ConfigDict:
   e.methods = ('MetaDiffuser', 'UDiffuser', 'Oracle', 'Random')  # names in mdx.methods.REGISTRY
   e.oracle = 'Oracle'  # the method whose return is the normalized score's 1
   e.random = 'Random'  # ... and 0
-  e.plan_vs_reached_tasks = 1  # test tasks replayed open-loop for the Figure-3 plot (0: skip)
+  e.plan_vs_reached_tasks = 5  # tasks replayed open-loop for the Figure-3 record (0: skip)
   return config
 
 

@@ -11,7 +11,8 @@ _CONFIGS = sorted(p.stem for p in (pathlib.Path(__file__).parents[1] / 'configs'
 
 
 def test_every_family_with_a_preset_is_found():
-  assert {'point_robot', 'cheetah_vel', 'hopper_param', 'walker_param'} <= set(_CONFIGS)
+  assert {'point_robot', 'cheetah_vel', 'cheetah_dir', 'ant_dir', 'hopper_param',
+          'walker_param'} == set(_CONFIGS)
 
 
 @pytest.mark.parametrize('name', _CONFIGS)
@@ -28,6 +29,8 @@ def test_preset_is_consistent(name, preset):
   assert set(c.tiers) <= tiers and set(d.tiers) <= tiers
   assert set(config.eval.warm_starts) <= {'expert', 'medium', 'random'}
   assert 0.0 <= d.context_dropout < 1.0 and config.planner.dynamics_weight >= 0.0
+  # CFG needs a trained null context: omega != 1 only with context dropout.
+  assert d.context_dropout > 0 or config.planner.cfg_weight == 1.0
 
 
 @pytest.mark.parametrize('name', _CONFIGS)

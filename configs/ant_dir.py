@@ -1,0 +1,21 @@
+"""Ant-Dir: Ant (Brax) running in a direction theta ~ U[0, 2 pi) per task, 200-step episodes.
+
+Presets (`base.locomotion_config`): `paper` (the paper's hyperparameters, for a GPU), `cpu` (fits
+a 2-core machine), `test` (seconds). The expert and medium behaviour policies are the committed
+Brax-PPO checkpoints in mdx/experts (docs/locomotion.md).
+
+  python experiments/pipeline.py --config=configs/ant_dir.py:cpu --workdir=runs/ant_dir
+"""
+import ml_collections
+
+from configs import base
+
+
+def get_config(preset: str = 'cpu') -> ml_collections.ConfigDict:
+  return base.locomotion_config(
+      preset, 'ant_dir',
+      history=10,  # h (paper: 10 for the reward-change families)
+      horizon=32,  # H (paper: 32 for Ant-Dir)
+      context_dropout=0.2,  # beta (paper, Table 6: 0.2 for Ant-Dir)
+      dynamics_weight=1.0,  # lambda (paper, Table 4: 1 for Ant-Dir)
+      paper_dim_mults=(1, 2, 4, 8))  # Diffuser's U-Net for horizon 32
