@@ -35,3 +35,41 @@ def methods_to_run(config, names=None) -> list:
   names = list(names or config.eval.methods)
   names += [n for n in (config.eval.oracle, config.eval.random) if n not in names]
   return [methods.get_method(n) for n in names]
+
+
+def prepare(config, workdir: str, binary: str):
+  """What every binary that writes a workdir does first, before any work: validates the whole
+  config (`mdx.config_check`) and keeps a copy of it in `WORKDIR/config_history/`. Returns the
+  config's family. Call inside `mdx.workdir.lock(workdir)`."""
+  import time  # pylint: disable=g-import-not-at-top
+  from mdx import io  # pylint: disable=g-import-not-at-top
+  from mdx.config_check import check_config  # pylint: disable=g-import-not-at-top
+  from mdx.envs import family_from_config  # pylint: disable=g-import-not-at-top
+  check_config(config)
+  stamp = time.strftime('%Y%m%d-%H%M%S')
+  io.write_atomic(os.path.join(workdir, 'config_history', f'{stamp}-{os.getpid()}-{binary}.json'),
+                  config.to_json_best_effort(indent=1))
+  return family_from_config(config)
+
+
+def record_config(config, workdir: str) -> None:
+  """`WORKDIR/config.json`: the config of the latest run whose checks against the workdir passed."""
+  from mdx import io  # pylint: disable=g-import-not-at-top
+  io.write_atomic(os.path.join(workdir, 'config.json'), config.to_json_best_effort(indent=1))
+
+
+def clear_errors(main):
+  """`main` with mdx's own errors (bad settings, stale or damaged outputs, a locked workdir,
+  non-finite values) printed as one message and exit status 1, without a traceback; any other
+  exception keeps its traceback."""
+  import functools  # pylint: disable=g-import-not-at-top
+
+  @functools.wraps(main)
+  def wrapped(argv):
+    from mdx import errors  # pylint: disable=g-import-not-at-top
+    try:
+      return main(argv)
+    except errors.KNOWN as err:
+      print(f'error: {type(err).__name__}: {err}', file=sys.stderr, flush=True)
+      sys.exit(1)
+  return wrapped

@@ -7,8 +7,8 @@ import _common  # first: sets up logging before JAX loads
 from absl import app, flags
 from ml_collections import config_flags
 
+from mdx import workdir as layout
 from mdx.data import collect_datasets
-from mdx.envs import family_from_config
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (path:preset).',
                                           lock_config=True)
@@ -19,8 +19,10 @@ flags.mark_flags_as_required(['config', 'workdir'])
 def main(argv):
   del argv
   _common.setup()
-  collect_datasets(_CONFIG.value, _WORKDIR.value, family_from_config(_CONFIG.value))
+  with layout.lock(_WORKDIR.value, 'experiments/collect.py'):
+    family = _common.prepare(_CONFIG.value, _WORKDIR.value, 'collect')
+    collect_datasets(_CONFIG.value, _WORKDIR.value, family)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(_common.clear_errors(main))

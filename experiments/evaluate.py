@@ -11,6 +11,7 @@ import _common  # first: sets up logging before JAX loads
 from absl import app, flags
 from ml_collections import config_flags
 
+from mdx import workdir as layout
 from mdx.envs import SPLITS
 from mdx.evaluation import evaluate
 
@@ -26,9 +27,11 @@ def main(argv):
   del argv
   _common.setup()
   config = _CONFIG.value
-  evaluate(config, _WORKDIR.value, _common.methods_to_run(config, _METHODS.value),
-           split=_SPLIT.value)
+  with layout.lock(_WORKDIR.value, 'experiments/evaluate.py'):
+    _common.prepare(config, _WORKDIR.value, 'evaluate')
+    evaluate(config, _WORKDIR.value, _common.methods_to_run(config, _METHODS.value),
+             split=_SPLIT.value)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(_common.clear_errors(main))

@@ -1,9 +1,14 @@
 """collect -> every stage of every method of `config.eval.methods`, per training seed -> evaluate
 on each split of `--splits`, in one workdir.
 
-A stage whose outputs are complete is skipped, so an interrupted pipeline resumes where it stopped
-(training stages also resume from their last checkpoint). Writes each stage's wall time to
-`WORKDIR/timings.json` and copies the test split's `results.json` to the workdir.
+Before any work the config is validated (`mdx.config_check`), the workdir is locked against a
+second process, and every finished output is checked against the config it was made with
+(`mdx.provenance`): datasets by their `meta.json`, stages by their `stage.json`, evaluations by
+their `provenance.json`. A finished output made with this config is skipped, so an interrupted
+pipeline resumes where it stopped (training stages also resume from their last checkpoint); one
+made with another config stops the run with the changed fields, unless `--redo=STAGE` (retrain it
+and the stages after it; the old folders are moved aside) or `--force_eval`. Writes each stage's
+wall time to `WORKDIR/timings.json` and copies the test split's `results.json` to the workdir.
 
   python experiments/pipeline.py --config=configs/point_robot.py:cpu --workdir=runs/demo
 """
@@ -16,18 +21,19 @@ import _common  # first: sets up logging before JAX loads
 from absl import app, flags
 from ml_collections import config_flags
 
-from mdx import io
+from mdx import provenance
 from mdx import workdir as layout
 from mdx.data import collect_datasets
-from mdx.envs import SPLITS, family_from_config
+from mdx.envs import SPLITS
 from mdx.evaluation import evaluate
-from mdx.training import latest_step
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (path:preset).',
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run folder.')
 _SPLITS = flags.DEFINE_list('splits', ['validation', 'test'], f'Splits to evaluate ({SPLITS}).')
 _FORCE_EVAL = flags.DEFINE_bool('force_eval', False, 'Re-run the evaluation even if done.')
+_REDO = flags.DEFINE_list('redo', [], 'Stages to train again, with every stage after them and '
+                          'the evaluation (their old folders are moved aside).')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
@@ -38,38 +44,51 @@ def main(argv):
   for split in _SPLITS.value:
     if split not in SPLITS:
       raise app.UsageError(f'--splits: {split!r} is not one of {SPLITS}')
-  os.makedirs(workdir, exist_ok=True)
-  io.write_atomic(os.path.join(workdir, 'config.json'), config.to_json_best_effort(indent=1))
-  family = family_from_config(config)
+  with layout.lock(workdir, 'experiments/pipeline.py'):
+    run_pipeline(config, workdir, _common.prepare(config, workdir, 'pipeline'))
+
+
+def run_pipeline(config, workdir, family):
   methods = _common.methods_to_run(config)
+  stages = list(dict.fromkeys(s for m in methods for s in m.stages))
+  seeds = list(config.train_seeds)
+  redone = provenance.redo_stages(workdir, stages, _REDO.value, seeds) if _REDO.value else []
+  # Every finished stage is checked against this config before any work (raises when stale).
+  status = provenance.check_stages(config, workdir, stages, seeds)
+  _common.record_config(config, workdir)
   timings = {}
 
-  def run(name, done, fn):
-    if done:
-      print(f'[pipeline] {name}: complete, skipped', flush=True)
-      return
+  def timed(name, fn):
     t0 = time.time()
     fn()
     timings[name] = round(time.time() - t0, 1)
     print(f'[pipeline] {name}: {timings[name]}s', flush=True)
 
-  run('collect', False, lambda: collect_datasets(config, workdir, family))
-  trained = set()
-  for method in methods:
-    for stage in method.stages:
-      for seed in config.train_seeds:
-        if (stage.name, seed) in trained:
-          continue
-        trained.add((stage.name, seed))
-        done = latest_step(layout.checkpoint_dir(workdir, stage.name, seed)) == (
-            stage.num_train_steps(config))
-        run(f'{stage.name}/seed_{seed}', done,
-            lambda stage=stage, seed=seed: stage.train(config, workdir, seed))
+  timed('collect', lambda: collect_datasets(config, workdir, family))  # checks every dataset
+  trained = bool(redone)
+  for stage in stages:
+    for seed in seeds:
+      name = f'{stage.name}/seed_{seed}'
+      if status[(stage.name, seed)] == 'done':
+        print(f'[pipeline] {name}: complete, skipped', flush=True)
+        continue
+      timed(name, lambda stage=stage, seed=seed: provenance.run_stage(config, workdir, stage,
+                                                                      seed))
+      trained = True
   for split in _SPLITS.value:
-    results = os.path.join(layout.eval_dir(workdir, split), 'results.json')
-    run(f'evaluate/{split}', os.path.exists(results) and not _FORCE_EVAL.value,
-        lambda split=split: evaluate(config, workdir, methods, split=split))
-    with open(os.path.join(layout.eval_dir(workdir, split), 'table.txt')) as f:
+    out = layout.eval_dir(workdir, split)
+    if trained or _FORCE_EVAL.value:  # new stages: an older evaluation is of other models
+      if os.path.exists(os.path.join(out, 'results.json')):
+        provenance.move_aside(out)
+      done = False
+    else:
+      done = provenance.check_evaluation(config, workdir, split, stages, seeds)
+    if done:
+      print(f'[pipeline] evaluate/{split}: complete, skipped', flush=True)
+    else:
+      timed(f'evaluate/{split}',
+            lambda split=split: evaluate(config, workdir, methods, split=split))
+    with open(os.path.join(out, 'table.txt')) as f:
       print(f.read())
   if 'test' in _SPLITS.value:
     shutil.copyfile(os.path.join(layout.eval_dir(workdir, 'test'), 'results.json'),
@@ -80,4 +99,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(_common.clear_errors(main))

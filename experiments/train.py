@@ -3,14 +3,17 @@
   python experiments/train.py --config=configs/point_robot.py:cpu --workdir=runs/demo \
       --method=MetaDiffuser [--stage=context] [--seeds=0,1]
 
-Each stage resumes from its last checkpoint; a stage already trained to its step count is
-skipped. The datasets must have been collected (`experiments/collect.py`).
+Each stage resumes from its last checkpoint; a stage already trained with this config is skipped,
+one trained with another config stops the run naming the changed fields (`mdx.provenance`; the
+pipeline's `--redo` retrains). The datasets must have been collected (`experiments/collect.py`).
 """
 import _common  # first: sets up logging before JAX loads
 from absl import app, flags
 from ml_collections import config_flags
 
 from mdx import methods
+from mdx import provenance
+from mdx import workdir as layout
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (path:preset).',
                                           lock_config=True)
@@ -31,10 +34,14 @@ def main(argv):
     raise app.UsageError(f'--stage={_STAGE.value!r}: {method.name} has stages '
                          f'{[s.name for s in method.stages]}')
   seeds = [int(s) for s in _SEEDS.value] if _SEEDS.value else list(config.train_seeds)
-  for stage in stages:
-    for seed in seeds:
-      stage.train(config, _WORKDIR.value, seed)
+  with layout.lock(_WORKDIR.value, 'experiments/train.py'):
+    _common.prepare(config, _WORKDIR.value, 'train')
+    provenance.check_stages(config, _WORKDIR.value, stages, seeds)  # all, before any work
+    for stage in stages:
+      for seed in seeds:
+        if not provenance.run_stage(config, _WORKDIR.value, stage, seed):
+          print(f'[train] {stage.name}/seed_{seed}: complete, skipped', flush=True)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(_common.clear_errors(main))

@@ -1,17 +1,23 @@
 """The one module that knows a run folder's layout.
 
   WORKDIR/
-    config.json                      the config of the latest run (others: config-<time>.json)
+    .lock                            held by the binary writing here (`lock`)
+    config.json                      the config of the latest run that passed its checks
+    config_history/<time>-<binary>.json   the config of every run
     data/{split}_{tier}/             datasets: data.npz + meta.json (`mdx.data.trajectories`)
-    seed_{s}/{stage}/                a training stage of training seed s: checkpoints/,
-                                     metrics.jsonl, TensorBoard files, and what the stage adds
-                                     (the context stage's normalizer.npz, ...)
-    eval/{split}/                    results.json, table.txt, per_task_returns.json, plots
+    seed_{s}/{stage}/                a training stage of training seed s: stage.json (its config
+                                     record and completion marker, `mdx.provenance`),
+                                     checkpoints/, metrics.jsonl, TensorBoard files, and what the
+                                     stage adds (the context stage's normalizer.npz, ...)
+    eval/{split}/                    provenance.json, table.txt, per_task_returns.json, plots,
+                                     analyses, and results.json last (its completion marker)
 
 Datasets are shared by every training seed; `config.train_seeds` lists the seeds.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 
 
@@ -29,3 +35,39 @@ def checkpoint_dir(workdir: str, stage: str, seed: int) -> str:
 
 def eval_dir(workdir: str, split: str) -> str:
   return os.path.join(workdir, 'eval', split)
+
+
+LOCK_FILE = '.lock'
+
+
+class WorkdirLockedError(RuntimeError):
+  """Another process holds the workdir's lock."""
+
+
+@contextlib.contextmanager
+def lock(workdir: str, what: str = 'mdx'):
+  """An exclusive lock on `workdir` for the life of the block (an `flock` on `WORKDIR/.lock`,
+  released by the kernel when the process dies, so a killed run never leaves it stale).
+
+  Raises:
+    WorkdirLockedError: at once, naming the holder's process id and command, when another
+      process holds it.
+  """
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, LOCK_FILE)
+  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except BlockingIOError:
+    holder = os.pread(fd, 4096, 0).decode(errors='replace').strip() or 'unknown'
+    os.close(fd)
+    raise WorkdirLockedError(f'{workdir} is in use by another process ({holder}); wait for it '
+                             'to finish or stop it, or use another --workdir') from None
+  try:
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f'pid {os.getpid()}: {what}\n'.encode(), 0)
+    yield
+  finally:
+    os.ftruncate(fd, 0)
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)

@@ -4,6 +4,7 @@ import pathlib
 
 import pytest
 
+from mdx.config_check import check_config
 from mdx.envs import make_family
 
 _CONFIGS = sorted(p.stem for p in (pathlib.Path(__file__).parents[1] / 'configs').glob('*.py')
@@ -31,6 +32,7 @@ def test_preset_is_consistent(name, preset):
   assert 0.0 <= d.context_dropout < 1.0 and config.planner.dynamics_weight >= 0.0
   # CFG needs a trained null context: omega != 1 only with context dropout.
   assert d.context_dropout > 0 or config.planner.cfg_weight == 1.0
+  check_config(config, family)  # and every other rule of the binaries' validation
 
 
 @pytest.mark.parametrize('name', _CONFIGS)

@@ -12,7 +12,7 @@ import pytest
 from mdx import data as mdata
 from mdx.envs import family_from_config
 from mdx.methods.metadiffuser import context as ctx_stage
-from mdx.training import loop
+from mdx import training
 
 
 class Interrupted(Exception):
@@ -39,7 +39,7 @@ def _context_run(config, workdir, *, fail_at=None):
       raise Interrupted()
     return step(state, rng)
 
-  return loop.train(os.path.join(workdir, 'ctx'), state, maybe_crash, train_rng,
+  return training.train(os.path.join(workdir, 'ctx'), state, maybe_crash, train_rng,
                     num_steps=config.context.num_train_steps, log_every=5, checkpoint_every=10,
                     name='ctx')
 
@@ -52,7 +52,7 @@ def test_interrupted_run_resumes_to_the_same_parameters(test_config, data_workdi
   os.symlink(os.path.join(data_workdir, 'data'), os.path.join(broken, 'data'))
   with pytest.raises(Interrupted):
     _context_run(config, broken, fail_at=17)  # dies between the checkpoints of steps 10 and 20
-  assert loop.latest_step(os.path.join(broken, 'ctx', 'checkpoints')) == 10
+  assert training.latest_step(os.path.join(broken, 'ctx', 'checkpoints')) == 10
   resumed = _context_run(config, broken)
   unbroken = _context_run(config, data_workdir)
   assert int(resumed.step) == int(unbroken.step) == 30
@@ -84,7 +84,7 @@ def test_trained_stage_loads_under_another_optimizer_but_does_not_resume(test_co
   template = ctx_stage.init_context_state(decayed, family, _norm(workdir, decayed),
                                           jax.random.PRNGKey(5))
   assert jax.tree.structure(template.opt_state) != jax.tree.structure(trained.opt_state)
-  params = loop.load_params(os.path.join(workdir, 'ctx', 'checkpoints'), template)
+  params = training.load_params(os.path.join(workdir, 'ctx', 'checkpoints'), template)
   jax.tree.map(np.testing.assert_array_equal, params, trained.ema_params)
   decayed.context.num_train_steps = 20
   with pytest.raises(ValueError, match='does not match the training state of this config'):

@@ -1,10 +1,13 @@
 """In-graph data collection: episodes stepped with `lax.scan`, vmapped over tasks and episodes."""
 from __future__ import annotations
 
+import json
 import os
+import shutil
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from mdx import workdir as layout
 from mdx.data import policies, trajectories
@@ -66,29 +69,75 @@ def collect_datasets(config, workdir: str, family: TaskFamily) -> list[str]:
   jobs = [('train', tier, n) for tier, n in dict(config.data.train_episodes).items()]
   jobs += [('test', tier, config.data.warm_start_episodes) for tier in policies.TIERS]
   jobs += [('validation', tier, config.data.warm_start_episodes) for tier in policies.TIERS]
+  remove_stale_temporaries(os.path.join(workdir, 'data'))
   paths = []
   for index, (split, tier, episodes) in enumerate(jobs):
     path = layout.dataset_dir(workdir, split, tier)
     paths.append(path)
     if trajectories.exists(path):
-      print(f'[collect] {split}/{tier}: exists, kept', flush=True)
+      load_dataset(workdir, family, split, tier)  # every array checked, or a named error
+      check_meta(config, workdir, family, split, tier, episodes)
+      print(f'[collect] {split}/{tier}: exists, checked, kept', flush=True)
       continue
     tasks = family.split_tasks(split)
     policy = policies.behaviour_policy(family, tier)
     rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1000 + index)
     run = jax.jit(lambda t, r, p=policy: collect(family, t, p, r, episodes))
     data = jax.device_get(run(tasks, rng))
+    trajectories.validate(trajectories.to_numpy(data), obs_dim=family.obs_dim,
+                          act_dim=family.act_dim, task_dim=family.task_dim,
+                          source=f'the collected {split}/{tier} data', bounds=bounds(family))
     meta = dict(family=family.name, split=split, tier=tier, seed=int(config.seed),
-                collection_index=index)
+                collection_index=index, env=_env(config))
     trajectories.save(path, data, meta)
     print(f'[collect] {split}/{tier}: {data.num_tasks} tasks x {episodes} episodes, '
           f'mean return {data.returns().mean():.3f}', flush=True)
   return paths
 
 
+def bounds(family: TaskFamily) -> tuple[float, float, float]:
+  """`(obs_bound, action_low, action_high)`: the ranges datasets of `family` are checked against."""
+  return (float(family.observation_bound()), float(family.action_low), float(family.action_high))
+
+
+def _env(config) -> dict:
+  return json.loads(json.dumps(dict(config.env)))
+
+
+def remove_stale_temporaries(data_dir: str) -> None:
+  """Removes the temporary folders of collections that were killed (`.tmp-*`, `.old-*`)."""
+  if not os.path.isdir(data_dir):
+    return
+  for name in os.listdir(data_dir):
+    if name.startswith(('.tmp-', '.old-')):
+      shutil.rmtree(os.path.join(data_dir, name), ignore_errors=True)
+      print(f'[collect] removed {os.path.join(data_dir, name)} (left by a killed collection)',
+            flush=True)
+
+
+def check_meta(config, workdir: str, family: TaskFamily, split: str, tier: str,
+               episodes: int) -> None:
+  """Raises `DatasetError` when a kept dataset's `meta.json` contradicts the config (family,
+  seed, environment overrides, tasks, episode counts and length)."""
+  path = layout.dataset_dir(workdir, split, tier)
+  with open(os.path.join(path, trajectories.META_FILE)) as f:
+    meta = json.load(f)
+  want = dict(family=family.name, split=split, tier=tier, seed=int(config.seed),
+              episodes_per_task=int(episodes), episode_length=int(family.episode_length),
+              task_ids=[int(i) for i in np.asarray(family.split_tasks(split).task_id)],
+              env=_env(config))
+  diffs = [f'{k}: {meta.get(k, "absent")!r} in meta.json, {v!r} in this config'
+           for k, v in want.items() if k in meta and meta[k] != v]
+  if diffs:
+    raise trajectories.DatasetError(
+        f'{path} was collected with another config:\n  ' + '\n  '.join(diffs)
+        + '\n  Use a new --workdir, or delete that folder to collect it again with this config.')
+
+
 def load_dataset(workdir: str, family: TaskFamily, split: str, tier: str) -> Trajectories:
-  """The dataset `workdir/data/{split}_{tier}`, validated against `family` (`trajectories.load`)."""
+  """The dataset `workdir/data/{split}_{tier}`, validated against `family` (`trajectories.load`:
+  dimensions, finiteness, valid steps, observation and action ranges)."""
   data, _ = trajectories.load(layout.dataset_dir(workdir, split, tier), obs_dim=family.obs_dim,
                               act_dim=family.act_dim, task_dim=family.task_dim,
-                              family=family.name)
+                              family=family.name, bounds=bounds(family))
   return data

@@ -79,9 +79,17 @@ def _expected_fields(obs_dim: int, act_dim: int, task_dim: int) -> dict[str, tup
   }
 
 
+# Relative slack of the range checks: actions are stored as executed (clipped to the box), so
+# they match it up to float32 rounding.
+RANGE_SLACK = 1e-5
+
+
 def validate(arrays: dict[str, np.ndarray], *, obs_dim: int, act_dim: int, task_dim: int,
-             source: str = 'dataset') -> None:
-  """Checks names, dtypes, shapes and finiteness; raises `DatasetError` on the first problem."""
+             source: str = 'dataset', bounds: tuple[float, float, float] | None = None) -> None:
+  """Checks names, dtypes, shapes, finiteness, that every episode has a valid step and, with
+  `bounds = (obs_bound, action_low, action_high)`, that the valid steps' observations satisfy
+  `|obs| <= obs_bound` and their actions lie in the action box (both with `RANGE_SLACK`);
+  raises `DatasetError` on the first problem."""
   sizes: dict[str, int] = {}
   for field, (dtype, pattern) in _expected_fields(obs_dim, act_dim, task_dim).items():
     if field not in arrays:
@@ -107,6 +115,24 @@ def validate(arrays: dict[str, np.ndarray], *, obs_dim: int, act_dim: int, task_
       raise DatasetError(f'{source}: {field!r} has {bad} non-finite values (NaN or inf)')
   if min(sizes.values()) < 1:
     raise DatasetError(f'{source}: empty dataset (sizes {sizes})')
+  valid = arrays['valid']
+  empty = np.argwhere(~valid.any(-1))
+  if len(empty):
+    n, e = empty[0]
+    raise DatasetError(f"{source}: 'valid' is all False in {len(empty)} episodes (first: task "
+                       f'{n}, episode {e}); every episode must have at least one valid step')
+  if bounds is not None:
+    obs_bound, low, high = bounds
+    slack = RANGE_SLACK * max(abs(low), abs(high), 1.0)
+    for field in ('observations', 'next_observations'):
+      x = np.abs(arrays[field][valid])
+      if x.size and x.max() > obs_bound * (1 + RANGE_SLACK):
+        raise DatasetError(f'{source}: {field!r} reaches {x.max():.6g} in absolute value, '
+                           f"above the family's bound {obs_bound:g} (`observation_bound()`)")
+    a = arrays['actions'][valid]
+    if a.size and (a.min() < low - slack or a.max() > high + slack):
+      raise DatasetError(f"{source}: 'actions' span [{a.min():.6g}, {a.max():.6g}], outside "
+                         f"the family's action box [{low:g}, {high:g}]")
 
 
 def _fmt(pattern) -> str:
@@ -159,20 +185,34 @@ def exists(path: str) -> bool:
 
 
 def load(path: str, *, obs_dim: int, act_dim: int, task_dim: int,
-         family: str | None = None) -> tuple[Trajectories, dict[str, Any]]:
+         family: str | None = None, bounds: tuple[float, float, float] | None = None
+         ) -> tuple[Trajectories, dict[str, Any]]:
   """Loads and validates a dataset folder written by `save`.
 
   Args:
     path: the dataset folder.
     obs_dim, act_dim, task_dim: the family's dimensions the arrays must match.
     family: if given, `meta.json`'s `family` must equal it.
+    bounds: `(obs_bound, action_low, action_high)` of the family, checked by `validate`.
 
   Returns:
     `(trajectories, meta)`.
 
   Raises:
-    DatasetError: naming the file and field that is missing or malformed.
+    DatasetError: naming the file and field that is missing or malformed, and how to recover.
   """
+  try:
+    return _load(path, obs_dim=obs_dim, act_dim=act_dim, task_dim=task_dim, family=family,
+                 bounds=bounds)
+  except DatasetError as err:
+    if not os.path.isdir(path):
+      raise
+    raise DatasetError(f'{err}\n  The dataset {path} is damaged or foreign: delete that folder '
+                       'and rerun experiments/collect.py (or the pipeline) to collect it '
+                       'again.') from None
+
+
+def _load(path, *, obs_dim, act_dim, task_dim, family, bounds):
   data_file, meta_file = os.path.join(path, DATA_FILE), os.path.join(path, META_FILE)
   for f in (data_file, meta_file):
     if not os.path.isfile(f):
@@ -193,7 +233,8 @@ def load(path: str, *, obs_dim: int, act_dim: int, task_dim: int,
       arrays = {k: npz[k] for k in npz.files}
   except Exception as e:  # zipfile/pickle/OS errors all mean the same thing to the user.
     raise DatasetError(f'{data_file}: cannot be read as .npz ({type(e).__name__}: {e})') from e
-  validate(arrays, obs_dim=obs_dim, act_dim=act_dim, task_dim=task_dim, source=data_file)
+  validate(arrays, obs_dim=obs_dim, act_dim=act_dim, task_dim=task_dim, source=data_file,
+           bounds=bounds)
   fields = _expected_fields(obs_dim, act_dim, task_dim)
   return Trajectories(**{k: arrays[k] for k in fields}), meta
 

@@ -24,6 +24,7 @@ SPLITS = ('train', 'validation', 'test')
 # Stream constants folded into PRNG keys (see `TaskFamily`): fixed forever, they define the splits.
 VALIDATION_STREAM = zlib.crc32(b'mdx/validation')
 DISTRIBUTION_STREAM = zlib.crc32(b'mdx/distribution')
+OBS_BOUND = 1e3  # the default `TaskFamily.observation_bound()`
 
 
 @struct.dataclass
@@ -119,6 +120,12 @@ class TaskFamily(abc.ABC):
       raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
     return {'train': self.train_tasks, 'validation': self.validation_tasks,
             'test': self.test_tasks}[split]()
+
+  def observation_bound(self) -> float:
+    """No observation of any episode exceeds this in absolute value; datasets are checked
+    against it. Brax families: `OBS_BOUND`, far above any value their physics reaches (their
+    velocities stay under 100; Cheetah-Vel's random data peak at 40)."""
+    return OBS_BOUND
 
   def clip_action(self, action: jax.Array) -> jax.Array:
     return jnp.clip(action, self.action_low, self.action_high)

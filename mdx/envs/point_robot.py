@@ -46,6 +46,10 @@ class PointRobot(TaskFamily):
     new = EnvState(obs=pos, reward=reward, done=t >= self.episode_length, t=t)
     return jax.tree.map(lambda old, nw: jnp.where(state.done, old, nw), state, new)
 
+  def observation_bound(self) -> float:
+    """Positions start at the origin and move at most `action_high` per axis and step."""
+    return max(abs(self.action_low), abs(self.action_high)) * self.episode_length
+
   def optimal_action(self, task: Task, state: EnvState) -> jax.Array:
     """The expert: per-axis greedy step toward the goal.
 

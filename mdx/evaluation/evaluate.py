@@ -24,6 +24,8 @@ import numpy as np
 
 from mdx import data as mdata
 from mdx import io
+from mdx import provenance
+from mdx.config_check import check_config
 from mdx import workdir as layout
 from mdx.envs import TaskFamily, family_from_config
 from mdx.evaluation import stats
@@ -76,7 +78,9 @@ def run_method(config, workdir: str, method, family: TaskFamily, split: str, *,
 
   def one(pol, key):
     ep = rollout(family, batch_tasks, pol, key, warm_start=warm, keep_info=False)
-    return ep if keep_episodes else ep.returns
+    finite = jnp.isfinite(ep.returns) & jnp.all(
+        jnp.isfinite(ep.actions) | ~ep.alive[..., None], axis=(1, 2))
+    return (ep if keep_episodes else ep.returns), finite
 
   t0 = time.time()
   over_eval_seeds = jax.vmap(one, in_axes=(None, 0))
@@ -84,13 +88,20 @@ def run_method(config, workdir: str, method, family: TaskFamily, split: str, *,
     out = jax.jit(jax.vmap(over_eval_seeds, in_axes=(0, None)))(policy, eval_keys)
   else:  # nothing trained: a training-seed axis of one
     out = jax.tree.map(lambda x: x[None], jax.jit(over_eval_seeds)(policy, eval_keys))
-  out = jax.device_get(jax.block_until_ready(out))
+  out, finite = jax.device_get(jax.block_until_ready(out))
   returns = np.asarray(out.returns if keep_episodes else out)  # [S_train, S_eval, B]
   print(f'[eval/{split}] {method.name}: {len(seeds)} training seeds x {e.num_eval_seeds} '
         f'evaluation seeds x {len(tiers)} tiers x {n_tasks} tasks x {eps} episodes in one program, '
         f'{time.time() - t0:.1f}s (with compile)', flush=True)
-  if not np.all(np.isfinite(returns)):
-    raise FloatingPointError(f'{method.name} on {split}: non-finite returns')
+  if not np.all(finite):
+    bad = np.argwhere(~np.asarray(finite))
+    i, j, b = bad[0]
+    task_id = int(np.asarray(tasks.task_id)[task_index[b]])
+    raise FloatingPointError(
+        f'{method.name} on {split}: non-finite actions or returns in {len(bad)} of '
+        f'{finite.size} episodes; the first: warm start {tiers[b // (n_tasks * eps)]!r}, task '
+        f'{task_id}, training seed {seeds[i]}, evaluation seed {j}. Check the planner settings '
+        '(guide_scale, noise_scale, cfg_weight) and the trained stages.')
   shaped = returns.reshape(returns.shape[:2] + (len(tiers), n_tasks, eps))
   per_tier = {t: shaped[:, :, i] for i, t in enumerate(tiers)}
   episodes = jax.tree.map(lambda x: x[0, 0], out) if keep_episodes else None
@@ -125,15 +136,21 @@ def evaluate(config, workdir: str, methods: Sequence, *, split: str = 'test') ->
   returns the records.
 
   Raises:
-    FloatingPointError: a method's returns are not finite.
+    FloatingPointError: a method's actions or returns are not finite (naming the method, the
+      warm-start tier and the task); nothing is written then.
   """
   family = family_from_config(config)
+  check_config(config, family)
   e = config.eval
   wanted = list(methods)
   for ref in (e.oracle, e.random):
     if ref not in [m.name for m in wanted]:
       raise ValueError(f'evaluate needs the reference method {ref!r} (config.eval.oracle / '
                        f'config.eval.random) among the methods, got {[m.name for m in wanted]}')
+  out = layout.eval_dir(workdir, split)
+  marker = os.path.join(out, 'results.json')
+  if os.path.exists(marker):  # the old marker goes first: a kill below leaves no stale "done"
+    os.replace(marker, marker + '.previous')
   per_method, episodes = {}, {}
   for method in wanted:
     per_tier, eps = run_method(config, workdir, method, family, split, keep_episodes=True)
@@ -142,7 +159,6 @@ def evaluate(config, workdir: str, methods: Sequence, *, split: str = 'test') ->
     episodes[method.name] = eps
   records = make_records(family, split, per_method, oracle=e.oracle, random=e.random,
                          trained={m.name: bool(m.stages) for m in wanted})
-  out = layout.eval_dir(workdir, split)
   detail = {f'{m}/{t}': np.asarray(r).tolist() for (m, t), r in per_method.items()}
   io.write_json(os.path.join(out, 'per_task_returns.json'), detail)
   table = format_table(records)
@@ -156,7 +172,10 @@ def evaluate(config, workdir: str, methods: Sequence, *, split: str = 'test') ->
   for method in wanted:
     for analysis in method.analyses:
       analysis(config, workdir, split, out)
-  io.write_json(os.path.join(out, 'results.json'), records)  # last: the stage's completion mark
+  provenance.write_evaluation(config, workdir, split,
+                              list(dict.fromkeys(s for m in wanted for s in m.stages)),
+                              config.train_seeds)
+  io.write_json(marker, records)  # last: the evaluation's completion marker
   print(table, flush=True)
   return records
 

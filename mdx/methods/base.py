@@ -16,6 +16,7 @@ from mdx.envs import TaskFamily
 from mdx.evaluation.policy import Policy
 
 Config = ml_collections.ConfigDict
+DATA_FIELDS = ('family', 'env', 'seed', 'data')  # what the collected datasets depend on
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +25,14 @@ class Stage:
   name: str  # its folder; methods that share a stage (the same name) train it once
   train: Callable[[Config, str, int], Any]  # (config, workdir, seed) -> anything; resumable
   num_train_steps: Callable[[Config], int]  # the stage is complete at this checkpoint step
+  # The config fields it reads, as prefixes ('context' or 'context.history'): its record
+  # (`mdx.provenance`) compares them on every rerun. Data fields ('family', 'env', 'seed',
+  # 'data') are always included.
+  reads: tuple[str, ...] = ()
+  after: tuple[str, ...] = ()  # the stages (of the same seed) whose outputs it loads
+
+  def __post_init__(self):
+    object.__setattr__(self, 'reads', DATA_FIELDS + tuple(self.reads))
 
 
 @dataclasses.dataclass(frozen=True)

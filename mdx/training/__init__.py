@@ -1,9 +1,12 @@
 """Method-agnostic training machinery: `TrainState` with EMA, the Orbax restore-or-init loop,
 checkpoint reading and metric writers. The stages themselves live with their method
 (`mdx.methods.<name>`)."""
-from mdx.training.loop import checkpoint_manager, latest_step, load_params, restore_or_init, train
+from mdx.training.checkpoints import (CheckpointMismatchError, CorruptCheckpointError,
+                                      checkpoint_manager, latest_step, load_params)
+from mdx.training.loop import NonFiniteError, restore_or_init, train
 from mdx.training.state import TrainState
 from mdx.training.writers import JsonlWriter, TensorBoardXWriter, create_writer
 
-__all__ = ['checkpoint_manager', 'latest_step', 'load_params', 'restore_or_init', 'train',
+__all__ = ['CheckpointMismatchError', 'CorruptCheckpointError', 'NonFiniteError',
+           'checkpoint_manager', 'latest_step', 'load_params', 'restore_or_init', 'train',
            'TrainState', 'JsonlWriter', 'TensorBoardXWriter', 'create_writer']

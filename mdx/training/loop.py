@@ -3,71 +3,62 @@
 The loop follows `flax/examples/ogbg_molpcba/train.py`: restore the latest checkpoint (or start
 from the initial state), then run from `initial_step` to `num_steps`, logging `train/*` metrics,
 progress with rate and ETA (`jax_loop_utils.periodic_actions.ReportProgress`), and checkpointing
-with Orbax every `checkpoint_every` steps and at the end. The step's randomness is
+with Orbax every `checkpoint_every` steps and at the end (verified checkpoints:
+`mdx.training.checkpoints`). A metric that turns NaN or inf stops the stage at the next log or
+checkpoint step, before anything is saved, naming the step and the metric. The step's randomness is
 `fold_in(rng, step)`, so a run killed and restarted resumes to exactly the parameters of an
 unbroken run.
 """
 from __future__ import annotations
 
+import functools
 import os
 import time
 from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 from jax_loop_utils import periodic_actions
 
+from mdx.training import checkpoints
 from mdx.training.state import TrainState
 from mdx.training.writers import create_writer
 
 StepFn = Callable[[TrainState, jax.Array], tuple[TrainState, dict[str, jax.Array]]]
 
 
-def checkpoint_manager(ckpt_dir: str, max_to_keep: int = 2) -> ocp.CheckpointManager:
-  """Orbax manager for `ckpt_dir`; Orbax writes each step to a temporary folder then renames it."""
-  return ocp.CheckpointManager(os.path.abspath(ckpt_dir),
-                               options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
-                                                                    create=True))
+class NonFiniteError(FloatingPointError):
+  """A training metric (loss or gradient norm) became NaN or inf."""
 
 
 def restore_or_init(manager: ocp.CheckpointManager, state: TrainState) -> TrainState:
-  """The latest checkpoint restored into `state`'s structure, or `state` when there is none."""
-  step = manager.latest_step()
-  if step is None:
+  """The newest intact checkpoint restored into `state`'s structure, or `state` when there is
+  none; corrupt newer steps are reported and moved aside (`checkpoints.restore`)."""
+  restored, step = checkpoints.restore(manager, state, quarantine=True)
+  if restored is None:
     return state
-  print(f'Restoring checkpoint step {step} from {manager.directory}', flush=True)
-  try:
-    return manager.restore(step, args=ocp.args.StandardRestore(state))
-  except ValueError as err:
-    raise ValueError(
-        f'{manager.directory}: the checkpoint of step {step} does not match the training state '
-        'of this config (a changed model, optimizer or learning-rate schedule?). Resume with the '
-        'config it was written with, or train into a new workdir.') from err
+  print(f'Restored checkpoint step {step} from {manager.directory}', flush=True)
+  return restored
 
 
-def latest_step(ckpt_dir: str) -> int | None:
-  """The newest complete checkpoint step in `ckpt_dir`, or None."""
-  if not os.path.isdir(ckpt_dir):
-    return None
-  with checkpoint_manager(ckpt_dir) as m:
-    return m.latest_step()
+@functools.partial(jax.jit, donate_argnums=0)
+def _track_non_finite(first_bad: dict, metrics: dict, step: jax.Array) -> dict:
+  """Per metric, the first step at which it was not finite (-1 while all were), kept on the
+  device so that the loop syncs with the host only at log and checkpoint steps."""
+  return {k: jnp.where((first_bad[k] < 0) & ~jnp.all(jnp.isfinite(v)), step, first_bad[k])
+          for k, v in metrics.items()}
 
 
-def load_params(ckpt_dir: str, state: TrainState, *, ema: bool = True) -> Any:
-  """The (EMA) parameters of the newest checkpoint in `ckpt_dir`, given a template state.
-
-  Only the parameters are read (an Orbax partial restore), so a trained stage loads whatever
-  optimizer or learning-rate schedule trained it."""
-  item = {'params': state.params, 'ema_params': state.ema_params}
-  with checkpoint_manager(ckpt_dir) as m:
-    step = m.latest_step()
-    if step is None:
-      raise FileNotFoundError(f'{ckpt_dir}: no checkpoint found (train this stage first)')
-    restored = m.restore(step, args=ocp.args.PyTreeRestore(
-        item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item),
-        partial_restore=True))
-  return restored['ema_params' if ema else 'params']
+def _check_finite(first_bad: dict, name: str, last_saved: int) -> None:
+  bad = {k: int(v) for k, v in jax.device_get(first_bad).items() if int(v) >= 0}
+  if bad:
+    metric, step = min(bad.items(), key=lambda kv: kv[1])
+    raise NonFiniteError(
+        f'[{name}] train/{metric} is not finite (NaN or inf) at step {step + 1}; the stage '
+        f'stopped before saving (last checkpoint: step {last_saved}). Check the learning rate, '
+        'the data and the loss weights.')
 
 
 def train(workdir: str, state: TrainState, step_fn: StepFn, rng: jax.Array, *, num_steps: int,
@@ -89,7 +80,7 @@ def train(workdir: str, state: TrainState, step_fn: StepFn, rng: jax.Array, *, n
   Returns:
     The final state.
   """
-  with checkpoint_manager(os.path.join(workdir, 'checkpoints')) as manager:
+  with checkpoints.checkpoint_manager(os.path.join(workdir, 'checkpoints')) as manager:
     state = restore_or_init(manager, state)
     initial_step = int(state.step)
     if initial_step >= num_steps:
@@ -102,12 +93,16 @@ def train(workdir: str, state: TrainState, step_fn: StepFn, rng: jax.Array, *, n
                                              every_steps=log_every)
     print(f'[{name}] training steps {initial_step} -> {num_steps}', flush=True)
     t0, last = time.time(), initial_step
-    metrics = None
+    first_bad, last_saved = None, initial_step
     for step in range(initial_step, num_steps):
       state, metrics = step_fn(state, jax.random.fold_in(rng, step))
+      if first_bad is None:
+        first_bad = {k: jnp.full((), -1, jnp.int32) for k in metrics}
+      first_bad = _track_non_finite(first_bad, metrics, jnp.asarray(step, jnp.int32))
       done = step + 1
       report(done)
       if done % log_every == 0 or done == num_steps:
+        _check_finite(first_bad, name, last_saved)
         scalars = {f'train/{k}': float(np.asarray(v)) for k, v in metrics.items()}
         writer.write_scalars(done, scalars)
         rate = (done - last) / max(time.time() - t0, 1e-9)
@@ -117,7 +112,9 @@ def train(workdir: str, state: TrainState, step_fn: StepFn, rng: jax.Array, *, n
               flush=True)
         t0, last = time.time(), done
       if done % checkpoint_every == 0 or done == num_steps:
-        manager.save(done, args=ocp.args.StandardSave(state))
+        _check_finite(first_bad, name, last_saved)
+        checkpoints.save(manager, done, state)
+        last_saved = done
     manager.wait_until_finished()
     writer.flush()
     writer.close()

@@ -86,6 +86,7 @@ def make_context_step(config, family, data, norm, tier_episodes):
                                 context_blocks=tier_episodes)
     grads, metrics = jax.grad(lambda p: context_loss(model, p, norm, seg),
                               has_aux=True)(state.params)
+    metrics = dict(metrics, grad_norm=optax.global_norm(grads))
     return state.apply_gradients(grads, ema_decay=c.ema_decay), metrics
   return step
 

@@ -13,6 +13,7 @@ import os
 import jax
 import jax.numpy as jnp
 import ml_collections
+import optax
 
 from mdx import data as mdata
 from mdx import workdir as layout
@@ -71,6 +72,7 @@ def make_diffusion_step(config, family, data, norm, encode, *, unconditional=Fal
                                        predict_epsilon=d.predict_epsilon, weights=weights,
                                        valid=seg.valid)
     grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params)
+    metrics = dict(metrics, grad_norm=optax.global_norm(grads))
     return state.apply_gradients(grads, ema_decay=d.ema_decay, ema_start=d.ema_start), metrics
   return step
 

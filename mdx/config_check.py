@@ -1,0 +1,205 @@
+"""One validation of a whole config, run first by every binary (`check_config`).
+
+Each rule names its field, the allowed range and what `0` means where `0` is special, so a bad
+setting fails before any work with `ConfigError: diffusion.horizon = 0: must be an integer in
+[1, 20] (at most the episode length)` instead of a JAX traceback, a silent no-op or a run that
+trains on nonsense.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+from mdx.data.policies import TIERS
+
+GUIDE_FORMS = ('mean', 'eps', 'x0')
+GUIDE_UNITS = ('normalized', 'env')
+SAMPLERS = ('ddpm', 'ddim')
+
+
+class ConfigError(ValueError):
+  """A config field holds a value outside its allowed range."""
+
+
+def _get(config, field: str) -> Any:
+  node = config
+  for part in field.split('.'):
+    if part not in node:
+      raise ConfigError(f'{field}: missing (every preset sets it; see configs/base.py)')
+    node = node[part]
+  return node
+
+
+class _Checker:
+  def __init__(self, config):
+    self.config = config
+    self.errors: list[str] = []
+
+  def fail(self, field, value, why):
+    self.errors.append(f'{field} = {value!r}: {why}')
+
+  def int(self, field, low, high=None, note=''):
+    v = _get(self.config, field)
+    ok = isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= low and (
+        high is None or v <= high)
+    if not ok:
+      rng = f'in [{low}, {high}]' if high is not None else f'>= {low}'
+      self.fail(field, v, f'must be an integer {rng}{note}')
+    return v
+
+  def real(self, field, low, high=None, *, low_open=False, high_open=False, note=''):
+    v = _get(self.config, field)
+    ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+    ok = ok and (v > low if low_open else v >= low)
+    ok = ok and (high is None or (v < high if high_open else v <= high))
+    if not ok:
+      lo, hi = ('(' if low_open else '['), (')' if high_open else ']')
+      rng = f'in {lo}{low}, {high}{hi}' if high is not None else (f'> {low}' if low_open
+                                                                    else f'>= {low}')
+      self.fail(field, v, f'must be a finite number {rng}{note}')
+    return v
+
+  def bool(self, field):
+    v = _get(self.config, field)
+    if not isinstance(v, bool):
+      self.fail(field, v, 'must be True or False')
+    return v
+
+  def choice(self, field, options):
+    v = _get(self.config, field)
+    if v not in options:
+      self.fail(field, v, f'must be one of {list(options)}')
+    return v
+
+  def sizes(self, field, *, allow_empty=False):
+    v = _get(self.config, field)
+    ok = isinstance(v, (tuple, list)) and (allow_empty or len(v) > 0) and all(
+        isinstance(x, numbers.Integral) and not isinstance(x, bool) and x >= 1 for x in v)
+    if not ok:
+      self.fail(field, v, 'must be a non-empty tuple of integers >= 1')
+    return tuple(v) if ok else None
+
+  def tiers(self, field, *, within=TIERS):
+    v = _get(self.config, field)
+    ok = isinstance(v, (tuple, list)) and len(v) > 0 and all(t in within for t in v)
+    if not ok:
+      self.fail(field, v, f'must be a non-empty tuple of tiers from {list(within)}')
+    return tuple(v) if ok else ()
+
+
+def check_config(config, family=None) -> None:
+  """Checks every field the library reads; raises `ConfigError` listing all bad fields.
+
+  Args:
+    config: a family config (`configs/<family>.py`).
+    family: the config's `TaskFamily` (built from `config.family` / `config.env` when omitted).
+  """
+  from mdx.envs import family_from_config  # pylint: disable=g-import-not-at-top
+  if family is None:
+    try:
+      family = family_from_config(config)
+    except (TypeError, ValueError) as err:
+      raise ConfigError(f'family = {config.get("family")!r} / env = {dict(config.get("env", {}))}'
+                        f': {err}') from err
+  c = _Checker(config)
+  length = int(family.episode_length)
+  c.int('seed', 0)
+  seeds = _get(config, 'train_seeds')
+  if not (isinstance(seeds, (tuple, list)) and seeds and all(
+      isinstance(s, numbers.Integral) and s >= 0 for s in seeds) and len(set(seeds)) == len(seeds)):
+    c.fail('train_seeds', seeds, 'must be a non-empty tuple of distinct integers >= 0')
+  c.int('log_every', 1)
+  c.int('checkpoint_every', 1)
+
+  episodes = dict(_get(config, 'data.train_episodes'))
+  for tier, n in episodes.items():
+    if tier not in TIERS:
+      c.fail('data.train_episodes', episodes, f'tier {tier!r} is not one of {list(TIERS)}')
+    elif not (isinstance(n, numbers.Integral) and n >= 1):
+      c.fail(f'data.train_episodes[{tier!r}]', n, 'must be an integer >= 1 (omit the tier '
+             'instead of 0)')
+  if 'expert' not in episodes:
+    c.fail('data.train_episodes', episodes, "must include 'expert' (the normalizer's data)")
+  c.int('data.warm_start_episodes', 1)
+
+  c.int('context.history', 1, length, ' (at most the episode length)')
+  c.int('context.num_context', 1)
+  c.int('context.target_window', 1, length, ' (at most the episode length)')
+  c.int('context.context_dim', 1)
+  c.sizes('context.encoder_hidden')
+  c.sizes('context.model_hidden')
+  for field in ('context.tiers', 'diffusion.tiers'):
+    c.tiers(field, within=tuple(t for t in TIERS if t in episodes))
+  c.real('context.learning_rate', 0, low_open=True)
+  c.bool('context.lr_decay')
+  c.int('context.batch_size', 1)
+  c.int('context.num_train_steps', 1)
+  c.real('context.ema_decay', 0, 1)
+
+  d = 'diffusion.'
+  mults = c.sizes(d + 'dim_mults')
+  horizon = c.int(d + 'horizon', 1, length, ' (at most the episode length)')
+  if mults and isinstance(horizon, numbers.Integral) and horizon >= 1:
+    factor = 2 ** (len(mults) - 1)
+    if horizon % factor:
+      c.fail(d + 'horizon', horizon, f'must be divisible by {factor}: the U-Net halves it '
+             f'{len(mults) - 1} times (diffusion.dim_mults = {mults})')
+  k = c.int(d + 'num_diffusion_steps', 1)
+  c.int(d + 'dim', 1)
+  c.int(d + 'embed_dim', 1)
+  c.int(d + 'embed_hidden', 1)
+  c.bool(d + 'predict_epsilon')
+  c.real(d + 'context_dropout', 0, 1, high_open=True,
+         note=' (the probability of dropping z; 1 never shows the denoiser a context: that is '
+         'UDiffuser, a method of its own)')
+  c.real(d + 'action_weight', 0)
+  c.real(d + 'learning_rate', 0, low_open=True)
+  c.int(d + 'batch_size', 1)
+  c.int(d + 'num_train_steps', 1)
+  c.real(d + 'ema_decay', 0, 1)
+  c.int(d + 'ema_start', 0)
+  c.int('udiffuser.num_train_steps', 1)
+
+  p = 'planner.'
+  c.int(p + 'num_candidates', 1)
+  omega = c.real(p + 'cfg_weight', 0, note=' (omega; 1 = no guidance)')
+  beta = _get(config, d + 'context_dropout')
+  if isinstance(omega, numbers.Real) and omega != 1 and beta == 0:
+    c.fail(p + 'cfg_weight', omega, 'must be 1 when diffusion.context_dropout is 0: the '
+           'denoiser never learned the unconditional branch that guidance extrapolates from')
+  c.choice(p + 'guide_form', GUIDE_FORMS)
+  c.real(p + 'guide_scale', 0, note=' (s; 0 = no dual guide)')
+  c.choice(p + 'guide_units', GUIDE_UNITS)
+  c.real(p + 'dynamics_weight', 0, note=' (lambda)')
+  if isinstance(k, numbers.Integral):
+    c.int(p + 't_stopgrad', 0, k, ' (0 = guide at every step; at most num_diffusion_steps)')
+  c.real(p + 'noise_scale', 0, 1, note=' (alpha, the variance multiplier of the reverse '
+         "chain's noise; 0 = no noise, 1 = DDPM's)")
+  clip = c.real(p + 'clip_denoised', 0)
+  if isinstance(clip, numbers.Real) and 0 < clip < 1:
+    c.fail(p + 'clip_denoised', clip, 'must be 0 (no clip) or >= 1: the normalized data lie in '
+           '[-1, 1], a smaller clip cuts every plan')
+  sampler = c.choice(p + 'sampler', SAMPLERS)
+  if isinstance(k, numbers.Integral):
+    steps = c.int(p + 'num_sample_steps', 0, k, ' (DDIM only; 0 = all num_diffusion_steps)')
+    if sampler == 'ddpm' and steps not in (0, k):
+      c.fail(p + 'num_sample_steps', steps, "must be 0 with planner.sampler = 'ddpm' (DDPM runs "
+             "every step; use 'ddim' for fewer)")
+
+  e = 'eval.'
+  c.int(e + 'episodes_per_task', 1)
+  c.int(e + 'num_eval_seeds', 1)
+  c.tiers(e + 'warm_starts')
+  names = _get(config, e + 'methods')
+  from mdx import methods as registry  # pylint: disable=g-import-not-at-top
+  for field, value in ((e + 'methods', names), (e + 'oracle', [_get(config, e + 'oracle')]),
+                       (e + 'random', [_get(config, e + 'random')])):
+    unknown = [n for n in value if n not in registry.REGISTRY]
+    if unknown or not value:
+      c.fail(field, value if field == e + 'methods' else value[0],
+             f'must name registered methods: {sorted(registry.REGISTRY)}')
+  c.int(e + 'plan_vs_reached_tasks', 0, note=' (0 = skip the Figure-3 record; more than the '
+        "split's tasks means all of them)")
+  if c.errors:
+    raise ConfigError('invalid config:\n  ' + '\n  '.join(c.errors))

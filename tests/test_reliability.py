@@ -1,0 +1,266 @@
+"""Nothing silently wrong: corrupt checkpoints, NaN, stale stages, concurrent runs, nonsense
+settings and damaged datasets each give a named error (or the previous intact checkpoint)."""
+import copy
+import glob
+import json
+import os
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from mdx import data as mdata
+from mdx import provenance, training
+from mdx import workdir as layout
+from mdx.config_check import ConfigError, check_config
+from mdx.data import collect_datasets
+from mdx.data.trajectories import DatasetError
+from mdx.envs import family_from_config
+from mdx.evaluation.evaluate import run_method
+from mdx.evaluation.policy import stateless
+from mdx.methods.base import Method, Stage
+from mdx.training import checkpoints
+
+
+# --- checkpoints --------------------------------------------------------------------------------
+
+def _state(value: float, n: int = 4096):
+  params = {'w': jnp.full((n,), value, jnp.float32), 'b': jnp.arange(8, dtype=jnp.float32)}
+  return training.TrainState.create(params, optax.adam(1e-3))
+
+
+def _flip_all_data_files(step_dir):
+  files = [f for f in glob.glob(os.path.join(step_dir, 'default', '**', '*'), recursive=True)
+           if os.path.isfile(f) and '/d/' in f]
+  assert files
+  for f in files:
+    b = bytearray(open(f, 'rb').read())
+    for i in range(len(b) // 4, len(b)):
+      b[i] ^= 0xFF
+    open(f, 'wb').write(bytes(b))
+
+
+def test_corrupt_checkpoint_is_named_and_the_previous_one_used(tmp_path, capsys):
+  ckpt = str(tmp_path / 'checkpoints')
+  with checkpoints.checkpoint_manager(ckpt) as m:
+    checkpoints.save(m, 1, _state(1.0))
+    checkpoints.save(m, 2, _state(2.0))
+  _flip_all_data_files(os.path.join(ckpt, '2'))
+  template = _state(0.0)
+  with checkpoints.checkpoint_manager(ckpt) as m:
+    restored, step = checkpoints.restore(m, template)
+  out = capsys.readouterr().out
+  assert step == 1 and 'step 2) is CORRUPT' in out and 'using step 1 instead' in out
+  np.testing.assert_array_equal(restored.params['w'], 1.0)
+  # The evaluation's partial restore of the parameters falls back alike.
+  params = training.load_params(ckpt, template)
+  np.testing.assert_array_equal(params['w'], 1.0)
+  _flip_all_data_files(os.path.join(ckpt, '1'))
+  with pytest.raises(training.CorruptCheckpointError, match='every kept checkpoint is corrupt'):
+    training.load_params(ckpt, template)
+
+
+def test_digest_catches_changed_bytes_and_non_finite_parameters(tmp_path):
+  ckpt = str(tmp_path / 'checkpoints')
+  with checkpoints.checkpoint_manager(ckpt) as m:
+    checkpoints.save(m, 1, _state(1.0))
+  # Bytes that still decode (the digest is the only witness): edit the recorded hash instead of
+  # the data, which is equivalent for the verifier.
+  path = os.path.join(ckpt, '1', checkpoints.DIGEST_FILE)
+  digest = json.load(open(path))
+  digest['params/w']['sha256'] = '0' * 64
+  json.dump(digest, open(path, 'w'))
+  with pytest.raises(training.CorruptCheckpointError, match='params/w: its bytes differ'):
+    training.load_params(ckpt, _state(0.0))
+  nan_dir = str(tmp_path / 'nan')
+  with checkpoints.checkpoint_manager(nan_dir) as m:
+    m.save(1, args=checkpoints.ocp.args.StandardSave(_state(np.nan)))  # no digest: old mdx
+  with pytest.raises(training.CorruptCheckpointError, match='non-finite values'):
+    training.load_params(nan_dir, _state(0.0))
+
+
+def test_checkpoint_of_another_model_is_a_mismatch_not_corruption(tmp_path):
+  ckpt = str(tmp_path / 'checkpoints')
+  with checkpoints.checkpoint_manager(ckpt) as m:
+    checkpoints.save(m, 1, _state(1.0, n=64))
+  with pytest.raises(training.CheckpointMismatchError,
+                     match=r'params/w: checkpoint float32\[64\], this config float32\[32\]'):
+    training.load_params(ckpt, _state(0.0, n=32))
+
+
+def test_non_finite_loss_stops_the_stage_before_saving(tmp_path):
+  def step_fn(state, rng):
+    del rng
+    loss = jnp.where(state.step >= 7, jnp.nan, 1.0)
+    return state.replace(step=state.step + 1), {'loss': loss, 'grad_norm': jnp.ones(())}
+
+  with pytest.raises(training.NonFiniteError, match=r'train/loss is not finite .* at step 8'):
+    training.train(str(tmp_path), _state(1.0), step_fn, jax.random.PRNGKey(0), num_steps=20,
+                   log_every=5, checkpoint_every=5, name='toy')
+  assert training.latest_step(str(tmp_path / 'checkpoints')) == 5
+
+
+# --- settings -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('field,value,expected', [
+    ('diffusion.horizon', 0, 'diffusion.horizon = 0: must be an integer in [1, 20]'),
+    ('diffusion.horizon', -4, 'diffusion.horizon = -4'),
+    ('diffusion.horizon', 5, 'diffusion.horizon = 5: must be divisible by'),
+    ('context.history', 0, 'context.history = 0'),
+    ('context.batch_size', 0, 'context.batch_size = 0'),
+    ('diffusion.context_dropout', 1.5, 'diffusion.context_dropout = 1.5: must be a finite number '
+     'in [0, 1)'),
+    ('context.num_train_steps', -5, 'context.num_train_steps = -5'),
+    ('planner.guide_scale', float('nan'), 'planner.guide_scale = nan'),
+    ('planner.noise_scale', 1e30, 'planner.noise_scale = 1e+30: must be a finite number in [0, 1]'),
+    ('planner.clip_denoised', 0.5, 'must be 0 (no clip) or >= 1'),
+    ('context.learning_rate', -1e-3, 'context.learning_rate = -0.001: must be a finite number > 0'),
+    ('planner.sampler', 'euler', "must be one of ['ddpm', 'ddim']"),
+    ('planner.num_sample_steps', 3, "must be 0 with planner.sampler = 'ddpm'"),
+])
+def test_bad_settings_are_named_before_any_work(test_config, field, value, expected):
+  config = copy.deepcopy(test_config)
+  section, name = field.split('.')
+  config[section][name] = value
+  with pytest.raises(ConfigError) as err:
+    check_config(config)
+  assert expected in str(err.value)
+
+
+def test_clip_zero_means_no_clip(test_config):
+  config = copy.deepcopy(test_config)
+  config.planner.clip_denoised = 0.0
+  check_config(config)
+  from mdx.methods.metadiffuser.policy import plan_config  # pylint: disable=g-import-not-at-top
+  assert plan_config(config).clip_denoised is None
+
+
+# --- stage records, downstream redo, markers ------------------------------------------------------
+
+def _toy_stages(log):
+  def trainer(name):
+    def train(config, workdir, seed):
+      log.append(name)
+      os.makedirs(layout.stage_dir(workdir, name, seed), exist_ok=True)
+      if config.context.get('crash', False) and name == 'b':
+        raise RuntimeError('killed')
+    return train
+  a = Stage(name='a', train=trainer('a'), num_train_steps=lambda c: 1, reads=('context',))
+  b = Stage(name='b', train=trainer('b'), num_train_steps=lambda c: 1,
+            reads=('context.history', 'diffusion'), after=('a',))
+  return a, b
+
+
+def test_a_changed_config_never_reuses_a_stale_stage(test_config, tmp_path):
+  workdir, log = str(tmp_path), []
+  a, b = _toy_stages(log)
+  config = copy.deepcopy(test_config)
+  for s in (a, b):
+    assert provenance.run_stage(config, workdir, s, 0)
+  assert not provenance.run_stage(config, workdir, a, 0)  # done with this config: skipped
+  quiet = copy.deepcopy(config)
+  quiet.log_every = 7  # not read by any stage
+  assert provenance.check_stage(quiet, workdir, b, 0) == 'done'
+  changed = copy.deepcopy(config)
+  changed.diffusion.horizon = 8
+  assert provenance.check_stage(changed, workdir, a, 0) == 'done'  # a does not read it
+  with pytest.raises(provenance.StaleStageError, match=r'diffusion.horizon: 4 -> 8[\s\S]*--redo=b'):
+    provenance.check_stage(changed, workdir, b, 0)
+  # Redoing a redoes b too (b loaded a's outputs); the old folders are moved aside.
+  redone = provenance.redo_stages(workdir, [a, b], ['a'], [0])
+  assert [s.name for s in redone] == ['a', 'b']
+  assert len(glob.glob(os.path.join(workdir, 'seed_0', 'a.stale-*'))) == 1
+  assert provenance.check_stage(config, workdir, a, 0) == 'absent'
+  # Retraining a alone makes the kept b stale: it was trained on the old a.
+  log.clear()
+  provenance.run_stage(config, workdir, a, 0)
+  shutil.copytree(glob.glob(os.path.join(workdir, 'seed_0', 'b.stale-*'))[0],
+                  layout.stage_dir(workdir, 'b', 0))
+  with pytest.raises(provenance.StaleStageError, match=r'a \(seed 0\): run'):
+    provenance.check_stage(config, workdir, b, 0)
+
+
+def test_the_completion_marker_is_written_last(test_config, tmp_path):
+  workdir, log = str(tmp_path), []
+  a, b = _toy_stages(log)
+  config = copy.deepcopy(test_config)
+  provenance.run_stage(config, workdir, a, 0)
+  config.context.crash = True
+  with pytest.raises(RuntimeError, match='killed'):
+    provenance.run_stage(config, workdir, b, 0)
+  assert provenance.read_record(workdir, 'b', 0)['status'] == 'running'
+  assert provenance.check_stage(config, workdir, b, 0) == 'partial'  # resumes, not "done"
+
+
+def test_a_second_process_cannot_take_the_workdir(tmp_path):
+  with layout.lock(str(tmp_path), 'first'):
+    with pytest.raises(layout.WorkdirLockedError, match=rf'pid {os.getpid()}: first'):
+      with layout.lock(str(tmp_path), 'second'):
+        pass
+  with layout.lock(str(tmp_path), 'third'):  # released on exit
+    pass
+
+
+# --- datasets -----------------------------------------------------------------------------------
+
+def _copy_dataset(data_workdir, tmp_path, split='train', tier='expert'):
+  src = layout.dataset_dir(data_workdir, split, tier)
+  dst = layout.dataset_dir(str(tmp_path), split, tier)
+  shutil.copytree(src, dst)
+  return dst
+
+
+def _rewrite(path, **changes):
+  arrays = dict(np.load(os.path.join(path, 'data.npz')))
+  for k, fn in changes.items():
+    arrays[k] = fn(arrays[k])
+  np.savez(os.path.join(path, 'data.npz'), **arrays)
+
+
+@pytest.mark.parametrize('field,change,expected', [
+    ('observations', lambda x: np.where(np.arange(x.size).reshape(x.shape) == 0, 1e30, x),
+     "'observations' reaches 1e+30 in absolute value, above the family's bound 2"),
+    ('actions', lambda x: x * 2, "'actions' span"),
+    ('valid', lambda x: np.zeros_like(x), "'valid' is all False"),
+])
+def test_out_of_range_datasets_are_named(test_config, data_workdir, tmp_path, field, change,
+                                         expected):
+  path = _copy_dataset(data_workdir, tmp_path)
+  _rewrite(path, **{field: change})
+  family = family_from_config(test_config)
+  with pytest.raises(DatasetError) as err:
+    mdata.load_dataset(str(tmp_path), family, 'train', 'expert')
+  assert expected in str(err.value) and 'delete that folder' in str(err.value)
+
+
+def test_collect_checks_what_it_keeps(test_config, data_workdir, tmp_path, capsys):
+  workdir = str(tmp_path)
+  shutil.copytree(os.path.join(data_workdir, 'data'), os.path.join(workdir, 'data'))
+  family = family_from_config(test_config)
+  os.makedirs(os.path.join(workdir, 'data', '.tmp-killed'))
+  collect_datasets(test_config, workdir, family)  # everything kept, after a full check
+  assert 'removed' in capsys.readouterr().out
+  assert not os.path.exists(os.path.join(workdir, 'data', '.tmp-killed'))
+  other = copy.deepcopy(test_config)
+  other.seed = 1
+  with pytest.raises(DatasetError, match=r"seed: 0 in meta.json, 1 in this config"):
+    collect_datasets(other, workdir, family)
+  with open(os.path.join(layout.dataset_dir(workdir, 'test', 'random'), 'data.npz'), 'r+b') as f:
+    f.truncate(100)
+  with pytest.raises(DatasetError, match=r'test_random[\s\S]*delete that folder'):
+    collect_datasets(test_config, workdir, family)
+
+
+# --- evaluation ---------------------------------------------------------------------------------
+
+def test_non_finite_actions_fail_the_evaluation_naming_the_task(test_config, data_workdir):
+  family = family_from_config(test_config)
+  nan = stateless(lambda p, tasks, obs, rng: jnp.where(
+      tasks.task_id[:, None] == family.num_tasks + 3, jnp.nan, jnp.zeros_like(obs)))
+  method = Method(name='NaN', make_policy=lambda c, w, s, f: nan)
+  with pytest.raises(FloatingPointError,
+                     match=rf"NaN on validation: .* warm start 'n/a', task {family.num_tasks + 3}"):
+    run_method(test_config, data_workdir, method, family, 'validation')
