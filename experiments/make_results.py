@@ -70,6 +70,14 @@ def _cell(r: dict) -> str:
   return f"{r['normalized_score']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
 
 
+def verdict(r: dict, target: float) -> str:
+  """'yes' when the whole interval is at or above `target`, 'no' when it is below, else
+  'within noise' (never claimed)."""
+  if r['ci_low'] >= target:
+    return 'yes'
+  return 'no' if r['ci_high'] < target else 'within noise'
+
+
 def render() -> str:
   """The text of results/README.md from the committed files."""
   rows = {}
@@ -83,6 +91,8 @@ def render() -> str:
       '`results/<family>/results_test.json`; do not edit by hand. Each family\'s folder holds '
       'the run\'s validation and test results, tables, Figure-3 replays, plots, config and stage '
       'wall times (`timings.json`, seconds).', '',
+      '"met": yes when the whole 95% interval is at or above the target, no when it is below, '
+      'within noise otherwise (then the target is not claimed).', '',
       'Normalized score `(R - R_random) / (R_oracle - R_random)` with our own Oracle (the expert '
       'behaviour policy) and Random; in brackets its 95% bootstrap interval (training seeds, then '
       'test tasks x episodes x evaluation seeds). Our simulators and experts are not the '
@@ -90,8 +100,8 @@ def render() -> str:
       'where returns are positive), not the raw returns.', '',
       '## Table 1: expert warm-start data (test split)', '',
       '| family | MetaDiffuser return | Oracle return | Random return | normalized score | '
-      'target | seeds (train / eval) | paper: MetaDiffuser | paper: Oracle | paper: ratio |',
-      '|---|---|---|---|---|---|---|---|---|---|']
+      'target | met | seeds (train / eval) | paper: MetaDiffuser | paper: Oracle | paper: ratio |',
+      '|---|---|---|---|---|---|---|---|---|---|---|']
   for f in order:
     md = rows[f].get(('MetaDiffuser', 'expert'))
     if md is None:
@@ -101,6 +111,7 @@ def render() -> str:
     lines.append(
         f"| {p['name']} | {md['mean_return']:.2f} | {md['oracle_return']:.2f} | "
         f"{md['random_return']:.2f} | {_cell(md)} | {TARGETS[f]:.2f} | "
+        f"{verdict(md, TARGETS[f])} | "
         f"{md['num_train_seeds']} / {md['num_eval_seeds']} | {p['expert'][0]} ± {p['expert'][1]} | "
         f"{p['oracle'][0]} ± {p['oracle'][1]} | {ratio} |")
   lines += ['', '## Table 2: warm-start quality (test split)', '',

@@ -53,13 +53,22 @@ def replay_plan(family: TaskFamily, task: Task, state, actions: jax.Array) -> ja
   return jnp.concatenate([state.obs[None], obs], axis=0)
 
 
-def replay_mask(alive: np.ndarray, horizon: int) -> np.ndarray:
+def replay_mask(alive: jax.Array, horizon: int) -> jax.Array:
   """`[B, T, H]` bool: plan step h of the plan made at step t was really replayed, i.e. every
-  action up to it was taken in a live episode (states past the episode's end are frozen)."""
+  action up to it was taken in a live episode (states past the episode's end are frozen).
+  Works on numpy and JAX arrays (inside `jit` too)."""
   b, t = alive.shape
-  pad = np.concatenate([alive, np.zeros((b, horizon), bool)], axis=1)
+  pad = jnp.concatenate([alive, jnp.zeros((b, horizon), bool)], axis=1)
   idx = np.arange(t)[:, None] + np.maximum(np.arange(horizon) - 1, 0)[None]  # last action taken
   return alive[:, :, None] & pad[:, idx]
+
+
+def episode_gaps(plans: jax.Array, reached: jax.Array, alive: jax.Array) -> jax.Array:
+  """`[B, H]` mean |planned - reached| (over state entries) per plan step of each episode, over
+  its replayed steps (`replay_mask`); `plans, reached [B, T, H, obs_dim]`, `alive [B, T]`."""
+  err = jnp.abs(plans - reached).mean(-1)  # [B, T, H]
+  mask = replay_mask(alive, plans.shape[2])
+  return (err * mask).sum(1) / jnp.maximum(mask.sum(1), 1)
 
 
 def rollout(family: TaskFamily, tasks: Task, policy: Policy, rng: jax.Array, *,
@@ -112,5 +121,5 @@ def plan_discrepancy(episodes: Episodes) -> np.ndarray:
   """Mean |planned - reached| per plan step `[H]`, over episodes, replayed steps and state
   entries, of a rollout with `replay_plans`."""
   err = np.abs(np.asarray(episodes.plans) - np.asarray(episodes.reached)).mean(-1)  # [B, T, H]
-  mask = replay_mask(np.asarray(episodes.alive), err.shape[-1])
+  mask = np.asarray(replay_mask(np.asarray(episodes.alive), err.shape[-1]))
   return (err * mask).sum((0, 1)) / np.maximum(mask.sum((0, 1)), 1)

@@ -25,22 +25,10 @@ from mdx import io
 from mdx.envs import family_from_config
 from mdx.evaluation import stats
 from mdx.evaluation.policy import stack_params
-from mdx.evaluation.rollout import rollout
+from mdx.evaluation.rollout import episode_gaps, rollout
 from mdx.methods.metadiffuser import context as ctx_stage
 from mdx.methods.metadiffuser import denoiser as den_stage
 from mdx.methods.metadiffuser.policy import plan_config, planner_policy
-
-
-def episode_gaps(plans: jax.Array, reached: jax.Array, alive: jax.Array) -> jax.Array:
-  """`[B, H]` mean |planned - reached| per plan step of each episode over its replayed steps
-  (plan step h of the plan made at step t counts if every action up to it was taken alive);
-  `plans, reached [B, T, H, obs]`, `alive [B, T]`."""
-  t, h = plans.shape[1], plans.shape[2]
-  err = jnp.abs(plans - reached).mean(-1)  # [B, T, H]
-  pad = jnp.concatenate([alive, jnp.zeros((alive.shape[0], h), bool)], axis=1)
-  idx = jnp.arange(t)[:, None] + jnp.maximum(jnp.arange(h) - 1, 0)[None]
-  mask = alive[:, :, None] & pad[:, idx]
-  return (err * mask).sum(1) / jnp.maximum(mask.sum(1), 1)
 
 
 def plan_vs_reached(config, workdir: str, split: str, out_dir: str) -> dict | None:
