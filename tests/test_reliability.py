@@ -264,3 +264,24 @@ def test_non_finite_actions_fail_the_evaluation_naming_the_task(test_config, dat
   with pytest.raises(FloatingPointError,
                      match=rf"NaN on validation: .* warm start 'n/a', task {family.num_tasks + 3}"):
     run_method(test_config, data_workdir, method, family, 'validation')
+
+
+def test_a_killed_evaluation_leaves_no_completion_marker(test_config, data_workdir, tmp_path):
+  """`results.json` goes first (renamed `.previous`) and comes back last: an evaluation killed in
+  its analyses (here one that raises) leaves no marker, so the rerun redoes it."""
+  from mdx import methods  # pylint: disable=g-import-not-at-top
+  from mdx.evaluation import evaluate  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path)
+  os.symlink(os.path.join(data_workdir, 'data'), os.path.join(workdir, 'data'))
+  refs = [methods.get_method('Oracle'), methods.get_method('Random')]
+  evaluate(test_config, workdir, refs, split='validation')
+  marker = os.path.join(layout.eval_dir(workdir, 'validation'), 'results.json')
+  assert os.path.exists(marker)
+
+  def killed(config, workdir, split, out_dir):
+    raise KeyboardInterrupt()
+
+  dying = Method(name='Dying', make_policy=refs[0].make_policy, analyses=(killed,))
+  with pytest.raises(KeyboardInterrupt):
+    evaluate(test_config, workdir, refs + [dying], split='validation')
+  assert not os.path.exists(marker) and os.path.exists(marker + '.previous')
