@@ -187,6 +187,29 @@ def check_config(config, family=None) -> None:
       c.fail(p + 'num_sample_steps', steps, "must be 0 with planner.sampler = 'ddpm' (DDPM runs "
              "every step; use 'ddim' for fewer)")
 
+  t = 'prompt_dt.'
+  c.int(t + 'context_len', 1)
+  c.int(t + 'prompt_len', 1)
+  width = c.int(t + 'embed_dim', 1)
+  heads = c.int(t + 'num_heads', 1)
+  if isinstance(width, numbers.Integral) and isinstance(heads, numbers.Integral) and heads >= 1 \
+      and width % heads:
+    c.fail(t + 'embed_dim', width, f'must be divisible by prompt_dt.num_heads = {heads}')
+  c.int(t + 'num_layers', 1)
+  c.int(t + 'hidden', 1)
+  c.real(t + 'dropout', 0, 1, high_open=True)
+  c.int(t + 'max_episode_length', length, note=' (at least the episode length: the timestep '
+        'embedding table)')
+  c.real(t + 'learning_rate', 0, low_open=True)
+  c.real(t + 'weight_decay', 0)
+  c.int(t + 'warmup_steps', 1)
+  c.real(t + 'grad_clip', 0, low_open=True)
+  c.int(t + 'batch_per_task', 1)
+  c.int(t + 'num_train_steps', 1)
+  c.tiers(t + 'tiers', within=tuple(x for x in TIERS if x in episodes))
+  c.real(t + 'target_return', -math.inf, low_open=True)
+  c.real(t + 'return_scale', 0, low_open=True)
+
   e = 'eval.'
   c.int(e + 'episodes_per_task', 1)
   c.int(e + 'num_eval_seeds', 1)

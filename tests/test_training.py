@@ -108,7 +108,8 @@ def test_pipeline_end_to_end(test_config, data_workdir):
   assert all(set(r) == set(RESULT_KEYS) and r['split'] == 'validation' for r in records)
   by = {(r['method'], r['warm_start']): r for r in records}
   assert set(by) == {('Oracle', 'n/a'), ('Random', 'n/a'), ('UDiffuser', 'n/a'),
-                     ('MetaDiffuser', 'expert'), ('MetaDiffuser', 'random')}
+                     ('MetaDiffuser', 'expert'), ('MetaDiffuser', 'random'),
+                     ('PromptDT', 'expert'), ('PromptDT', 'random')}
   assert by[('Oracle', 'n/a')]['normalized_score'] == pytest.approx(1.0)
   assert by[('Random', 'n/a')]['normalized_score'] == pytest.approx(0.0)
   r = by[('MetaDiffuser', 'expert')]

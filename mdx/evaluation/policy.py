@@ -4,6 +4,7 @@ A policy acts on a batch of B environments at once:
 
   state = policy.init(rng, tasks, warm_start)          # tasks [B]; warm_start [B] or None
   action, state, info = policy.act(state, obs, rng)    # obs [B, obs_dim] -> action [B, act_dim]
+  state = policy.observe(state, reward)                 # reward [B] of that action (optional)
 
 `state` is any pytree the method needs to carry between steps (a context z, a decision
 transformer's last K steps and return-to-go, a recurrent encoder's memory); `info` is a dict of
@@ -33,6 +34,8 @@ from mdx.envs import Task
 InitFn = Callable[[Any, jax.Array, Task, Optional[Trajectories]], Any]
 # act_fn(params, state, obs [B, obs_dim], rng) -> (action [B, act_dim], state, info {str: [B, ...]})
 ActFn = Callable[[Any, Any, jax.Array, jax.Array], tuple[jax.Array, Any, dict]]
+# observe_fn(params, state, reward [B]) -> state: the reward of the action just taken
+ObserveFn = Callable[[Any, Any, jax.Array], Any]
 
 
 @struct.dataclass
@@ -41,6 +44,7 @@ class Policy:
   params: Any
   init_fn: InitFn = struct.field(pytree_node=False)
   act_fn: ActFn = struct.field(pytree_node=False)
+  observe_fn: Optional[ObserveFn] = struct.field(pytree_node=False, default=None)
 
   def init(self, rng: jax.Array, tasks: Task, warm_start: Optional[Trajectories] = None) -> Any:
     """The initial state for B environments of `tasks` (leading axis `[B]`)."""
@@ -49,6 +53,11 @@ class Policy:
   def act(self, state: Any, obs: jax.Array, rng: jax.Array) -> tuple[jax.Array, Any, dict]:
     """`(action [B, act_dim], new state, info)` for observations `obs [B, obs_dim]`."""
     return self.act_fn(self.params, state, obs, rng)
+
+  def observe(self, state: Any, reward: jax.Array) -> Any:
+    """The state after the environments returned `reward [B]` for the last action (a decision
+    transformer lowers its return-to-go by it); unchanged for policies without `observe_fn`."""
+    return state if self.observe_fn is None else self.observe_fn(self.params, state, reward)
 
 
 def stateless(act: Callable[[Any, Task, jax.Array, jax.Array], jax.Array],

@@ -100,6 +100,7 @@ def rollout(family: TaskFamily, tasks: Task, policy: Policy, rng: jax.Array, *,
     action = jax.vmap(family.clip_action)(action)
     nxt = jax.vmap(family.step)(tasks, env, action)
     reward = jnp.where(env.done, 0.0, nxt.reward)
+    carry = policy.observe(carry, reward)
     reached = None
     if replay_plans:
       if 'plan_actions' not in info:

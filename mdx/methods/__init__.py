@@ -11,12 +11,13 @@ from typing import Optional
 
 from mdx.envs import TaskFamily, family_from_config
 from mdx.evaluation.policy import Policy
-from mdx.methods import metadiffuser, oracle, random
+from mdx.methods import metadiffuser, oracle, prompt_dt, random
 from mdx.methods.base import Method, Stage
 
 REGISTRY: dict[str, Method] = {m.name: m for m in (
     metadiffuser.METADIFFUSER,
     metadiffuser.UDIFFUSER,
+    prompt_dt.PROMPT_DT,
     oracle.ORACLE,
     random.RANDOM,
 )}

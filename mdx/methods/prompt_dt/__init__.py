@@ -1,0 +1,24 @@
+"""Prompt-DT (Xu et al., ICML 2022), the paper's decision-transformer baseline (Tables 1 and 2).
+
+One stage, `prompt_dt` (behaviour cloning with task prompts, `train.py`); the policy
+(`policy.py`) takes its prompt from the evaluated task's warm-start data of each tier.
+"""
+from mdx.methods.base import Method, Stage
+from mdx.methods.prompt_dt import data, model, policy, train
+
+PROMPT_DT_STAGE = Stage(name=train.STAGE, train=train.train_prompt_dt,
+                        num_train_steps=lambda config: config.prompt_dt.num_train_steps,
+                        reads=('prompt_dt',))
+
+
+def make_policy(config, workdir, seed, family):
+  return policy.prompt_dt_policy(config, family, train.load_prompt_dt(config, workdir, seed,
+                                                                      family))
+
+
+PROMPT_DT = Method(name='PromptDT', make_policy=make_policy, stages=(PROMPT_DT_STAGE,),
+                   uses_warm_start=True,
+                   description='a decision transformer prompted with the end of a warm-start '
+                   'episode of the task')
+
+__all__ = ['PROMPT_DT', 'data', 'model', 'policy', 'train']
