@@ -8,7 +8,9 @@ and both residual branches. Prompt-DT's reference removes GPT-2's position embed
 so does this module: positions come only from the tokens' own timestep embeddings.
 
 Attention is causal (token i sees tokens j <= i) and a `mask [B, L]` removes padded tokens as
-keys; a padded query still attends to itself, so no row of the softmax is empty.
+keys; a padded query still attends to itself, so no row of the softmax is empty. Weights are
+initialized as GPT-2's (`GPT2PreTrainedModel._init_weights`): N(0, 0.02), the residual output
+projections N(0, 0.02 / sqrt(2 num_layers)), zero biases.
 """
 from __future__ import annotations
 
@@ -19,9 +21,17 @@ import jax
 import jax.numpy as jnp
 
 
+INIT_STD = 0.02
+
+
+def _dense(features, name, std=INIT_STD):
+  return nn.Dense(features, kernel_init=nn.initializers.normal(std), name=name)
+
+
 class CausalSelfAttention(nn.Module):
   num_heads: int
   dropout: float = 0.1
+  proj_std: float = INIT_STD
 
   @nn.compact
   def __call__(self, x: jax.Array, mask: jax.Array, *, train: bool) -> jax.Array:
@@ -29,14 +39,14 @@ class CausalSelfAttention(nn.Module):
     if d % self.num_heads:
       raise ValueError(f'model width {d} is not divisible by num_heads={self.num_heads}')
     hd = d // self.num_heads
-    qkv = nn.Dense(3 * d, name='c_attn')(x).reshape(b, length, 3, self.num_heads, hd)
+    qkv = _dense(3 * d, 'c_attn')(x).reshape(b, length, 3, self.num_heads, hd)
     q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # [B, L, heads, hd]
     logits = jnp.einsum('bqhd,bkhd->bhqk', q, k) / jnp.sqrt(hd).astype(x.dtype)
     allowed = attention_mask(mask)[:, None]  # [B, 1, L, L]
     logits = jnp.where(allowed, logits, jnp.finfo(logits.dtype).min)
     weights = nn.Dropout(self.dropout)(jax.nn.softmax(logits, axis=-1), deterministic=not train)
     out = jnp.einsum('bhqk,bkhd->bqhd', weights, v).reshape(b, length, d)
-    out = nn.Dense(d, name='c_proj')(out)
+    out = _dense(d, 'c_proj', self.proj_std)(out)
     return nn.Dropout(self.dropout)(out, deterministic=not train)
 
 
@@ -51,14 +61,15 @@ class Block(nn.Module):
   num_heads: int
   hidden: int  # the MLP's inner width (GPT-2: 4 d)
   dropout: float = 0.1
+  proj_std: float = INIT_STD  # of the residual projections
 
   @nn.compact
   def __call__(self, x, mask, *, train: bool):
     d = x.shape[-1]
-    x = x + CausalSelfAttention(self.num_heads, self.dropout, name='attn')(
+    x = x + CausalSelfAttention(self.num_heads, self.dropout, self.proj_std, name='attn')(
         nn.LayerNorm(epsilon=1e-5, name='ln_1')(x), mask, train=train)
-    h = nn.Dense(self.hidden, name='c_fc')(nn.LayerNorm(epsilon=1e-5, name='ln_2')(x))
-    h = nn.Dense(d, name='c_proj')(jax.nn.relu(h))
+    h = _dense(self.hidden, 'c_fc')(nn.LayerNorm(epsilon=1e-5, name='ln_2')(x))
+    h = _dense(d, 'c_proj', self.proj_std)(jax.nn.relu(h))
     return x + nn.Dropout(self.dropout)(h, deterministic=not train)
 
 
@@ -75,6 +86,8 @@ class GPT(nn.Module):
     if mask is None:
       mask = jnp.ones(x.shape[:2], bool)
     x = nn.Dropout(self.dropout)(x, deterministic=not train)
+    proj_std = INIT_STD / (2 * self.num_layers) ** 0.5
     for i in range(self.num_layers):
-      x = Block(self.num_heads, self.hidden, self.dropout, name=f'h_{i}')(x, mask, train=train)
+      x = Block(self.num_heads, self.hidden, self.dropout, proj_std, name=f'h_{i}')(
+          x, mask, train=train)
     return nn.LayerNorm(epsilon=1e-5, name='ln_f')(x)

@@ -44,7 +44,9 @@ class PromptDT(nn.Module):
 
   def _embed(self, steps: Steps, prefix: str) -> jax.Array:
     d = self.embed_dim
-    time = nn.Embed(self.max_episode_length, d, name=f'{prefix}embed_timestep')(steps.timesteps)
+    # torch's nn.Embedding default, N(0, 1), as the reference's timestep tables.
+    time = nn.Embed(self.max_episode_length, d, embedding_init=nn.initializers.normal(1.0),
+                    name=f'{prefix}embed_timestep')(steps.timesteps)
     r = nn.Dense(d, name=f'{prefix}embed_return')(steps.returns_to_go[..., None]) + time
     s = nn.Dense(d, name=f'{prefix}embed_state')(steps.states) + time
     a = nn.Dense(d, name=f'{prefix}embed_action')(steps.actions) + time
