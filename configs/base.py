@@ -98,6 +98,9 @@ def get_config() -> ml_collections.ConfigDict:
   e.oracle = 'Oracle'  # the method whose return is the normalized score's 1
   e.random = 'Random'  # ... and 0
   e.plan_vs_reached_tasks = 5  # tasks replayed open-loop for the Figure-3 record (0: skip)
+  # Planner settings evaluated in one program, a row each: 'field=v1,v2;field2=...' over
+  # dynamics_weight, guide_scale, cfg_weight, noise_scale (every combination; '' = none).
+  e.sweep = ''
   return config
 
 

@@ -44,6 +44,9 @@ def main(argv):
   for split in _SPLITS.value:
     if split not in SPLITS:
       raise app.UsageError(f'--splits: {split!r} is not one of {SPLITS}')
+  if config.eval.sweep:
+    raise app.UsageError('config.eval.sweep: sweeps run with experiments/evaluate.py on a '
+                         'trained workdir, not in the pipeline')
   with layout.lock(workdir, 'experiments/pipeline.py'):
     run_pipeline(config, workdir, _common.prepare(config, workdir, 'pipeline'))
 

@@ -222,6 +222,25 @@ def check_config(config, family=None) -> None:
     if unknown or not value:
       c.fail(field, value if field == e + 'methods' else value[0],
              f'must name registered methods: {sorted(registry.REGISTRY)}')
+  text = _get(config, e + 'sweep')
+  try:
+    from mdx.evaluation.evaluate import parse_sweep  # pylint: disable=g-import-not-at-top
+    settings = parse_sweep(text) if isinstance(text, str) else None
+  except ValueError as err:
+    settings, why = None, str(err)
+  else:
+    why = 'must be a string'
+  if settings is None:
+    c.fail(e + 'sweep', text, why + " ('field=v1,v2;field2=...')")
+  else:
+    sweepable = sorted({f for m in registry.REGISTRY.values() for f in m.sweepable})
+    for field in settings[0]:
+      if field not in sweepable:
+        c.fail(e + 'sweep', text, f'{field!r} cannot be swept in one program; sweepable: '
+               f'{sweepable}')
+    bad = [v for st in settings for v in st.values() if not math.isfinite(v)]
+    if bad:
+      c.fail(e + 'sweep', text, f'non-finite values {bad}')
   c.int(e + 'plan_vs_reached_tasks', 0, note=' (0 = skip the Figure-3 record; more than the '
         "split's tasks means all of them)")
   if c.errors:

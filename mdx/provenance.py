@@ -241,8 +241,8 @@ def stage_runs(workdir: str, stages, seeds) -> dict[str, Optional[str]]:
           for s in stages for seed in seeds}
 
 
-def write_evaluation(config, workdir: str, split: str, stages, seeds) -> None:
-  io.write_json(os.path.join(layout.eval_dir(workdir, split), EVAL_RECORD_FILE),
+def write_evaluation(config, workdir: str, split: str, stages, seeds, tag: str = '') -> None:
+  io.write_json(os.path.join(layout.eval_dir(workdir, split, tag), EVAL_RECORD_FILE),
                 dict(config=eval_fields(config), stages=stage_runs(workdir, stages, seeds)))
 
 

@@ -11,6 +11,7 @@
                                      stage adds (the context stage's normalizer.npz, ...)
     eval/{split}/                    provenance.json, table.txt, per_task_returns.json, plots,
                                      analyses, and results.json last (its completion marker)
+    eval/{split}-sweep-{fields}/     the same for an evaluation sweep (`config.eval.sweep`)
 
 Datasets are shared by every training seed; `config.train_seeds` lists the seeds.
 """
@@ -33,8 +34,9 @@ def checkpoint_dir(workdir: str, stage: str, seed: int) -> str:
   return os.path.join(stage_dir(workdir, stage, seed), 'checkpoints')
 
 
-def eval_dir(workdir: str, split: str) -> str:
-  return os.path.join(workdir, 'eval', split)
+def eval_dir(workdir: str, split: str, tag: str = '') -> str:
+  """`eval/{split}`, or `eval/{split}-{tag}` for a separate evaluation (a sweep)."""
+  return os.path.join(workdir, 'eval', f'{split}-{tag}' if tag else split)
 
 
 LOCK_FILE = '.lock'

@@ -133,10 +133,11 @@ def test_bootstrap_interval_by_hand():
 
 
 def test_records_and_table(family):
-  per = {('Oracle', 'n/a'): np.full((1, 2, 10, 1), -2.0),
-         ('Random', 'n/a'): np.full((1, 2, 10, 1), -12.0),
-         ('M', 'expert'): np.concatenate([np.full((3, 2, 5, 1), -4.0),
-                                          np.full((3, 2, 5, 1), -6.0)], axis=2)}
+  per = {('Oracle', 'n/a', '{}'): np.full((1, 2, 10, 1), -2.0),
+         ('Random', 'n/a', '{}'): np.full((1, 2, 10, 1), -12.0),
+         ('M', 'expert', '{}'): np.concatenate([np.full((3, 2, 5, 1), -4.0),
+                                                np.full((3, 2, 5, 1), -6.0)], axis=2),
+         ('M', 'expert', '{"dynamics_weight": 2.0}'): np.full((3, 2, 10, 1), -7.0)}
   records = make_records(family, 'test', per, oracle='Oracle', random='Random',
                          trained={'Oracle': False, 'Random': False, 'M': True})
   m = [r for r in records if r['method'] == 'M'][0]
@@ -144,5 +145,9 @@ def test_records_and_table(family):
   assert m['std_return'] == pytest.approx(1.0)  # per-task means -4 and -6
   assert (m['num_train_seeds'], m['num_eval_seeds'], m['split']) == (3, 2, 'test')
   assert 0.6 <= m['ci_low'] < 0.7 < m['ci_high'] <= 0.8
+  swept = [r for r in records if r['method'] == 'M'][1]
+  assert swept['sweep'] == {'dynamics_weight': 2.0} and m['sweep'] == {}
+  assert swept['normalized_score'] == pytest.approx(0.5)
   table = format_table(records)
   assert 'test split' in table and '-5.00 (0.70 [' in table and 'train 3, eval 2' in table
+  assert 'M dynamics_weight=2  ' in table and '-7.00 (0.50 [' in table

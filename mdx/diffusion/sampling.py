@@ -61,9 +61,9 @@ class SampleConfig:
         ('sampler', self.sampler in SAMPLERS, f'one of {SAMPLERS}'),
         ('num_sample_steps', self.num_sample_steps is None or 1 <= self.num_sample_steps <= k,
          f'None or in [1, num_diffusion_steps={k}]'),
-        ('noise_scale', np.isfinite(self.noise_scale) and self.noise_scale >= 0,
-         'finite and >= 0'),
-        ('cfg_weight', np.isfinite(self.cfg_weight), 'finite'),
+        ('noise_scale', not is_number(self.noise_scale) or (
+            np.isfinite(self.noise_scale) and self.noise_scale >= 0), 'finite and >= 0'),
+        ('cfg_weight', not is_number(self.cfg_weight) or np.isfinite(self.cfg_weight), 'finite'),
         ('clip_denoised', self.clip_denoised is None or self.clip_denoised > 0, 'None or > 0'),
     ]
     for name, ok, want in checks:
@@ -81,6 +81,12 @@ class SampleConfig:
     return np.round(np.linspace(k - 1, 0, s)).astype(np.int32)
 
 
+def is_number(v) -> bool:
+  """True for a Python or NumPy number; False for a JAX array, e.g. a knob swept under `vmap`
+  (then the static shortcuts, such as skipping CFG's second branch at omega = 1, are off)."""
+  return isinstance(v, (int, float, np.number))
+
+
 def draw_noise(keys: jax.Array, shape: tuple[int, ...], num_draws: int) -> jax.Array:
   """`[num_draws, M, *shape]` standard normals, one key per sample (`keys [M]`)."""
   noise = jax.vmap(lambda key: jax.random.normal(key, (num_draws,) + tuple(shape)))(keys)
@@ -91,7 +97,7 @@ def guided_output(denoise_fn: SampleDenoiseFn, x: jax.Array, k: jax.Array, conte
                   cfg_weight: float) -> jax.Array:
   """The network's output at `x [M, ...]`, step `k [M]`, combined by CFG in one batched call."""
   on = jnp.ones(k.shape, bool)
-  if cfg_weight == 1.0:
+  if is_number(cfg_weight) and cfg_weight == 1.0:
     return denoise_fn(x, k, context, on)
   both = denoise_fn(jnp.concatenate([x, x]), jnp.concatenate([k, k]),
                     jnp.concatenate([context, context]), jnp.concatenate([on, ~on]))
@@ -123,7 +129,8 @@ def sample(denoise_fn: SampleDenoiseFn, keys: jax.Array, context: jax.Array, *,
   clip = ((lambda v: jnp.clip(v, -config.clip_denoised, config.clip_denoised))
           if config.clip_denoised is not None else (lambda v: v))
   num = keys.shape[0]
-  scale = np.float32(np.sqrt(config.noise_scale))
+  alpha = config.noise_scale
+  scale = np.float32(np.sqrt(alpha)) if is_number(alpha) else jnp.sqrt(alpha)
   noise = draw_noise(keys, shape, len(ts) + 1)  # [S + 1, M, *shape]; the first is x_K's
   ddim = config.sampler == 'ddim'
 

@@ -13,6 +13,8 @@ tasks, episodes and seeds; the reference rows are the methods named by `config.e
 """
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import time
 import zlib
@@ -32,7 +34,7 @@ from mdx.evaluation import stats
 from mdx.evaluation.policy import stack_params
 from mdx.evaluation.rollout import rollout
 
-RESULT_KEYS = ('family', 'split', 'method', 'warm_start', 'mean_return', 'std_return',
+RESULT_KEYS = ('family', 'split', 'method', 'warm_start', 'sweep', 'mean_return', 'std_return',
                'return_ci_low', 'return_ci_high', 'oracle_return', 'random_return',
                'normalized_score', 'ci_low', 'ci_high', 'num_tasks', 'episodes_per_task',
                'num_train_seeds', 'num_eval_seeds')
@@ -49,21 +51,56 @@ def _take(tree, index):
   return jax.tree.map(lambda x: jnp.asarray(x)[index], tree)
 
 
+def parse_sweep(text: str) -> list[dict]:
+  """`'dynamics_weight=0,0.5,1;guide_scale=0.1,0.2'` -> every combination as
+  `[{'dynamics_weight': 0.0, 'guide_scale': 0.1}, ...]`; `''` -> `[{}]` (no sweep)."""
+  fields = {}
+  for part in filter(None, (p.strip() for p in text.split(';'))):
+    name, sep, values = part.partition('=')
+    if not sep or not values.strip():
+      raise ValueError(f"eval.sweep: {part!r} is not 'field=v1,v2,...'")
+    fields[name.strip()] = [float(v) for v in values.split(',')]
+  return [dict(zip(fields, combo)) for combo in itertools.product(*fields.values())] or [{}]
+
+
+def sweep_key(setting: dict) -> str:
+  """The canonical JSON of a setting (`'{}'` when nothing is swept), a dictionary key."""
+  return json.dumps(setting, sort_keys=True)
+
+
 def run_method(config, workdir: str, method, family: TaskFamily, split: str, *,
-               keep_episodes: bool = False):
-  """Every training seed x evaluation seed x (tier x) task x episode of `method` on `split`.
+               keep_episodes: bool = False, settings: Sequence[dict] = ({},)):
+  """Every (sweep setting x) training seed x evaluation seed x (tier x) task x episode of
+  `method` on `split`, in one compiled program.
+
+  Args:
+    settings: values of `config.planner` fields for `method.sweepable` (`parse_sweep`), each
+      one more entry of a vmapped axis; `({},)` runs the config as it is.
 
   Returns:
-    `(returns {tier: [S_train, S_eval, tasks, episodes]}, episodes or None)`; `episodes` (with
-    `keep_episodes`) are the `Episodes` of the first training and evaluation seed, batch
-    `[tiers x tasks x episodes]` in that order.
+    `(returns {(tier, sweep_key): [S_train, S_eval, tasks, episodes]}, episodes or None)`;
+    `episodes` (with `keep_episodes`) are the `Episodes` of the first setting, training and
+    evaluation seed, batch `[tiers x tasks x episodes]` in that order.
   """
   e = config.eval
   tasks = family.split_tasks(split)
   n_tasks, eps = int(tasks.task_id.shape[0]), int(e.episodes_per_task)
   seeds = tuple(config.train_seeds) if method.stages else (None,)
-  policies = [method.make_policy(config, workdir, s, family) for s in seeds]
-  policy = stack_params(policies)
+  settings = list(settings)
+  fields = tuple(settings[0])
+  if fields:
+    unknown = [f for f in fields if f not in method.sweepable]
+    if unknown:
+      raise ValueError(f'{method.name} cannot sweep {unknown} in one program; it sweeps '
+                       f'{list(method.sweepable)}')
+    policy = stack_params([stack_params([method.make_policy(config, workdir, s, family,
+                                                            traced=fields) for s in seeds])])
+    knobs = {f: jnp.asarray([[st[f]] * len(seeds) for st in settings], jnp.float32)
+             for f in fields}  # [S_set, S_train]
+    policy = policy.replace(params={**jax.tree.map(
+        lambda x: jnp.repeat(x, len(settings), axis=0), policy.params), 'knobs': knobs})
+  else:
+    policy = stack_params([method.make_policy(config, workdir, s, family) for s in seeds])
   tiers = list(e.warm_starts) if method.uses_warm_start else [NO_TIER]
   # Environment b of the batch: tier b // (n_tasks eps), task (b // eps) % n_tasks.
   task_index = np.tile(np.repeat(np.arange(n_tasks), eps), len(tiers))
@@ -83,42 +120,52 @@ def run_method(config, workdir: str, method, family: TaskFamily, split: str, *,
     return (ep if keep_episodes else ep.returns), finite
 
   t0 = time.time()
-  over_eval_seeds = jax.vmap(one, in_axes=(None, 0))
-  if jax.tree.leaves(policy.params):  # vmapped over the training seeds' stacked params too
-    out = jax.jit(jax.vmap(over_eval_seeds, in_axes=(0, None)))(policy, eval_keys)
+  run = jax.vmap(one, in_axes=(None, 0))  # evaluation seeds
+  if jax.tree.leaves(policy.params):  # the training seeds' stacked params
+    run = jax.vmap(run, in_axes=(0, None))
+    if fields:  # and the settings'
+      run = jax.vmap(run, in_axes=(0, None))
+    out = jax.jit(run)(policy, eval_keys)
   else:  # nothing trained: a training-seed axis of one
-    out = jax.tree.map(lambda x: x[None], jax.jit(over_eval_seeds)(policy, eval_keys))
+    out = jax.tree.map(lambda x: x[None], jax.jit(run)(policy, eval_keys))
+  if not fields:
+    out = jax.tree.map(lambda x: x[None], out)  # a settings axis of one
   out, finite = jax.device_get(jax.block_until_ready(out))
-  returns = np.asarray(out.returns if keep_episodes else out)  # [S_train, S_eval, B]
-  print(f'[eval/{split}] {method.name}: {len(seeds)} training seeds x {e.num_eval_seeds} '
-        f'evaluation seeds x {len(tiers)} tiers x {n_tasks} tasks x {eps} episodes in one program, '
-        f'{time.time() - t0:.1f}s (with compile)', flush=True)
+  returns = np.asarray(out.returns if keep_episodes else out)  # [S_set, S_train, S_eval, B]
+  swept = f'{len(settings)} settings x ' if fields else ''
+  print(f'[eval/{split}] {method.name}: {swept}{len(seeds)} training seeds x '
+        f'{e.num_eval_seeds} evaluation seeds x {len(tiers)} tiers x {n_tasks} tasks x {eps} '
+        f'episodes in one program, {time.time() - t0:.1f}s (with compile)', flush=True)
   if not np.all(finite):
     bad = np.argwhere(~np.asarray(finite))
-    i, j, b = bad[0]
+    h, i, j, b = bad[0]
     task_id = int(np.asarray(tasks.task_id)[task_index[b]])
+    where = f'setting {settings[h]}, ' if fields else ''
     raise FloatingPointError(
         f'{method.name} on {split}: non-finite actions or returns in {len(bad)} of '
-        f'{finite.size} episodes; the first: warm start {tiers[b // (n_tasks * eps)]!r}, task '
-        f'{task_id}, training seed {seeds[i]}, evaluation seed {j}. Check the planner settings '
-        '(guide_scale, noise_scale, cfg_weight) and the trained stages.')
-  shaped = returns.reshape(returns.shape[:2] + (len(tiers), n_tasks, eps))
-  per_tier = {t: shaped[:, :, i] for i, t in enumerate(tiers)}
-  episodes = jax.tree.map(lambda x: x[0, 0], out) if keep_episodes else None
+        f'{finite.size} episodes; the first: {where}warm start {tiers[b // (n_tasks * eps)]!r}, '
+        f'task {task_id}, training seed {seeds[i]}, evaluation seed {j}. Check the planner '
+        'settings (guide_scale, noise_scale, cfg_weight) and the trained stages.')
+  shaped = returns.reshape(returns.shape[:3] + (len(tiers), n_tasks, eps))
+  per_tier = {(t, sweep_key(st)): shaped[h, :, :, i] for h, st in enumerate(settings)
+              for i, t in enumerate(tiers)}
+  episodes = jax.tree.map(lambda x: x[0, 0, 0], out) if keep_episodes else None
   return per_tier, episodes
 
 
 def make_records(family: TaskFamily, split: str, per_method: dict, *, oracle: str,
                  random: str, trained: dict) -> list[dict]:
-  """One row per (method, tier) from `{(method, tier): returns [S_train, S_eval, tasks, eps]}`."""
-  r_or = float(np.mean(per_method[(oracle, NO_TIER)]))
-  r_ra = float(np.mean(per_method[(random, NO_TIER)]))
+  """One row per (method, tier, sweep setting) from
+  `{(method, tier, sweep_key): returns [S_train, S_eval, tasks, eps]}`."""
+  r_or = float(np.mean(per_method[(oracle, NO_TIER, sweep_key({}))]))
+  r_ra = float(np.mean(per_method[(random, NO_TIER, sweep_key({}))]))
   records = []
-  for (name, tier), returns in per_method.items():
+  for (name, tier, key), returns in per_method.items():
     mean = float(np.mean(returns))
     lo, hi = stats.interval(returns)
     records.append(dict(
-        family=family.name, split=split, method=name, warm_start=tier, mean_return=mean,
+        family=family.name, split=split, method=name, warm_start=tier, sweep=json.loads(key),
+        mean_return=mean,
         std_return=float(np.std(returns.mean(axis=(0, 1, 3)))),  # across tasks (the paper's ±)
         return_ci_low=lo, return_ci_high=hi, oracle_return=r_or, random_return=r_ra,
         normalized_score=float(stats.normalized(mean, r_or, r_ra)),
@@ -130,10 +177,16 @@ def make_records(family: TaskFamily, split: str, per_method: dict, *, oracle: st
   return records
 
 
+def sweep_tag(settings: list[dict]) -> str:
+  """`'sweep-dynamics_weight'` for a sweep over `dynamics_weight` ('' without a sweep): a sweep's
+  results go to their own folder, beside the split's main evaluation."""
+  return 'sweep-' + '-'.join(settings[0]) if settings != [{}] else ''
+
+
 def evaluate(config, workdir: str, methods: Sequence, *, split: str = 'test') -> list[dict]:
   """Evaluates `methods` (`mdx.methods.Method`) on `split`; writes `WORKDIR/eval/{split}/`
-  (`results.json`, `per_task_returns.json`, `table.txt`, plots, the methods' analyses) and
-  returns the records.
+  (`results.json`, `per_task_returns.json`, `table.txt`, plots, the methods' analyses; a sweep
+  `config.eval.sweep` to `eval/{split}-sweep-<fields>/`) and returns the records.
 
   Raises:
     FloatingPointError: a method's actions or returns are not finite (naming the method, the
@@ -147,34 +200,41 @@ def evaluate(config, workdir: str, methods: Sequence, *, split: str = 'test') ->
     if ref not in [m.name for m in wanted]:
       raise ValueError(f'evaluate needs the reference method {ref!r} (config.eval.oracle / '
                        f'config.eval.random) among the methods, got {[m.name for m in wanted]}')
-  out = layout.eval_dir(workdir, split)
+  sweep = parse_sweep(e.sweep)
+  out = layout.eval_dir(workdir, split, sweep_tag(sweep))
   marker = os.path.join(out, 'results.json')
   if os.path.exists(marker):  # the old marker goes first: a kill below leaves no stale "done"
     os.replace(marker, marker + '.previous')
   per_method, episodes = {}, {}
   for method in wanted:
-    per_tier, eps = run_method(config, workdir, method, family, split, keep_episodes=True)
-    for tier, returns in per_tier.items():
-      per_method[(method.name, tier)] = returns
+    swept = sweep != [{}] and set(sweep[0]) <= set(method.sweepable)
+    per_tier, eps = run_method(config, workdir, method, family, split, keep_episodes=True,
+                               settings=sweep if swept else ({},))
+    for (tier, key), returns in per_tier.items():
+      per_method[(method.name, tier, key)] = returns
     episodes[method.name] = eps
   records = make_records(family, split, per_method, oracle=e.oracle, random=e.random,
                          trained={m.name: bool(m.stages) for m in wanted})
-  detail = {f'{m}/{t}': np.asarray(r).tolist() for (m, t), r in per_method.items()}
+  detail = {f'{m}/{t}' + ('' if k == sweep_key({}) else f'/{k}'): np.asarray(r).tolist()
+            for (m, t, k), r in per_method.items()}
   io.write_json(os.path.join(out, 'per_task_returns.json'), detail)
   table = format_table(records)
   io.write_atomic(os.path.join(out, 'table.txt'), table + '\n')
   try:
     from mdx.evaluation import plots  # pylint: disable=g-import-not-at-top
-    plots.plot_all(out, family, family.split_tasks(split), per_method, episodes,
+    first = {}  # the plots show each method's first setting
+    for (m, t, _), r in per_method.items():
+      first.setdefault((m, t), r)
+    plots.plot_all(out, family, family.split_tasks(split), first, episodes,
                    tiers=list(e.warm_starts), episodes_per_task=int(e.episodes_per_task))
   except Exception as err:  # plotting must never lose the results  # pylint: disable=broad-except
     print(f'[eval] plots skipped: {type(err).__name__}: {err}', flush=True)
   for method in wanted:
-    for analysis in method.analyses:
+    for analysis in method.analyses if sweep == [{}] else ():  # a sweep: the returns only
       analysis(config, workdir, split, out)
   provenance.write_evaluation(config, workdir, split,
                               list(dict.fromkeys(s for m in wanted for s in m.stages)),
-                              config.train_seeds)
+                              config.train_seeds, sweep_tag(sweep))
   io.write_json(marker, records)  # last: the evaluation's completion marker
   print(table, flush=True)
   return records
@@ -184,22 +244,24 @@ def format_table(records: list[dict]) -> str:
   """The paper's layout: one row per method, one column per warm-start tier,
   `mean return (normalized score [95% interval])`."""
   tiers = [t for t in mdata.TIERS if any(r['warm_start'] == t for r in records)]
-  methods = list(dict.fromkeys(r['method'] for r in records))
+  label = lambda r: r['method'] + ''.join(f' {k}={v:g}' for k, v in r.get('sweep', {}).items())
+  methods = list(dict.fromkeys(label(r) for r in records))
   first = records[0] if records else {}
   cell = lambda r: (f"{r['mean_return']:.2f} ({r['normalized_score']:.2f} "
                     f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}])")
-  width = 30
+  width, name = 30, max([14] + [len(m) + 2 for m in methods])
   lines = [f"{first.get('family', '')}, {first.get('split', '')} split: mean return "
            '(normalized score [95% bootstrap interval])',
-           f"{'method':<14}" + ''.join(f'{"warm start: " + t:<{width}}' for t in tiers) + 'seeds']
+           f"{'method':<{name}}" + ''.join(f'{"warm start: " + t:<{width}}' for t in tiers)
+           + 'seeds']
   for m in methods:
-    rows = {r['warm_start']: r for r in records if r['method'] == m}
+    rows = {r['warm_start']: r for r in records if label(r) == m}
     any_row = next(iter(rows.values()))
     seeds = f"train {any_row['num_train_seeds']}, eval {any_row['num_eval_seeds']}"
     if NO_TIER in rows:
-      lines.append(f'{m:<14}{cell(rows[NO_TIER]):<{width}}'
+      lines.append(f'{m:<{name}}{cell(rows[NO_TIER]):<{width}}'
                    + ' ' * (width * (len(tiers) - 1)) + seeds)
     else:
-      lines.append(f'{m:<14}' + ''.join(f'{cell(rows[t]) if t in rows else "-":<{width}}'
-                                        for t in tiers) + seeds)
+      lines.append(f'{m:<{name}}' + ''.join(f'{cell(rows[t]) if t in rows else "-":<{width}}'
+                                            for t in tiers) + seeds)
   return '\n'.join(lines)

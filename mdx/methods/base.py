@@ -52,3 +52,6 @@ class Method:
   uses_warm_start: bool = False
   analyses: tuple[Callable[[Config, str, str, str], None], ...] = ()
   description: str = ''
+  # Fields of `config.planner` an evaluation sweep may vary in one program: called with
+  # `make_policy(..., traced=fields)`, the policy reads them from `params['knobs'][field]`.
+  sweepable: tuple[str, ...] = ()

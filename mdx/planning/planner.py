@@ -88,9 +88,10 @@ class PlanConfig:
 
 
 def _finite(v) -> bool:
-  """False for a non-finite Python number; True otherwise (a traced lambda is checked by whoever
-  made it: the Figure-3 replay vmaps `dynamics_weight`)."""
-  return not isinstance(v, (int, float)) or bool(np.isfinite(v))
+  """False for a non-finite Python number; True otherwise (a traced knob is checked by whoever
+  made it: the Figure-3 replay and evaluation sweeps vmap `dynamics_weight`, `guide_scale`,
+  `cfg_weight` and `noise_scale`, `mdx.methods.metadiffuser.policy.SWEEPABLE`)."""
+  return not sampling.is_number(v) or bool(np.isfinite(v))
 
 
 @struct.dataclass
@@ -145,7 +146,8 @@ def plan(params: Params, rng: jax.Array, obs: jax.Array, context: jax.Array,
   batch, obs_dim = obs.shape
   n, horizon = config.num_candidates, config.horizon
   act_dim = normalizer.act_lo.shape[-1]
-  use_guide = guide_fn is not None and config.guide_scale != 0.0
+  use_guide = guide_fn is not None and not (sampling.is_number(config.guide_scale)
+                                            and config.guide_scale == 0.0)
 
   flat = lambda x: x.reshape((batch * n,) + x.shape[2:])  # [B, N, ...] -> [BN, ...]
   obs_n = flat(jnp.repeat(nz.normalize_obs(normalizer, obs)[:, None], n, axis=1))

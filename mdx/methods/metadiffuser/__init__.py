@@ -25,6 +25,7 @@ UDIFFUSER_STAGE = Stage(
 
 METADIFFUSER = Method(name='MetaDiffuser', make_policy=policy.make_policy,
                       stages=(CONTEXT_STAGE, DIFFUSION_STAGE), uses_warm_start=True,
+                      sweepable=policy.SWEEPABLE,
                       analyses=(figure3.plan_vs_reached,),
                       description='context-conditioned diffusion planning with the dual guide')
 UDIFFUSER = Method(name='UDiffuser', make_policy=policy.make_udiffuser_policy,

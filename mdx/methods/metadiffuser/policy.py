@@ -10,6 +10,8 @@ one plan per state.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 
@@ -74,8 +76,14 @@ def infer_contexts(encode_fn, warm: mdata.Trajectories, rng: jax.Array, *, histo
   return encode_fn(windows)
 
 
+# Planner knobs that change no shapes: an evaluation sweep (`config.eval.sweep`) runs several
+# values as one more vmapped axis, reading them from `params['knobs']`.
+SWEEPABLE = ('dynamics_weight', 'guide_scale', 'cfg_weight', 'noise_scale')
+
+
 def planner_policy(config, context_model, net, params, pconfig: PlanConfig) -> Policy:
-  """MetaDiffuser's `Policy` from its networks and `params = {'context', 'denoiser', 'norm'}`."""
+  """MetaDiffuser's `Policy` from its networks and `params = {'context', 'denoiser', 'norm'}`
+  (and `'knobs'`: `{field: value}` of `SWEEPABLE` fields that replace `pconfig`'s, traced)."""
   c = config.context
   denoise_fn, guide_fn = make_denoise_fn(net), make_guide_fn(context_model)
 
@@ -88,20 +96,25 @@ def planner_policy(config, context_model, net, params, pconfig: PlanConfig) -> P
     return infer_contexts(encode, warm, rng, history=c.history, num_context=c.num_context)
 
   def act(params, z, obs, rng):
+    knobs = params.get('knobs', {})
     out = plan(params, rng, obs, z, denoise_fn, guide_fn, normalizer=params['norm'],
-               config=pconfig)
+               config=dataclasses.replace(pconfig, **knobs) if knobs else pconfig)
     return out.action, z, {'plan_states': out.states, 'plan_actions': out.actions,
                            'value': out.value, 'discrepancy': out.discrepancy}
   return Policy(params=params, init_fn=init, act_fn=act)
 
 
-def make_policy(config, workdir, seed, family, **plan_overrides) -> Policy:
-  """MetaDiffuser of training seed `seed` in `workdir`, as the evaluation runs it."""
+def make_policy(config, workdir, seed, family, *, traced: tuple[str, ...] = (),
+                **plan_overrides) -> Policy:
+  """MetaDiffuser of training seed `seed` in `workdir`, as the evaluation runs it; the planner
+  fields `traced` (of `SWEEPABLE`) are read from `params['knobs']` (an evaluation sweep)."""
   context_model, context_params, norm = ctx_stage.load_context(config, workdir, seed, family)
   net, den_params = den_stage.load_denoiser(config, workdir, seed, family)
   params = {'context': context_params, 'denoiser': den_params, 'norm': norm}
-  return planner_policy(config, context_model, net, params,
-                        plan_config(config, **plan_overrides))
+  pconfig = plan_config(config, **plan_overrides)
+  if traced:
+    params['knobs'] = {f: jnp.asarray(getattr(pconfig, f), jnp.float32) for f in traced}
+  return planner_policy(config, context_model, net, params, pconfig)
 
 
 def make_udiffuser_policy(config, workdir, seed, family) -> Policy:
