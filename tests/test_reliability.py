@@ -285,3 +285,14 @@ def test_a_killed_evaluation_leaves_no_completion_marker(test_config, data_workd
   with pytest.raises(KeyboardInterrupt):
     evaluate(test_config, workdir, refs + [dying], split='validation')
   assert not os.path.exists(marker) and os.path.exists(marker + '.previous')
+
+
+def test_collect_refuses_data_of_another_behaviour_policy(test_config, data_workdir, tmp_path,
+                                                          monkeypatch):
+  from mdx.data import policies  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path)
+  shutil.copytree(os.path.join(data_workdir, 'data'), os.path.join(workdir, 'data'))
+  monkeypatch.setattr(policies, 'MEDIUM_EPSILON', 0.3)  # the medium tier's noise changed
+  with pytest.raises(DatasetError, match=r"behaviour: 'epsilon_greedy\(0.5, optimal\)' in "
+                     r"meta.json, 'epsilon_greedy\(0.3, optimal\)' in this config"):
+    collect_datasets(test_config, workdir, family_from_config(test_config))

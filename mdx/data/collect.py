@@ -88,7 +88,8 @@ def collect_datasets(config, workdir: str, family: TaskFamily) -> list[str]:
                           act_dim=family.act_dim, task_dim=family.task_dim,
                           source=f'the collected {split}/{tier} data', bounds=bounds(family))
     meta = dict(family=family.name, split=split, tier=tier, seed=int(config.seed),
-                collection_index=index, env=_env(config))
+                collection_index=index, env=_env(config),
+                behaviour=policies.behaviour_id(family, tier))
     trajectories.save(path, data, meta)
     print(f'[collect] {split}/{tier}: {data.num_tasks} tasks x {episodes} episodes, '
           f'mean return {data.returns().mean():.3f}', flush=True)
@@ -118,14 +119,15 @@ def remove_stale_temporaries(data_dir: str) -> None:
 def check_meta(config, workdir: str, family: TaskFamily, split: str, tier: str,
                episodes: int) -> None:
   """Raises `DatasetError` when a kept dataset's `meta.json` contradicts the config (family,
-  seed, environment overrides, tasks, episode counts and length)."""
+  seed, environment overrides, tasks, episode counts and length) or the behaviour policy (its
+  noise, the expert checkpoint's hash). Fields an older `meta.json` lacks are not compared."""
   path = layout.dataset_dir(workdir, split, tier)
   with open(os.path.join(path, trajectories.META_FILE)) as f:
     meta = json.load(f)
   want = dict(family=family.name, split=split, tier=tier, seed=int(config.seed),
               episodes_per_task=int(episodes), episode_length=int(family.episode_length),
               task_ids=[int(i) for i in np.asarray(family.split_tasks(split).task_id)],
-              env=_env(config))
+              env=_env(config), behaviour=policies.behaviour_id(family, tier))
   diffs = [f'{k}: {meta.get(k, "absent")!r} in meta.json, {v!r} in this config'
            for k, v in want.items() if k in meta and meta[k] != v]
   if diffs:

@@ -46,6 +46,20 @@ def epsilon_greedy(family: TaskFamily, base: BehaviourFn, epsilon: float) -> Beh
   return policy
 
 
+def behaviour_id(family: TaskFamily, tier: str) -> str:
+  """What generates `tier`'s data, as recorded in a dataset's `meta.json` (and compared by
+  `collect` when it keeps a dataset): the rule and its noise, or the expert checkpoint's hash."""
+  if tier == 'random':
+    return 'uniform'
+  if hasattr(family, 'optimal_action'):
+    return 'optimal' if tier == 'expert' else f'epsilon_greedy({MEDIUM_EPSILON}, optimal)'
+  import hashlib  # pylint: disable=g-import-not-at-top
+  from mdx import experts  # pylint: disable=g-import-not-at-top
+  params_path, _ = experts.paths(family.name, tier)
+  digest = hashlib.sha256(params_path.read_bytes()).hexdigest()[:16]
+  return f'{params_path.name} sha256:{digest}'
+
+
 def behaviour_policy(family: TaskFamily, tier: str) -> BehaviourFn:
   """The behaviour policy of `tier` ('expert', 'medium' or 'random') for `family`."""
   if tier not in TIERS:
