@@ -109,7 +109,8 @@ def test_pipeline_end_to_end(test_config, data_workdir):
   by = {(r['method'], r['warm_start']): r for r in records}
   assert set(by) == {('Oracle', 'n/a'), ('Random', 'n/a'), ('UDiffuser', 'n/a'),
                      ('MetaDiffuser', 'expert'), ('MetaDiffuser', 'random'),
-                     ('PromptDT', 'expert'), ('PromptDT', 'random')}
+                     ('PromptDT', 'expert'), ('PromptDT', 'random'), ('Ours+GT', 'n/a'),
+                     ('MetaDiffuser-NoGuide', 'expert'), ('MetaDiffuser-NoGuide', 'random')}
   assert by[('Oracle', 'n/a')]['normalized_score'] == pytest.approx(1.0)
   assert by[('Random', 'n/a')]['normalized_score'] == pytest.approx(0.0)
   r = by[('MetaDiffuser', 'expert')]
@@ -161,7 +162,7 @@ def test_no_key_is_both_split_and_folded_in(test_config, data_workdir, monkeypat
   data, tiers = ctx_stage.context_training_data(test_config, loaded)
   model = ctx_stage.build_context_model(test_config, family)
   cstate = ctx_stage.init_context_state(test_config, family, norm, jax.random.PRNGKey(0))
-  encode = lambda w: model.apply(cstate.params, norm, w, method=model.encode)
+  encode = lambda seg: model.apply(cstate.params, norm, seg.context, method=model.encode)
   dstate = den_stage.init_denoiser_state(test_config, family, jax.random.PRNGKey(0))
   steps = [(ctx_stage.make_context_step(test_config, family, data, norm, tiers), cstate),
            (den_stage.make_diffusion_step(test_config, family, loaded['expert'], norm, encode,
@@ -177,3 +178,24 @@ def test_no_key_is_both_split_and_folded_in(test_config, data_workdir, monkeypat
     assert len(consumed) >= 4  # the trace ran (jit caches would skip the Python body)
     ids = [id(k) for k in consumed]
     assert len(ids) == len(set(ids)), 'a key was consumed twice'
+
+
+def test_ours_gt_contexts_reach_the_denoiser(test_config, data_workdir):
+  """Ours+GT's z is the task's standardized parameter vector (train tasks: mean 0, std 1), it
+  needs no warm-start data, and the plan changes with the task parameters."""
+  from mdx import methods  # pylint: disable=g-import-not-at-top
+  gt = methods.get_method('Ours+GT')
+  for stage in gt.stages:  # trained by the end-to-end test (a finished stage returns at once)
+    stage.train(test_config, data_workdir, 0)
+  family = family_from_config(test_config)
+  train_z = ctx_stage.gt_contexts(family, family.train_tasks().params)
+  np.testing.assert_allclose(train_z.mean(0), 0.0, atol=1e-5)
+  np.testing.assert_allclose(train_z.std(0), 1.0, atol=1e-4)
+  policy = gt.make_policy(test_config, data_workdir, 0, family)
+  tasks = family.split_tasks('validation')
+  z = policy.init(jax.random.PRNGKey(0), tasks, None)
+  np.testing.assert_allclose(z, ctx_stage.gt_contexts(family, tasks.params), atol=1e-6)
+  obs = jnp.zeros((tasks.task_id.shape[0], family.obs_dim))
+  act = jax.jit(lambda z: policy.act(z, obs, jax.random.PRNGKey(1))[0])
+  moved = ctx_stage.gt_contexts(family, -tasks.params)  # the mirrored goals
+  assert float(jnp.abs(act(z) - act(moved)).max()) > 1e-3

@@ -16,6 +16,8 @@ from mdx.methods.base import Method, Stage
 
 REGISTRY: dict[str, Method] = {m.name: m for m in (
     metadiffuser.METADIFFUSER,
+    metadiffuser.NO_GUIDE,
+    metadiffuser.OURS_GT,
     metadiffuser.UDIFFUSER,
     prompt_dt.PROMPT_DT,
     oracle.ORACLE,

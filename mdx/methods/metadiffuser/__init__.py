@@ -28,8 +28,32 @@ METADIFFUSER = Method(name='MetaDiffuser', make_policy=policy.make_policy,
                       sweepable=policy.SWEEPABLE,
                       analyses=(figure3.plan_vs_reached,),
                       description='context-conditioned diffusion planning with the dual guide')
+GT_CONTEXT_STAGE = Stage(
+    name=context.GT_STAGE,
+    train=lambda config, workdir, seed: context.train_context(config, workdir, seed, gt=True),
+    num_train_steps=lambda config: config.context.num_train_steps, reads=('context',))
+GT_DIFFUSION_STAGE = Stage(
+    name=denoiser.GT_STAGE,
+    train=lambda config, workdir, seed: denoiser.train_denoiser(config, workdir, seed, gt=True),
+    num_train_steps=lambda config: config.diffusion.num_train_steps,
+    reads=('context', 'diffusion'), after=(context.GT_STAGE,))
+# Table 3's upper reference: the true task parameters as the context, everywhere.
+OURS_GT = Method(name='Ours+GT', make_policy=policy.make_gt_policy,
+                 stages=(GT_CONTEXT_STAGE, GT_DIFFUSION_STAGE), sweepable=policy.SWEEPABLE,
+                 description='MetaDiffuser with the true task parameters as its context')
+
+
+def _no_guide_policy(config, workdir, seed, family):
+  return policy.make_policy(config, workdir, seed, family, guide_scale=0.0, num_candidates=1)
+
+
+# The ablation that separates what the context does from what the dual guide does (issue 13):
+# the same trained stages, CFG only, one plan per state.
+NO_GUIDE = Method(name='MetaDiffuser-NoGuide', make_policy=_no_guide_policy,
+                  stages=(CONTEXT_STAGE, DIFFUSION_STAGE), uses_warm_start=True,
+                  description='MetaDiffuser without the dual guide: CFG only, one candidate')
 UDIFFUSER = Method(name='UDiffuser', make_policy=policy.make_udiffuser_policy,
                    stages=(UDIFFUSER_STAGE,),
                    description='MetaDiffuser without a context: an unconditional diffusion planner')
 
-__all__ = ['METADIFFUSER', 'UDIFFUSER', 'context', 'denoiser', 'figure3', 'policy']
+__all__ = ['METADIFFUSER', 'NO_GUIDE', 'OURS_GT', 'UDIFFUSER', 'context', 'denoiser', 'figure3', 'policy']

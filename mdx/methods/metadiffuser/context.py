@@ -21,14 +21,25 @@ from mdx.envs import TaskFamily, family_from_config
 from mdx.nets import ContextModel
 from mdx.training import TrainState, load_params, train
 
-STAGE = 'context'
+STAGE, GT_STAGE = 'context', 'gt_context'
 
 
-def build_context_model(config, family: TaskFamily) -> ContextModel:
+def build_context_model(config, family: TaskFamily, *, gt: bool = False) -> ContextModel:
+  """E_phi, R_psi, P_omega; with `gt` (Ours+GT, Table 3) z is the task's normalized parameter
+  vector (`gt_contexts`), so R and P take `task_dim` context entries (the encoder is unused)."""
   c = config.context
   return ContextModel(obs_dim=family.obs_dim, act_dim=family.act_dim,
-                      context_dim=c.context_dim, encoder_hidden=tuple(c.encoder_hidden),
-                      model_hidden=tuple(c.model_hidden))
+                      context_dim=family.task_dim if gt else c.context_dim,
+                      encoder_hidden=tuple(c.encoder_hidden), model_hidden=tuple(c.model_hidden))
+
+
+def gt_contexts(family: TaskFamily, params: jax.Array) -> jax.Array:
+  """Ours+GT's context: task parameters `[..., task_dim]` standardized by the training tasks'
+  mean and std (a fixed map, so the test tasks' contexts come from the same one)."""
+  train = jnp.asarray(family.train_tasks().params)
+  shape = (1,) * (params.ndim - 1) + (-1,)
+  mean, std = train.mean(0).reshape(shape), (train.std(0) + 1e-6).reshape(shape)
+  return (params - mean) / std
 
 
 def adam(lr: float, decay_steps: int | None = None) -> optax.GradientTransformation:
@@ -38,8 +49,8 @@ def adam(lr: float, decay_steps: int | None = None) -> optax.GradientTransformat
   return optax.adam(lr)
 
 
-def init_context_state(config, family, norm, rng) -> TrainState:
-  model = build_context_model(config, family)
+def init_context_state(config, family, norm, rng, *, gt: bool = False) -> TrainState:
+  model = build_context_model(config, family, gt=gt)
   c = config.context
   row = 2 * family.obs_dim + family.act_dim + 1
   params = model.init(rng, norm, jnp.zeros((1, c.num_context, c.history, row)),
@@ -53,7 +64,7 @@ def masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
   return jnp.sum(jnp.where(m, x, 0.0)) / jnp.maximum(jnp.sum(m), 1)
 
 
-def context_loss(model: ContextModel, params, norm, seg: mdata.Segments):
+def context_loss(model: ContextModel, params, norm, seg: mdata.Segments, gt_z=None):
   """Eq. 1 as Gaussian log-likelihoods with unit variance: MSE of the normalized reward and the
   normalized state delta of transitions of the same task, given z from the history windows,
   over the window's valid steps only.
@@ -61,7 +72,10 @@ def context_loss(model: ContextModel, params, norm, seg: mdata.Segments):
   DESIGN: the predicted transitions come from a window drawn independently of the context
   histories (same task, any episode), so the encoder must carry task information rather than copy
   the rewards of the very transitions it is asked to predict."""
-  z = model.apply(params, norm, seg.context, method=ContextModel.encode)[:, None, :]
+  if gt_z is None:
+    z = model.apply(params, norm, seg.context, method=ContextModel.encode)[:, None, :]
+  else:  # Ours+GT: the segment's task parameters, normalized (`gt_z [num_tasks, task_dim]`)
+    z = gt_z[seg.task_index][:, None, :]
   r_hat = model.apply(params, norm, seg.states, seg.actions, z,
                       method=ContextModel.reward_normalized)
   d_hat = model.apply(params, norm, seg.states, seg.actions, z,
@@ -73,10 +87,11 @@ def context_loss(model: ContextModel, params, norm, seg: mdata.Segments):
   return loss, {'loss': loss, 'reward_mse': r_loss, 'dynamics_mse': d_loss}
 
 
-def make_context_step(config, family, data, norm, tier_episodes):
+def make_context_step(config, family, data, norm, tier_episodes, *, gt_z=None):
   """The jitted update of the context model. Every sample's histories come from one data tier
-  (`tier_episodes`: episodes per tier of `data`), as a test context comes from one tier."""
-  model = build_context_model(config, family)
+  (`tier_episodes`: episodes per tier of `data`), as a test context comes from one tier. With
+  `gt_z` (`[num_tasks, task_dim]`, Ours+GT) R and P are conditioned on it instead of E_phi's z."""
+  model = build_context_model(config, family, gt=gt_z is not None)
   c = config.context
 
   @functools.partial(jax.jit, donate_argnums=0)
@@ -84,7 +99,7 @@ def make_context_step(config, family, data, norm, tier_episodes):
     seg = mdata.sample_segments(rng, data, c.batch_size, history=c.history,
                                 horizon=c.target_window, num_context=c.num_context,
                                 context_blocks=tier_episodes)
-    grads, metrics = jax.grad(lambda p: context_loss(model, p, norm, seg),
+    grads, metrics = jax.grad(lambda p: context_loss(model, p, norm, seg, gt_z),
                               has_aux=True)(state.params)
     metrics = dict(metrics, grad_norm=optax.global_norm(grads))
     return state.apply_gradients(grads, ema_decay=c.ema_decay), metrics
@@ -103,30 +118,36 @@ def context_training_data(config, loaded):
   return mdata.concat_episodes(datasets), tuple(d.episodes_per_task for d in datasets)
 
 
-def normalizer_path(workdir: str, seed: int) -> str:
-  return os.path.join(layout.stage_dir(workdir, STAGE, seed), 'normalizer.npz')
+def normalizer_path(workdir: str, seed: int, *, gt: bool = False) -> str:
+  return os.path.join(layout.stage_dir(workdir, GT_STAGE if gt else STAGE, seed),
+                      'normalizer.npz')
 
 
-def train_context(config: ml_collections.ConfigDict, workdir: str, seed: int) -> TrainState:
-  """Trains E_phi, R_psi, P_omega of training seed `seed` (tiers `config.context.tiers`)."""
+def train_context(config: ml_collections.ConfigDict, workdir: str, seed: int, *,
+                  gt: bool = False) -> TrainState:
+  """Trains E_phi, R_psi, P_omega of training seed `seed` (tiers `config.context.tiers`); with
+  `gt`, R and P on the true task parameters (stage `gt_context`, Ours+GT)."""
   family = family_from_config(config)
   loaded = load_train_tiers(workdir, family, ('expert', *config.context.tiers))
   norm = mdata.init_normalizer(loaded['expert'])
-  nz.save_normalizer(normalizer_path(workdir, seed), norm)
+  nz.save_normalizer(normalizer_path(workdir, seed, gt=gt), norm)
   data, tier_episodes = context_training_data(config, loaded)
   init_rng, train_rng = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), 1))
-  state = init_context_state(config, family, norm, init_rng)
-  return train(layout.stage_dir(workdir, STAGE, seed), state,
-               make_context_step(config, family, jax.device_put(data), norm, tier_episodes),
+  state = init_context_state(config, family, norm, init_rng, gt=gt)
+  gt_z = gt_contexts(family, jnp.asarray(data.task_params)) if gt else None
+  name = GT_STAGE if gt else STAGE
+  return train(layout.stage_dir(workdir, name, seed), state,
+               make_context_step(config, family, jax.device_put(data), norm, tier_episodes,
+                                 gt_z=gt_z),
                train_rng, num_steps=config.context.num_train_steps, log_every=config.log_every,
-               checkpoint_every=config.checkpoint_every, name=f'context/seed_{seed}',
+               checkpoint_every=config.checkpoint_every, name=f'{name}/seed_{seed}',
                hparams=config.context.to_dict())
 
 
-def load_context(config, workdir: str, seed: int, family=None):
+def load_context(config, workdir: str, seed: int, family=None, *, gt: bool = False):
   """`(context_model, params (EMA), normalizer)` of a trained context stage."""
   family = family or family_from_config(config)
-  norm = nz.load_normalizer(normalizer_path(workdir, seed))
-  template = init_context_state(config, family, norm, jax.random.PRNGKey(0))
-  params = load_params(layout.checkpoint_dir(workdir, STAGE, seed), template)
-  return build_context_model(config, family), params, norm
+  norm = nz.load_normalizer(normalizer_path(workdir, seed, gt=gt))
+  template = init_context_state(config, family, norm, jax.random.PRNGKey(0), gt=gt)
+  params = load_params(layout.checkpoint_dir(workdir, GT_STAGE if gt else STAGE, seed), template)
+  return build_context_model(config, family, gt=gt), params, norm

@@ -24,11 +24,11 @@ from mdx.methods.metadiffuser import context as ctx_stage
 from mdx.nets import ContextModel, TemporalUNet
 from mdx.training import TrainState, load_params, train
 
-STAGE, UNCONDITIONAL_STAGE = 'diffusion', 'udiffuser'
+STAGE, UNCONDITIONAL_STAGE, GT_STAGE = 'diffusion', 'udiffuser', 'gt_diffusion'
 
 
-def stage_name(unconditional: bool) -> str:
-  return UNCONDITIONAL_STAGE if unconditional else STAGE
+def stage_name(unconditional: bool, gt: bool = False) -> str:
+  return UNCONDITIONAL_STAGE if unconditional else (GT_STAGE if gt else STAGE)
 
 
 def build_denoiser(config, family: TaskFamily, *, unconditional: bool = False) -> TemporalUNet:
@@ -38,20 +38,23 @@ def build_denoiser(config, family: TaskFamily, *, unconditional: bool = False) -
                       embed_hidden=d.embed_hidden, use_context=not unconditional)
 
 
-def init_denoiser_state(config, family, rng, *, unconditional=False) -> TrainState:
+def init_denoiser_state(config, family, rng, *, unconditional=False, gt=False) -> TrainState:
+  """With `gt` (Ours+GT) the context is the `task_dim` normalized task parameters, through the
+  same context embedding MLP."""
   net = build_denoiser(config, family, unconditional=unconditional)
   d = config.diffusion
+  dim = family.task_dim if gt else config.context.context_dim
   params = net.init(rng, jnp.zeros((1, d.horizon, family.obs_dim + family.act_dim)),
-                    jnp.zeros((1,), jnp.int32), jnp.zeros((1, config.context.context_dim)),
-                    jnp.ones((1,), bool))
+                    jnp.zeros((1,), jnp.int32), jnp.zeros((1, dim)), jnp.ones((1,), bool))
   return TrainState.create(params, ctx_stage.adam(d.learning_rate))
 
 
-def make_diffusion_step(config, family, data, norm, encode, *, unconditional=False,
+def make_diffusion_step(config, family, data, norm, label, *, unconditional=False,
                         context_data=None, context_tier_episodes=None):
-  """The jitted denoiser update. `encode(windows [B, n, h, row]) -> z [B, C]` labels each window
-  with its task's context (ignored when `unconditional`); the histories come from one tier of
-  `context_data` (`context_tier_episodes` episodes per tier), as at test."""
+  """The jitted denoiser update. `label(segments) -> z [B, C]` labels each window with its task's
+  context (the encoder on `segments.context`, or Ours+GT's task parameters; ignored when
+  `unconditional`); the histories come from one tier of `context_data`
+  (`context_tier_episodes` episodes per tier), as at test."""
   net = build_denoiser(config, family, unconditional=unconditional)
   d, c = config.diffusion, config.context
   sched = make_schedule(d.num_diffusion_steps)
@@ -65,7 +68,7 @@ def make_diffusion_step(config, family, data, norm, encode, *, unconditional=Fal
                                 horizon=d.horizon, num_context=c.num_context,
                                 context_data=context_data, context_blocks=context_tier_episodes)
     z = (jnp.zeros((d.batch_size, c.context_dim)) if unconditional
-         else jax.lax.stop_gradient(encode(seg.context)))
+         else jax.lax.stop_gradient(label(seg)))
     x0 = nz.normalize_traj(norm, seg.states, seg.actions)
     loss_fn = lambda p: denoising_loss(net.apply, p, sched, loss_rng, x0, z,
                                        obs_dim=family.obs_dim, context_dropout=dropout,
@@ -78,32 +81,37 @@ def make_diffusion_step(config, family, data, norm, encode, *, unconditional=Fal
 
 
 def train_denoiser(config: ml_collections.ConfigDict, workdir: str, seed: int, *,
-                   unconditional: bool = False) -> TrainState:
+                   unconditional: bool = False, gt: bool = False) -> TrainState:
   """Trains the denoiser of training seed `seed` on the windows of `config.diffusion.tiers`.
 
   DESIGN: z is computed from histories drawn from the task's data in `config.context.tiers`, all
   windows of one z from one tier, so the denoiser is trained on the contexts that warm-start data
-  of any quality produces at test time (paper, Section 5.4)."""
+  of any quality produces at test time (paper, Section 5.4). With `gt` (Ours+GT) z is the
+  window's task parameters, normalized (`context.gt_contexts`)."""
   family = family_from_config(config)
   tiers = tuple(config.diffusion.tiers)
   loaded = ctx_stage.load_train_tiers(workdir, family, ('expert', *tiers, *config.context.tiers))
+  data = jax.device_put(mdata.concat_episodes([loaded[t] for t in tiers]))
   if unconditional:
     norm = mdata.init_normalizer(loaded['expert'])  # the context stage's normalizer, recomputed
     nz.save_normalizer(os.path.join(layout.stage_dir(workdir, UNCONDITIONAL_STAGE, seed),
                                     'normalizer.npz'), norm)
-    encode = None
+    label = None
+  elif gt:
+    _, _, norm = ctx_stage.load_context(config, workdir, seed, family, gt=True)
+    gt_z = ctx_stage.gt_contexts(family, jnp.asarray(data.task_params))
+    label = lambda seg: gt_z[seg.task_index]
   else:
     model, params, norm = ctx_stage.load_context(config, workdir, seed, family)
-    encode = lambda w: model.apply(params, norm, w, method=ContextModel.encode)
-  data = jax.device_put(mdata.concat_episodes([loaded[t] for t in tiers]))
+    label = lambda seg: model.apply(params, norm, seg.context, method=ContextModel.encode)
   context_data, tier_episodes = ctx_stage.context_training_data(config, loaded)
   rng = jax.random.fold_in(jax.random.PRNGKey(seed), 3 if unconditional else 2)
   init_rng, train_rng = jax.random.split(rng)
-  state = init_denoiser_state(config, family, init_rng, unconditional=unconditional)
-  step = make_diffusion_step(config, family, data, norm, encode, unconditional=unconditional,
+  state = init_denoiser_state(config, family, init_rng, unconditional=unconditional, gt=gt)
+  step = make_diffusion_step(config, family, data, norm, label, unconditional=unconditional,
                              context_data=jax.device_put(context_data),
                              context_tier_episodes=tier_episodes)
-  name = stage_name(unconditional)
+  name = stage_name(unconditional, gt)
   steps = (config.udiffuser.num_train_steps if unconditional
            else config.diffusion.num_train_steps)
   return train(layout.stage_dir(workdir, name, seed), state, step, train_rng, num_steps=steps,
@@ -111,11 +119,14 @@ def train_denoiser(config: ml_collections.ConfigDict, workdir: str, seed: int, *
                name=f'{name}/seed_{seed}', hparams=config.diffusion.to_dict())
 
 
-def load_denoiser(config, workdir: str, seed: int, family=None, *, unconditional=False):
+def load_denoiser(config, workdir: str, seed: int, family=None, *, unconditional=False,
+                  gt=False):
   """`(net, params (EMA))` of a trained denoiser stage."""
   family = family or family_from_config(config)
-  template = init_denoiser_state(config, family, jax.random.PRNGKey(0), unconditional=unconditional)
-  params = load_params(layout.checkpoint_dir(workdir, stage_name(unconditional), seed), template)
+  template = init_denoiser_state(config, family, jax.random.PRNGKey(0),
+                                 unconditional=unconditional, gt=gt)
+  params = load_params(layout.checkpoint_dir(workdir, stage_name(unconditional, gt), seed),
+                       template)
   return build_denoiser(config, family, unconditional=unconditional), params
 
 

@@ -117,6 +117,22 @@ def make_policy(config, workdir, seed, family, *, traced: tuple[str, ...] = (),
   return planner_policy(config, context_model, net, params, pconfig)
 
 
+def make_gt_policy(config, workdir, seed, family, *, traced: tuple[str, ...] = ()) -> Policy:
+  """Ours+GT (Table 3) of training seed `seed`: MetaDiffuser's planner whose context, for the
+  denoiser and for the reward and dynamics models of the dual guide, is the task's true parameter
+  vector, normalized (`context.gt_contexts`). It reads no warm-start data."""
+  context_model, context_params, norm = ctx_stage.load_context(config, workdir, seed, family,
+                                                               gt=True)
+  net, den_params = den_stage.load_denoiser(config, workdir, seed, family, gt=True)
+  params = {'context': context_params, 'denoiser': den_params, 'norm': norm}
+  pconfig = plan_config(config)
+  if traced:
+    params['knobs'] = {f: jnp.asarray(getattr(pconfig, f), jnp.float32) for f in traced}
+  planner = planner_policy(config, context_model, net, params, pconfig)
+  return planner.replace(
+      init_fn=lambda p, rng, tasks, warm: ctx_stage.gt_contexts(family, tasks.params))
+
+
 def make_udiffuser_policy(config, workdir, seed, family) -> Policy:
   """UDiffuser of training seed `seed`: unconditional samples, no guide, one plan per state."""
   net, den_params = den_stage.load_denoiser(config, workdir, seed, family, unconditional=True)
