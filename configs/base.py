@@ -71,6 +71,15 @@ def get_config() -> ml_collections.ConfigDict:
   p.sampler = 'ddpm'  # 'ddpm' (all K steps) or 'ddim' (deterministic)
   p.num_sample_steps = 0  # DDIM only: steps of the K actually taken (0: all K)
 
+  v = config.cvae = ml_collections.ConfigDict()  # CVAE-Planner (mdx design; the paper has none)
+  v.latent_dim = 32  # u
+  v.hidden = (512, 512)  # encoder and decoder MLPs (Mish)
+  v.kl_weight = 0.5  # beta_KL of the ELBO
+  v.learning_rate = 2e-4  # Adam, as the denoiser's paper setting
+  v.batch_size = 32
+  v.num_train_steps = 200_000
+  v.ema_decay = 0.995
+
   t = config.prompt_dt = ml_collections.ConfigDict()  # Prompt-DT (reference: mxu34/prompt-dt)
   t.context_len = 20  # K: episode steps in the input (reference: 20)
   t.prompt_len = 5  # K*: prompt steps, the end of one episode of the task (reference: 5)
@@ -114,7 +123,13 @@ PROMPT_DT_RETURNS = {'point_robot': (0.0, 10.0), 'cheetah_vel': (0.0, 500.0),
 
 
 def prompt_dt_presets(config, preset: str) -> None:
-  """Prompt-DT's family returns and the `cpu` / `test` sizes (`paper` keeps the reference's)."""
+  """Prompt-DT's family returns and the `cpu` / `test` sizes (`paper` keeps the reference's);
+  the CVAE-Planner's sizes alike."""
+  v = config.cvae
+  if preset == 'cpu':
+    v.num_train_steps = 20_000  # a tenth of the `paper` preset's (an MLP: minutes on 2 cores)
+  elif preset == 'test':
+    v.latent_dim, v.hidden, v.num_train_steps = 4, (16,), 10
   t = config.prompt_dt
   t.target_return, t.return_scale = PROMPT_DT_RETURNS[config.family]
   if preset == 'cpu':

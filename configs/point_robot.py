@@ -69,8 +69,8 @@ def get_config(preset: str = 'cpu') -> ml_collections.ConfigDict:
     e.episodes_per_task = 1
     e.num_eval_seeds = 2
     e.warm_starts = ('expert', 'random')
-    e.methods = ('MetaDiffuser', 'MetaDiffuser-NoGuide', 'Ours+GT', 'UDiffuser', 'PromptDT',
-                 'Oracle', 'Random')
+    e.methods = ('MetaDiffuser', 'MetaDiffuser-NoGuide', 'Ours+GT', 'UDiffuser', 'CVAE-Planner',
+                 'PromptDT', 'Oracle', 'Random')
   else:
     raise ValueError(f"preset must be 'paper', 'cpu' or 'test', got {preset!r}")
   base.prompt_dt_presets(config, preset)

@@ -187,6 +187,15 @@ def check_config(config, family=None) -> None:
       c.fail(p + 'num_sample_steps', steps, "must be 0 with planner.sampler = 'ddpm' (DDPM runs "
              "every step; use 'ddim' for fewer)")
 
+  v = 'cvae.'
+  c.int(v + 'latent_dim', 1)
+  c.sizes(v + 'hidden')
+  c.real(v + 'kl_weight', 0)
+  c.real(v + 'learning_rate', 0, low_open=True)
+  c.int(v + 'batch_size', 1)
+  c.int(v + 'num_train_steps', 1)
+  c.real(v + 'ema_decay', 0, 1)
+
   t = 'prompt_dt.'
   c.int(t + 'context_len', 1)
   c.int(t + 'prompt_len', 1)
