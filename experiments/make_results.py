@@ -7,7 +7,8 @@
 `results_<split>.json`, `table_<split>.txt`, `plan_vs_reached_<split>.json` and the plots, plus
 `timings.json` and `config.json`. The README is then written from every `results/*/results_test.json`
 (validation results are listed but never put in the tables), with each family's `NOTES.md`
-(what was tried where a target is missed) appended verbatim. Nothing in it is typed by hand:
+(what was tried where a target is missed) appended verbatim, and `results/figure1.png` (the
+paper's Figure 1: normalized score per method and family). Nothing in it is typed by hand:
 `tests/test_results.py` checks that regenerating it reproduces the committed file exactly.
 """
 import json
@@ -39,6 +40,33 @@ PAPER = {
     'hopper_param': {'name': 'Hopper-Param', 'expert': (356.4, 16.9), 'medium': (337.0, 21.2),
                      'random': (319.6, 14.2), 'oracle': (429.6, 13.1)},
 }
+# The paper's other rows (Tables 1, 2, 3, 5), return mean ± std, by mdx method name and tier.
+PAPER_ROWS = {
+    'point_robot': {('CVAE-Planner', 'expert'): (-6.11, 0.71), ('PromptDT', 'expert'): (-5.04, 0.35),
+                    ('PromptDT', 'medium'): (-5.17, 0.29), ('PromptDT', 'random'): (-5.85, 0.32),
+                    ('UDiffuser', 'n/a'): (-7.48, 0.89), ('Ours+GT', 'n/a'): (-4.02, 0.13)},
+    'ant_dir': {('CVAE-Planner', 'expert'): (130.6, 41.3), ('PromptDT', 'expert'): (213.2, 29.1),
+                ('PromptDT', 'medium'): (154.7, 39.5), ('PromptDT', 'random'): (40.1, 16.3),
+                ('UDiffuser', 'n/a'): (53.2, 51.1), ('Ours+GT', 'n/a'): (282.9, 13.6)},
+    'cheetah_dir': {('CVAE-Planner', 'expert'): (759.4, 47.2),
+                    ('PromptDT', 'expert'): (931.7, 21.3), ('PromptDT', 'medium'): (922.6, 28.2),
+                    ('PromptDT', 'random'): (913.9, 30.8), ('UDiffuser', 'n/a'): (614.7, 63.5),
+                    ('Ours+GT', 'n/a'): (939.7, 15.7)},
+    'cheetah_vel': {('CVAE-Planner', 'expert'): (-87.1, 13.1), ('PromptDT', 'expert'): (-51.3, 4.9),
+                    ('PromptDT', 'medium'): (-125.6, 7.5), ('PromptDT', 'random'): (-208.4, 1.9),
+                    ('UDiffuser', 'n/a'): (-121.7, 36.2), ('Ours+GT', 'n/a'): (-41.1, 3.2)},
+    'walker_param': {('CVAE-Planner', 'expert'): (187.9, 49.7),
+                     ('PromptDT', 'expert'): (287.7, 32.1), ('PromptDT', 'medium'): (200.1, 26.3),
+                     ('PromptDT', 'random'): (64.7, 8.1), ('UDiffuser', 'n/a'): (135.2, 78.1),
+                     ('Ours+GT', 'n/a'): (394.1, 17.5)},
+    'hopper_param': {('CVAE-Planner', 'expert'): (157.3, 54.5),
+                     ('PromptDT', 'expert'): (265.2, 37.1), ('PromptDT', 'medium'): (159.6, 35.7),
+                     ('PromptDT', 'random'): (82.6, 15.3), ('UDiffuser', 'n/a'): (103.5, 64.0),
+                     ('Ours+GT', 'n/a'): (382.5, 12.0)},
+}
+# The rows of the "every method" table, in this order (the references are in every row's score).
+METHODS = ('MetaDiffuser', 'MetaDiffuser-NoGuide', 'Ours+GT', 'PromptDT', 'CVAE-Planner',
+           'UDiffuser')
 # The issue's targets for MetaDiffuser's normalized score with expert warm-start data.
 TARGETS = {'point_robot': 0.93, 'cheetah_vel': 0.90, 'cheetah_dir': 0.95, 'ant_dir': 0.80,
            'walker_param': 0.83, 'hopper_param': 0.84}
@@ -83,7 +111,7 @@ def render() -> str:
   rows = {}
   for path in sorted(RESULTS.glob('*/results_test.json')):
     rows[path.parent.name] = {(r['method'], r['warm_start']): r for r in json.loads(
-        path.read_text())}
+        path.read_text()) if not r.get('sweep')}
   order = [f for f in PAPER if f in rows]
   lines = [
       '# Results', '',
@@ -130,11 +158,63 @@ def render() -> str:
     lines.append(f"| {p['name']} | " + ' | '.join(cells) + f" | {drop} | "
                  f"{_cell(ud) if ud else '-'} | "
                  + ' | '.join(f'{p[t][0]} ± {p[t][1]}' for t in TIERS) + ' |')
+  lines += ['', '## Every method (test split): Tables 1, 2, 3 and 5', '',
+            'One row per method and warm-start tier present in the committed results; "drop" is '
+            'the normalized score lost from the expert warm start; the paper\'s return beside '
+            'ours.', '',
+            '| family | method | warm start | return | normalized score | drop | '
+            'seeds (train / eval) | paper: return |',
+            '|---|---|---|---|---|---|---|---|']
+  for f in order:
+    for m in METHODS:
+      for t in TIERS + ('n/a',):
+        r = rows[f].get((m, t))
+        if r is None:
+          continue
+        base = rows[f].get((m, 'expert'))
+        drop = (f"{base['normalized_score'] - r['normalized_score']:.2f}"
+                if base is not None and t not in ('expert', 'n/a') else '')
+        paper = (PAPER[f][t] if m == 'MetaDiffuser' else PAPER_ROWS[f].get((m, t)))
+        lines.append(f"| {PAPER[f]['name']} | {m} | {t} | {r['mean_return']:.2f} | {_cell(r)} | "
+                     f"{drop} | {r['num_train_seeds']} / {r['num_eval_seeds']} | "
+                     + (f'{paper[0]} ± {paper[1]}' if paper else '-') + ' |')
   for f in order:
     notes = RESULTS / f / 'NOTES.md'
     if notes.exists():
       lines += ['', notes.read_text().rstrip()]
   return '\n'.join(lines) + '\n'
+
+
+def plot_figure1(path: pathlib.Path) -> None:
+  """The paper's Figure 1 from our test results: normalized score per method and family, with
+  the 95% intervals as error bars (expert warm starts; methods without a tier: 'n/a')."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  rows = {p.parent.name: {(r['method'], r['warm_start']): r for r in json.loads(p.read_text())
+                          if not r.get('sweep')}
+          for p in sorted(RESULTS.glob('*/results_test.json'))}
+  families = [f for f in PAPER if f in rows]
+  methods = [m for m in METHODS if any((m, t) in rows[f] for f in families
+                                      for t in ('expert', 'n/a'))]
+  fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(families), 3.2))
+  width = 0.8 / max(len(methods), 1)
+  for i, m in enumerate(methods):
+    for j, f in enumerate(families):
+      r = rows[f].get((m, 'expert')) or rows[f].get((m, 'n/a'))
+      if r is None:
+        continue
+      x = j + (i - (len(methods) - 1) / 2) * width
+      ax.bar(x, r['normalized_score'], width, color=f'C{i}', label=m if j == 0 else None,
+             yerr=[[r['normalized_score'] - r['ci_low']], [r['ci_high'] - r['normalized_score']]],
+             capsize=2)
+  ax.set_xticks(range(len(families)), [PAPER[f]['name'] for f in families])
+  ax.axhline(1.0, color='k', lw=0.5, ls='--')
+  ax.set_ylabel('normalized score (test)')
+  ax.legend(fontsize=7, ncol=2)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
 
 
 def main(argv):
@@ -143,6 +223,7 @@ def main(argv):
     print(f'copied {add_run(pathlib.Path(_ADD.value))}', file=sys.stderr)
   text = render()
   io.write_atomic(RESULTS / 'README.md', text)
+  plot_figure1(RESULTS / 'figure1.png')
   print(text)
 
 
