@@ -12,6 +12,7 @@ import numbers
 from typing import Any
 
 from mdx.data.policies import TIERS
+from mdx.sweep import parse_sweep
 
 GUIDE_FORMS = ('mean', 'eps', 'x0')
 GUIDE_UNITS = ('normalized', 'env')
@@ -233,7 +234,6 @@ def check_config(config, family=None) -> None:
              f'must name registered methods: {sorted(registry.REGISTRY)}')
   text = _get(config, e + 'sweep')
   try:
-    from mdx.evaluation.evaluate import parse_sweep  # pylint: disable=g-import-not-at-top
     settings = parse_sweep(text) if isinstance(text, str) else None
   except ValueError as err:
     settings, why = None, str(err)

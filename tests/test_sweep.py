@@ -7,7 +7,8 @@ import pytest
 
 from mdx import methods
 from mdx.envs import family_from_config
-from mdx.evaluation.evaluate import evaluate, parse_sweep, run_method, sweep_key
+from mdx.evaluation.evaluate import evaluate, run_method
+from mdx.sweep import parse_sweep, sweep_key
 
 
 def test_parse_sweep_takes_every_combination():

@@ -13,7 +13,6 @@ tasks, episodes and seeds; the reference rows are the methods named by `config.e
 """
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import time
@@ -27,6 +26,7 @@ import numpy as np
 from mdx import data as mdata
 from mdx import io
 from mdx import provenance
+from mdx.sweep import parse_sweep, sweep_key, sweep_tag
 from mdx.config_check import check_config
 from mdx import workdir as layout
 from mdx.envs import TaskFamily, family_from_config
@@ -49,23 +49,6 @@ def method_key(rng: jax.Array, name: str) -> jax.Array:
 
 def _take(tree, index):
   return jax.tree.map(lambda x: jnp.asarray(x)[index], tree)
-
-
-def parse_sweep(text: str) -> list[dict]:
-  """`'dynamics_weight=0,0.5,1;guide_scale=0.1,0.2'` -> every combination as
-  `[{'dynamics_weight': 0.0, 'guide_scale': 0.1}, ...]`; `''` -> `[{}]` (no sweep)."""
-  fields = {}
-  for part in filter(None, (p.strip() for p in text.split(';'))):
-    name, sep, values = part.partition('=')
-    if not sep or not values.strip():
-      raise ValueError(f"eval.sweep: {part!r} is not 'field=v1,v2,...'")
-    fields[name.strip()] = [float(v) for v in values.split(',')]
-  return [dict(zip(fields, combo)) for combo in itertools.product(*fields.values())] or [{}]
-
-
-def sweep_key(setting: dict) -> str:
-  """The canonical JSON of a setting (`'{}'` when nothing is swept), a dictionary key."""
-  return json.dumps(setting, sort_keys=True)
 
 
 def run_method(config, workdir: str, method, family: TaskFamily, split: str, *,
@@ -175,12 +158,6 @@ def make_records(family: TaskFamily, split: str, per_method: dict, *, oracle: st
         num_train_seeds=int(returns.shape[0]) if trained[name] else 0,
         num_eval_seeds=int(returns.shape[1])))
   return records
-
-
-def sweep_tag(settings: list[dict]) -> str:
-  """`'sweep-dynamics_weight'` for a sweep over `dynamics_weight` ('' without a sweep): a sweep's
-  results go to their own folder, beside the split's main evaluation."""
-  return 'sweep-' + '-'.join(settings[0]) if settings != [{}] else ''
 
 
 def evaluate(config, workdir: str, methods: Sequence, *, split: str = 'test') -> list[dict]:

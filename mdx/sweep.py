@@ -1,0 +1,32 @@
+"""Evaluation sweeps as data: `config.eval.sweep` text -> settings, their keys and folder tags.
+
+A sweep varies planner settings that change no shapes (a method lists them in
+`Method.sweepable`) as one more vmapped axis of one compiled evaluation (`mdx.evaluation`).
+"""
+from __future__ import annotations
+
+import itertools
+import json
+
+
+def parse_sweep(text: str) -> list[dict]:
+  """`'dynamics_weight=0,0.5,1;guide_scale=0.1,0.2'` -> every combination as
+  `[{'dynamics_weight': 0.0, 'guide_scale': 0.1}, ...]`; `''` -> `[{}]` (no sweep)."""
+  fields = {}
+  for part in filter(None, (p.strip() for p in text.split(';'))):
+    name, sep, values = part.partition('=')
+    if not sep or not values.strip():
+      raise ValueError(f"eval.sweep: {part!r} is not 'field=v1,v2,...'")
+    fields[name.strip()] = [float(v) for v in values.split(',')]
+  return [dict(zip(fields, combo)) for combo in itertools.product(*fields.values())] or [{}]
+
+
+def sweep_key(setting: dict) -> str:
+  """The canonical JSON of a setting (`'{}'` when nothing is swept), a dictionary key."""
+  return json.dumps(setting, sort_keys=True)
+
+
+def sweep_tag(settings: list[dict]) -> str:
+  """`'sweep-dynamics_weight'` for a sweep over `dynamics_weight` ('' without a sweep): a sweep's
+  results go to their own folder, beside the split's main evaluation."""
+  return 'sweep-' + '-'.join(settings[0]) if settings != [{}] else ''
