@@ -13,18 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mdx.nets.unet import mish
-
-
-class _MLP(nn.Module):
-  hidden: Sequence[int]
-  out: int
-
-  @nn.compact
-  def __call__(self, x):
-    for h in self.hidden:
-      x = mish(nn.Dense(h)(x))
-    return nn.Dense(self.out)(x)
+from mdx.nets.context import MLP
 
 
 def gaussian_kl(mean: jax.Array, log_var: jax.Array) -> jax.Array:
@@ -38,8 +27,8 @@ class CVAE(nn.Module):
   hidden: Sequence[int] = (512, 512)
 
   def setup(self):
-    self.encoder = _MLP(tuple(self.hidden), 2 * self.latent_dim)
-    self.decoder = _MLP(tuple(self.hidden), self.data_dim)
+    self.encoder = MLP(tuple(self.hidden), 2 * self.latent_dim)
+    self.decoder = MLP(tuple(self.hidden), self.data_dim)
 
   def encode(self, x: jax.Array, cond: jax.Array) -> tuple[jax.Array, jax.Array]:
     out = self.encoder(jnp.concatenate([x, cond], -1))
