@@ -107,8 +107,9 @@ def get_config() -> ml_collections.ConfigDict:
   e.oracle = 'Oracle'  # the method whose return is the normalized score's 1
   e.random = 'Random'  # ... and 0
   e.plan_vs_reached_tasks = 5  # tasks replayed open-loop for the Figure-3 record (0: skip)
-  # Planner settings evaluated in one program, a row each: 'field=v1,v2;field2=...' over
-  # dynamics_weight, guide_scale, cfg_weight, noise_scale (every combination; '' = none).
+  # Settings evaluated in one program, a row each: 'field=v1,v2;field2=...' (every combination;
+  # '' = none) over the planner's dynamics_weight, guide_scale, cfg_weight, noise_scale and
+  # Prompt-DT's target_return; each method sweeps the fields it has (`Method.sweepable`).
   e.sweep = ''
   return config
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mdx import data as mdata
+from mdx import methods
 from mdx.envs import family_from_config
 from mdx.evaluation.rollout import rollout
 from mdx.methods.prompt_dt import data as dt_data
@@ -152,3 +153,27 @@ def test_in_graph_rollout_matches_a_step_by_step_loop(test_config, data_workdir)
     nxt = jax.vmap(family.step)(tasks, env, jnp.asarray(scales.env_actions(a)))
     rtg = rtg - np.asarray(jnp.where(env.done, 0.0, nxt.reward)) / scales.return_scale
     env = nxt
+
+
+def test_a_traced_target_return_starts_as_the_configured_one(test_config, data_workdir):
+  """The sweep's knob (`params['knobs']['target_return']`) replaces the config's target return,
+  and only it: the same first return-to-go and the same first action as a config set to it."""
+  from mdx.methods.prompt_dt import train as dt_train  # pylint: disable=g-import-not-at-top
+  family = family_from_config(test_config)
+  warm = mdata.load_dataset(data_workdir, family, 'validation', 'expert')
+  tasks = family.split_tasks('validation')
+  scales = dt_data.make_scales(mdata.load_dataset(data_workdir, family, 'train', 'expert'),
+                               family, test_config.prompt_dt.return_scale)
+  net = dt_train.init_state(test_config, family, jax.random.PRNGKey(3)).params
+  set_in_config = copy.deepcopy(test_config)
+  set_in_config.prompt_dt.target_return = -7.0
+  rng, obs = jax.random.PRNGKey(1), jnp.zeros((tasks.task_id.shape[0], family.obs_dim))
+  first = lambda pol: pol.act(pol.init(rng, tasks, warm), obs, rng)[:2]
+  a_config, s_config = first(prompt_dt_policy(set_in_config, family,
+                                              {'net': net, 'scales': scales}))
+  a_knob, s_knob = first(prompt_dt_policy(test_config, family, {
+      'net': net, 'scales': scales, 'knobs': {'target_return': jnp.float32(-7.0)}}))
+  np.testing.assert_allclose(s_knob.return_to_go, -7.0 / scales.return_scale)
+  np.testing.assert_array_equal(s_knob.return_to_go, s_config.return_to_go)
+  np.testing.assert_array_equal(a_knob, a_config)
+  assert methods.get_method('PromptDT').sweepable == ('target_return',)

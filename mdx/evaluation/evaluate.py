@@ -57,7 +57,7 @@ def run_method(config, workdir: str, method, family: TaskFamily, split: str, *,
   `method` on `split`, in one compiled program.
 
   Args:
-    settings: values of `config.planner` fields for `method.sweepable` (`parse_sweep`), each
+    settings: values of the knobs `method.sweepable` (`parse_sweep`), each
       one more entry of a vmapped axis; `({},)` runs the config as it is.
 
   Returns:

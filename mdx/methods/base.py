@@ -52,6 +52,7 @@ class Method:
   uses_warm_start: bool = False
   analyses: tuple[Callable[[Config, str, str, str], None], ...] = ()
   description: str = ''
-  # Fields of `config.planner` an evaluation sweep may vary in one program: called with
+  # Knobs an evaluation sweep may vary in one program (fields of `config.planner`, or of the
+  # method's own section, such as Prompt-DT's `target_return`): called with
   # `make_policy(..., traced=fields)`, the policy reads them from `params['knobs'][field]`.
   sweepable: tuple[str, ...] = ()

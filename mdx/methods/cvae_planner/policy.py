@@ -16,25 +16,18 @@ from mdx.data import normalizer as nz
 from mdx.evaluation.policy import Policy
 from mdx.methods.cvae_planner import train as cvae_train
 from mdx.methods.metadiffuser import context as ctx_stage
-from mdx.methods.metadiffuser.policy import infer_contexts, make_guide_fn
-from mdx.nets import ContextModel
+from mdx.methods.metadiffuser.policy import context_init, make_guide_fn
 
 
 def cvae_policy(config, family, context_model, cvae, params) -> Policy:
   """`params = {'context', 'cvae', 'norm'}`."""
-  c, p = config.context, config.planner
+  p = config.planner
   n, h = int(p.num_candidates), int(config.diffusion.horizon)
   d = family.obs_dim + family.act_dim
   guide_fn = make_guide_fn(context_model)
   latent = int(config.cvae.latent_dim)
 
-  def init(params, rng, tasks, warm):
-    del tasks
-    if warm is None:
-      raise ValueError('CVAE-Planner infers the task from warm-start data: pass warm_start')
-    encode = lambda w: context_model.apply(params['context'], params['norm'], w,
-                                           method=ContextModel.encode)
-    return infer_contexts(encode, warm, rng, history=c.history, num_context=c.num_context)
+  init = context_init(config, context_model, 'CVAE-Planner')
 
   def act(params, z, obs, rng):
     b = obs.shape[0]

@@ -76,6 +76,21 @@ def infer_contexts(encode_fn, warm: mdata.Trajectories, rng: jax.Array, *, histo
   return encode_fn(windows)
 
 
+def context_init(config, context_model: ContextModel, method: str):
+  """The `Policy.init` of every method that infers z from the task's warm-start data with the
+  trained encoder in `params['context']` (MetaDiffuser, CVAE-Planner): `infer_contexts`."""
+  c = config.context
+
+  def init(params, rng, tasks, warm):
+    del tasks  # the task is known only through its warm-start data
+    if warm is None:
+      raise ValueError(f'{method} infers the task from warm-start data: pass warm_start')
+    encode = lambda w: context_model.apply(params['context'], params['norm'], w,
+                                           method=ContextModel.encode)
+    return infer_contexts(encode, warm, rng, history=c.history, num_context=c.num_context)
+  return init
+
+
 # Planner knobs that change no shapes: an evaluation sweep (`config.eval.sweep`) runs several
 # values as one more vmapped axis, reading them from `params['knobs']`.
 SWEEPABLE = ('dynamics_weight', 'guide_scale', 'cfg_weight', 'noise_scale')
@@ -84,16 +99,8 @@ SWEEPABLE = ('dynamics_weight', 'guide_scale', 'cfg_weight', 'noise_scale')
 def planner_policy(config, context_model, net, params, pconfig: PlanConfig) -> Policy:
   """MetaDiffuser's `Policy` from its networks and `params = {'context', 'denoiser', 'norm'}`
   (and `'knobs'`: `{field: value}` of `SWEEPABLE` fields that replace `pconfig`'s, traced)."""
-  c = config.context
   denoise_fn, guide_fn = make_denoise_fn(net), make_guide_fn(context_model)
-
-  def init(params, rng, tasks, warm):
-    del tasks  # the task is known only through its warm-start data
-    if warm is None:
-      raise ValueError('MetaDiffuser infers the task from warm-start data: pass warm_start')
-    encode = lambda w: context_model.apply(params['context'], params['norm'], w,
-                                           method=ContextModel.encode)
-    return infer_contexts(encode, warm, rng, history=c.history, num_context=c.num_context)
+  init = context_init(config, context_model, 'MetaDiffuser')
 
   def act(params, z, obs, rng):
     knobs = params.get('knobs', {})

@@ -3,6 +3,8 @@
 One stage, `prompt_dt` (behaviour cloning with task prompts, `train.py`); the policy
 (`policy.py`) takes its prompt from the evaluated task's warm-start data of each tier.
 """
+import jax.numpy as jnp
+
 from mdx.methods.base import Method, Stage
 from mdx.methods.prompt_dt import data, model, policy, train
 
@@ -11,13 +13,18 @@ PROMPT_DT_STAGE = Stage(name=train.STAGE, train=train.train_prompt_dt,
                         reads=('prompt_dt',))
 
 
-def make_policy(config, workdir, seed, family):
-  return policy.prompt_dt_policy(config, family, train.load_prompt_dt(config, workdir, seed,
-                                                                      family))
+def make_policy(config, workdir, seed, family, *, traced: tuple[str, ...] = ()):
+  """Prompt-DT of training seed `seed`; `traced` fields (of `policy.SWEEPABLE`) are read from
+  `params['knobs']` (an evaluation sweep over target returns, tuned on validation tasks)."""
+  params = train.load_prompt_dt(config, workdir, seed, family)
+  if traced:
+    params = {**params, 'knobs': {f: jnp.asarray(config.prompt_dt[f], jnp.float32)
+                                  for f in traced}}
+  return policy.prompt_dt_policy(config, family, params)
 
 
 PROMPT_DT = Method(name='PromptDT', make_policy=make_policy, stages=(PROMPT_DT_STAGE,),
-                   uses_warm_start=True,
+                   uses_warm_start=True, sweepable=policy.SWEEPABLE,
                    description='a decision transformer prompted with the end of a warm-start '
                    'episode of the task')
 

@@ -49,8 +49,14 @@ def push(history: Steps, state, action, return_to_go, t) -> Steps:
                                                                jnp.ones(t.shape, bool)))
 
 
+# Knobs that change no shapes, for an evaluation sweep (`config.eval.sweep`): the target return
+# (`config.prompt_dt.target_return`, environment units), read from `params['knobs']` when traced.
+SWEEPABLE = ('target_return',)
+
+
 def prompt_dt_policy(config, family, params) -> Policy:
-  """`params = {'net': ..., 'scales': data.Scales}` as a `Policy` that reads warm-start data."""
+  """`params = {'net': ..., 'scales': data.Scales}` (and `'knobs'`: `{'target_return': value}`,
+  traced, replacing the config's) as a `Policy` that reads warm-start data."""
   model, cfg = build_model(config, family), config.prompt_dt
   k, k_prompt = int(cfg.context_len), int(cfg.prompt_len)
   last_t = int(cfg.max_episode_length) - 1
@@ -61,7 +67,8 @@ def prompt_dt_policy(config, family, params) -> Policy:
     b = tasks.task_id.shape[0]
     prompt = dt_data.sample_prompts(rng, dt_data.episode_arrays(warm), jnp.arange(b), k_prompt,
                                     p['scales'])
-    start = jnp.full((b,), cfg.target_return / p['scales'].return_scale, jnp.float32)
+    target = p.get('knobs', {}).get('target_return', cfg.target_return)
+    start = jnp.full((b,), target / p['scales'].return_scale, jnp.float32)
     return DTState(prompt=prompt, history=empty_history(b, k, family.obs_dim, family.act_dim),
                    return_to_go=start, t=jnp.zeros((b,), jnp.int32))
 
