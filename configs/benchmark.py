@@ -27,6 +27,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.t_stopgrad = 2  # plan/full
   config.predict_epsilon = False
   config.train_batch = 32  # the train_step measurement's batch (Diffuser: 32)
+  config.stack_members = (2, 3, 5)  # train_stack: N members in one vmapped update ('()' = off)
   config.repeats = 5  # at least this many timed runs after one warm-up; the median is reported
   config.min_time_s = 3.0  # ... and more runs until this much time is spent (fast programs)
   config.seed = 0

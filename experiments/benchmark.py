@@ -178,6 +178,20 @@ def main(argv):
                         median_s=round(median, 5), runs=runs, plans_per_s=round(b / median, 2),
                         flops_per_plan=flops / b, gflops_per_s=round(flops / median / 1e9, 2),
                         loadavg_1m=os.getloadavg()[0])), flush=True)
+  # The same update for a stack of N members (`mdx.training.train_stack`: one vmapped program,
+  # each member its own parameters, optimizer state and key) against N separate updates.
+  for n in c.stack_members:
+    stacked = jax.tree.map(lambda x: jnp.stack([x] * n), state)
+    keys = jax.random.split(jax.random.PRNGKey(3), n)
+    args_n = (stacked, keys, jnp.stack([args[2]] * n), jnp.stack([args[3]] * n))
+    compiled_n, compile_n = _compile(jax.vmap(train_step), args_n)
+    median_n, runs_n = _time(compiled_n, args_n, c.repeats, c.min_time_s)
+    print(json.dumps(dict(name='train_stack', members=n, batch=b, compile_s=round(compile_n, 3),
+                          median_s=round(median_n, 5), runs=runs_n,
+                          per_member_s=round(median_n / n, 5),
+                          separate_runs_s=round(median * n, 5),
+                          stack_over_separate=round(median_n / (median * n), 3),
+                          loadavg_1m=os.getloadavg()[0])), flush=True)
 
 
 if __name__ == '__main__':

@@ -34,6 +34,9 @@ _SPLITS = flags.DEFINE_list('splits', ['validation', 'test'], f'Splits to evalua
 _FORCE_EVAL = flags.DEFINE_bool('force_eval', False, 'Re-run the evaluation even if done.')
 _REDO = flags.DEFINE_list('redo', [], 'Stages to train again, with every stage after them and '
                           'the evaluation (their old folders are moved aside).')
+_STACK = flags.DEFINE_bool('stack_seeds', False, 'Train the seeds of each stage as one vmapped '
+                           'stack where the stage offers it (each seed writes what its own run '
+                           'writes).')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
@@ -70,6 +73,12 @@ def run_pipeline(config, workdir, family):
   timed('collect', lambda: collect_datasets(config, workdir, family))  # checks every dataset
   trained = bool(redone)
   for stage in stages:
+    todo = [s for s in seeds if status[(stage.name, s)] != 'done']
+    if _STACK.value and stage.train_stack is not None and len(todo) > 1:
+      timed(f'{stage.name}/seeds_{"_".join(map(str, todo))}',
+            lambda stage=stage: provenance.run_stage_stack(config, workdir, stage, todo))
+      trained = True
+      continue
     for seed in seeds:
       name = f'{stage.name}/seed_{seed}'
       if status[(stage.name, seed)] == 'done':

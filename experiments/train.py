@@ -1,7 +1,7 @@
 """Trains the stages of any registered method, for every training seed of the config.
 
   python experiments/train.py --config=configs/point_robot.py:cpu --workdir=runs/demo \
-      --method=MetaDiffuser [--stage=context] [--seeds=0,1]
+      --method=MetaDiffuser [--stage=context] [--seeds=0,1] [--stack_seeds]
 
 Each stage resumes from its last checkpoint; a stage already trained with this config is skipped,
 one trained with another config stops the run naming the changed fields (`mdx.provenance`; the
@@ -21,6 +21,9 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Run folder with collected datas
 _METHOD = flags.DEFINE_enum('method', 'MetaDiffuser', sorted(methods.REGISTRY), 'The method.')
 _STAGE = flags.DEFINE_string('stage', None, 'Only this stage (default: all, in order).')
 _SEEDS = flags.DEFINE_list('seeds', None, 'Training seeds (default: config.train_seeds).')
+_STACK = flags.DEFINE_bool('stack_seeds', False, 'Train the seeds of a stage as one vmapped '
+                           'stack (each seed writes what its own run writes) where the stage '
+                           'offers it.')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
@@ -38,6 +41,11 @@ def main(argv):
     _common.prepare(config, _WORKDIR.value, 'train')
     provenance.check_stages(config, _WORKDIR.value, stages, seeds)  # all, before any work
     for stage in stages:
+      if _STACK.value and stage.train_stack is not None:
+        trained = provenance.run_stage_stack(config, _WORKDIR.value, stage, seeds)
+        for seed in sorted(set(seeds) - set(trained)):
+          print(f'[train] {stage.name}/seed_{seed}: complete, skipped', flush=True)
+        continue
       for seed in seeds:
         if not provenance.run_stage(config, _WORKDIR.value, stage, seed):
           print(f'[train] {stage.name}/seed_{seed}: complete, skipped', flush=True)

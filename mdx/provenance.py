@@ -197,6 +197,28 @@ def run_stage(config, workdir: str, stage, seed: int) -> bool:
   return True
 
 
+def run_stage_stack(config, workdir: str, stage, seeds) -> list[int]:
+  """`run_stage` for several seeds at once: the seeds not done with this config train as one
+  stack (`stage.train_stack`), each with its own record; returns the seeds that trained."""
+  status = {s: check_stage(config, workdir, stage, s) for s in seeds}
+  todo = [s for s in seeds if status[s] != 'done']
+  if len(todo) < 2 or stage.train_stack is None:
+    return [s for s in todo if run_stage(config, workdir, stage, s)]
+  records = {}
+  for seed in todo:
+    rec = read_record(workdir, stage.name, seed)
+    records[seed] = write_record(config, workdir, stage, seed, status='running',
+                                 run_id=rec['run_id'] if status[seed] == 'partial' and rec
+                                 else None)
+  t0 = time.time()
+  stage.train_stack(config, workdir, todo)
+  wall = round(time.time() - t0, 1)
+  for seed in todo:
+    write_record(config, workdir, stage, seed, status='done', run_id=records[seed]['run_id'],
+                 extra=dict(wall_time_s=wall, stacked_seeds=todo))
+  return todo
+
+
 def downstream(stages, names: Iterable[str]) -> list:
   """`stages` (in training order) that are named or load, directly or not, a named one."""
   chosen = set(names)

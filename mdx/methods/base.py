@@ -8,7 +8,7 @@ interface, so adding a method touches no shared file but the registry.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, Optional, Sequence
 
 import ml_collections
 
@@ -30,6 +30,9 @@ class Stage:
   # 'data') are always included.
   reads: tuple[str, ...] = ()
   after: tuple[str, ...] = ()  # the stages (of the same seed) whose outputs it loads
+  # Optional: `(config, workdir, seeds) -> anything` trains the seeds as one vmapped stack,
+  # each writing what `train(config, workdir, seed)` writes (`mdx.training.train_stack`).
+  train_stack: Optional[Callable[[Config, str, Sequence[int]], Any]] = None
 
   def __post_init__(self):
     object.__setattr__(self, 'reads', DATA_FIELDS + tuple(self.reads))

@@ -71,6 +71,22 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any) -> None:
   io.write_json(os.path.join(step_dir(manager, step), DIGEST_FILE), digest(state))
 
 
+def set_aside_after(manager: ocp.CheckpointManager, step: int) -> list[str]:
+  """Moves the steps newer than `step` to `<checkpoints>/../superseded_checkpoints/` (never
+  deletes them), so that training can write those steps again; returns the new folders."""
+  moved = []
+  for newer in sorted(s for s in manager.all_steps() if s > step):
+    dest = os.path.join(os.path.dirname(str(manager.directory)), 'superseded_checkpoints',
+                        f'{newer}-{time.strftime("%Y%m%d-%H%M%S")}')
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    shutil.move(step_dir(manager, newer), dest)
+    moved.append(dest)
+    print(f'[checkpoint] moved step {newer} of {manager.directory} to {dest}', flush=True)
+  if moved:
+    manager.reload()
+  return moved
+
+
 def _read_digest(manager, step) -> dict | None:
   path = os.path.join(step_dir(manager, step), DIGEST_FILE)
   if not os.path.isfile(path):
@@ -110,8 +126,10 @@ def _verify(restored: Any, recorded: dict | None) -> str | None:
 
 
 def restore(manager: ocp.CheckpointManager, template: Any, *, partial: bool = False,
-            quarantine: bool = False) -> tuple[Any, int] | tuple[None, None]:
-  """The newest intact step restored into `template`'s structure, and its step number.
+            quarantine: bool = False, at_most: int | None = None
+            ) -> tuple[Any, int] | tuple[None, None]:
+  """The newest intact step (at most `at_most`, when given) restored into `template`'s
+  structure, and its step number.
 
   Steps are tried newest first; each corrupt one is reported and skipped (and, with
   `quarantine`, moved to `<checkpoints>/../corrupt_checkpoints/` so that training can write that
@@ -124,7 +142,8 @@ def restore(manager: ocp.CheckpointManager, template: Any, *, partial: bool = Fa
     CheckpointMismatchError: the checkpoint holds arrays of other shapes (another config).
     CorruptCheckpointError: every kept step is corrupt.
   """
-  steps = sorted(manager.all_steps(), reverse=True)
+  steps = sorted((s for s in manager.all_steps() if at_most is None or s <= at_most),
+                 reverse=True)
   if not steps:
     return None, None
   wanted = digest(template)

@@ -8,13 +8,19 @@ with Orbax every `checkpoint_every` steps and at the end (verified checkpoints:
 checkpoint step, before anything is saved, naming the step and the metric. The step's randomness is
 `fold_in(rng, step)`, so a run killed and restarted resumes to exactly the parameters of an
 unbroken run.
+
+`train_stack` runs several members of one stage (training seeds, or settings that change no
+shapes) as one vmapped program: each member keeps its own folder, checkpoints, metrics and
+optimizer state, written exactly as a single run writes them, so a member loads on its own and a
+stack resumes like a single run.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -33,30 +39,49 @@ class NonFiniteError(FloatingPointError):
   """A training metric (loss or gradient norm) became NaN or inf."""
 
 
-def restore_or_init(manager: ocp.CheckpointManager, state: TrainState) -> TrainState:
-  """The newest intact checkpoint restored into `state`'s structure, or `state` when there is
-  none; corrupt newer steps are reported and moved aside (`checkpoints.restore`)."""
-  restored, step = checkpoints.restore(manager, state, quarantine=True)
+def restore_or_init(manager: ocp.CheckpointManager, state: TrainState, *,
+                    at_most: int | None = None) -> TrainState:
+  """The newest intact checkpoint (at most `at_most`) restored into `state`'s structure, or
+  `state` when there is none; corrupt newer steps are reported and moved aside
+  (`checkpoints.restore`)."""
+  restored, step = checkpoints.restore(manager, state, quarantine=True, at_most=at_most)
   if restored is None:
     return state
   print(f'Restored checkpoint step {step} from {manager.directory}', flush=True)
   return restored
 
 
+def stack_trees(trees: Sequence[Any]) -> Any:
+  """Trees of one structure stacked leaf by leaf along a new leading axis (the first tree's
+  static fields, such as `TrainState.tx`, are kept)."""
+  flat = [jax.tree.flatten(t) for t in trees]
+  return flat[0][1].unflatten([jnp.stack(xs) for xs in zip(*[f[0] for f in flat])])
+
+
+def member(tree: Any, i: int) -> Any:
+  """Entry `i` of every leaf of a stacked tree."""
+  leaves, treedef = jax.tree.flatten(tree)
+  return treedef.unflatten([x[i] for x in leaves])
+
+
 @functools.partial(jax.jit, donate_argnums=0)
 def _track_non_finite(first_bad: dict, metrics: dict, step: jax.Array) -> dict:
-  """Per metric, the first step at which it was not finite (-1 while all were), kept on the
-  device so that the loop syncs with the host only at log and checkpoint steps."""
-  return {k: jnp.where((first_bad[k] < 0) & ~jnp.all(jnp.isfinite(v)), step, first_bad[k])
-          for k, v in metrics.items()}
+  """Per metric (and per member of a stack: `first_bad[k]` has the members' leading axis), the
+  first step at which it was not finite (-1 while all were), kept on the device so that the loop
+  syncs with the host only at log and checkpoint steps."""
+  def update(fb, v):
+    finite = jnp.all(jnp.isfinite(v), axis=tuple(range(fb.ndim, v.ndim)))
+    return jnp.where((fb < 0) & ~finite, step, fb)
+  return {k: update(first_bad[k], v) for k, v in metrics.items()}
 
 
-def _check_finite(first_bad: dict, name: str, last_saved: int) -> None:
-  bad = {k: int(v) for k, v in jax.device_get(first_bad).items() if int(v) >= 0}
+def _check_finite(first_bad: dict, names: Sequence[str], last_saved: int) -> None:
+  bad = [(int(s), k, i) for k, v in jax.device_get(first_bad).items()
+         for i, s in enumerate(np.atleast_1d(v)) if int(s) >= 0]
   if bad:
-    metric, step = min(bad.items(), key=lambda kv: kv[1])
+    step, metric, i = min(bad)
     raise NonFiniteError(
-        f'[{name}] train/{metric} is not finite (NaN or inf) at step {step + 1}; the stage '
+        f'[{names[i]}] train/{metric} is not finite (NaN or inf) at step {step + 1}; the stage '
         f'stopped before saving (last checkpoint: step {last_saved}). Check the learning rate, '
         'the data and the loss weights.')
 
@@ -80,42 +105,107 @@ def train(workdir: str, state: TrainState, step_fn: StepFn, rng: jax.Array, *, n
   Returns:
     The final state.
   """
-  with checkpoints.checkpoint_manager(os.path.join(workdir, 'checkpoints')) as manager:
-    state = restore_or_init(manager, state)
-    initial_step = int(state.step)
+  return _run([workdir], [state], step_fn, [rng], stacked=False, num_steps=num_steps,
+              log_every=log_every, checkpoint_every=checkpoint_every, names=[name],
+              hparams=[hparams])
+
+
+def train_stack(workdirs: Sequence[str], states: Sequence[TrainState], step_fn: StepFn,
+                rngs: Sequence[jax.Array], *, num_steps: int, log_every: int,
+                checkpoint_every: int, names: Sequence[str],
+                hparams: Sequence[dict | None] | None = None) -> TrainState:
+  """Runs the members of a stack as one program from their restored step to `num_steps`.
+
+  Member `i` is the single run `train(workdirs[i], states[i], step, rngs[i], ...)`: the same
+  folder layout, checkpoint steps, metrics and step keys (`fold_in(rngs[i], step)`), so that it
+  equals that run up to the rounding of batched arithmetic and loads on its own.
+
+  Args:
+    workdirs, states, rngs, names, hparams: one per member (as `train`'s `workdir`, ...).
+    step_fn: `(stacked state, keys [N, 2]) -> (stacked state, metrics [N, ...])`, the single
+      step vmapped over members and jitted; it should donate the state.
+    num_steps, log_every, checkpoint_every: as `train`'s, shared by the members.
+
+  Returns:
+    The final stacked state. A stack whose members were saved at different steps (a kill
+  between two members' saves) resumes every member from the newest step they all have.
+  """
+  n = len(workdirs)
+  if not (len(states) == len(rngs) == len(names) == n) or (hparams and len(hparams) != n):
+    raise ValueError(f'train_stack: {n} workdirs need as many states, rngs, names and hparams; '
+                     f'got {len(states)}, {len(rngs)}, {len(names)}, '
+                     f'{len(hparams) if hparams else None}')
+  return _run(list(workdirs), list(states), step_fn, list(rngs), stacked=True,
+              num_steps=num_steps, log_every=log_every, checkpoint_every=checkpoint_every,
+              names=list(names), hparams=list(hparams or [None] * n))
+
+
+def _run(workdirs, states, step_fn, rngs, *, stacked, num_steps, log_every, checkpoint_every,
+         names, hparams):
+  """`train` (one member, `stacked=False`) and `train_stack`."""
+  with contextlib.ExitStack() as stack:
+    managers = [stack.enter_context(checkpoints.checkpoint_manager(
+        os.path.join(w, 'checkpoints'))) for w in workdirs]
+    fresh = states
+    states = [restore_or_init(m, s) for m, s in zip(managers, fresh)]
+    steps = [int(s.step) for s in states]
+    if len(set(steps)) > 1:  # a kill between members' saves: back to a step they all have
+      common = min(steps)
+      print(f'[{names[0]}...] members at steps {steps}: resuming all from step {common}',
+            flush=True)
+      states = [s if int(s.step) == common else restore_or_init(m, f, at_most=common)
+                for m, s, f in zip(managers, states, fresh)]
+      if len({int(s.step) for s in states}) > 1:
+        raise checkpoints.CorruptCheckpointError(
+            f'{workdirs}: the members have no checkpoint step in common (steps '
+            f'{[int(s.step) for s in states]}); move the newer members\' checkpoints aside')
+      for m in managers:  # the newer steps are retrained; kept aside, not overwritten
+        checkpoints.set_aside_after(m, common)
+    initial_step = int(states[0].step)
+    label = names[0] if not stacked else f'{names[0]} (+{len(names) - 1} stacked)'
     if initial_step >= num_steps:
-      print(f'[{name}] already trained to step {initial_step}', flush=True)
-      return state
-    writer = create_writer(workdir, to_log=False)
-    if initial_step == 0 and hparams:
-      writer.write_hparams(hparams)
-    report = periodic_actions.ReportProgress(num_train_steps=num_steps, writer=writer,
+      print(f'[{label}] already trained to step {initial_step}', flush=True)
+      return stack_trees(states) if stacked else states[0]
+    writers = [create_writer(w, to_log=False) for w in workdirs]
+    for writer, hp in zip(writers, hparams):
+      if initial_step == 0 and hp:
+        writer.write_hparams(hp)
+    state = stack_trees(states) if stacked else states[0]
+    keys = jnp.stack(rngs) if stacked else rngs[0]
+    fold = jax.jit(jax.vmap(jax.random.fold_in, (0, None))) if stacked else jax.random.fold_in
+    report = periodic_actions.ReportProgress(num_train_steps=num_steps, writer=writers[0],
                                              every_steps=log_every)
-    print(f'[{name}] training steps {initial_step} -> {num_steps}', flush=True)
+    print(f'[{label}] training steps {initial_step} -> {num_steps}', flush=True)
     t0, last = time.time(), initial_step
     first_bad, last_saved = None, initial_step
     for step in range(initial_step, num_steps):
-      state, metrics = step_fn(state, jax.random.fold_in(rng, step))
+      state, metrics = step_fn(state, fold(keys, step))
       if first_bad is None:
-        first_bad = {k: jnp.full((), -1, jnp.int32) for k in metrics}
+        first_bad = {k: jnp.full(np.shape(v)[:1] if stacked else (), -1, jnp.int32)
+                     for k, v in metrics.items()}
       first_bad = _track_non_finite(first_bad, metrics, jnp.asarray(step, jnp.int32))
       done = step + 1
       report(done)
       if done % log_every == 0 or done == num_steps:
-        _check_finite(first_bad, name, last_saved)
-        scalars = {f'train/{k}': float(np.asarray(v)) for k, v in metrics.items()}
-        writer.write_scalars(done, scalars)
+        _check_finite(first_bad, names, last_saved)
+        values = {f'train/{k}': np.asarray(v) for k, v in jax.device_get(metrics).items()}
+        for i, writer in enumerate(writers):
+          writer.write_scalars(done, {k: float(v[i] if stacked else v)
+                                      for k, v in values.items()})
         rate = (done - last) / max(time.time() - t0, 1e-9)
         eta = (num_steps - done) / max(rate, 1e-9)
-        shown = ' '.join(f'{k}={v:.4g}' for k, v in scalars.items())
-        print(f'[{name}] step {done}/{num_steps} {shown} ({rate:.1f} steps/s, ETA {eta:.0f}s)',
-              flush=True)
+        shown = ' '.join(f'{k}={np.mean(v):.4g}' for k, v in values.items())
+        print(f'[{label}] step {done}/{num_steps} {shown}{" (member mean)" if stacked else ""} '
+              f'({rate:.1f} steps/s, ETA {eta:.0f}s)', flush=True)
         t0, last = time.time(), done
       if done % checkpoint_every == 0 or done == num_steps:
-        _check_finite(first_bad, name, last_saved)
-        checkpoints.save(manager, done, state)
+        _check_finite(first_bad, names, last_saved)
+        for i, manager in enumerate(managers):
+          checkpoints.save(manager, done, member(state, i) if stacked else state)
         last_saved = done
-    manager.wait_until_finished()
-    writer.flush()
-    writer.close()
+    for manager in managers:
+      manager.wait_until_finished()
+    for writer in writers:
+      writer.flush()
+      writer.close()
   return state

@@ -19,7 +19,7 @@ from mdx import workdir as layout
 from mdx.data import normalizer as nz
 from mdx.envs import TaskFamily, family_from_config
 from mdx.nets import ContextModel
-from mdx.training import TrainState, load_params, train
+from mdx.training import TrainState, load_params, train, train_stack
 
 STAGE, GT_STAGE = 'context', 'gt_context'
 
@@ -87,15 +87,15 @@ def context_loss(model: ContextModel, params, norm, seg: mdata.Segments, gt_z=No
   return loss, {'loss': loss, 'reward_mse': r_loss, 'dynamics_mse': d_loss}
 
 
-def make_context_step(config, family, data, norm, tier_episodes, *, gt_z=None):
-  """The jitted update of the context model. Every sample's histories come from one data tier
-  (`tier_episodes`: episodes per tier of `data`), as a test context comes from one tier. With
-  `gt_z` (`[num_tasks, task_dim]`, Ours+GT) R and P are conditioned on it instead of E_phi's z."""
+def make_context_update(config, family, data, norm, tier_episodes, *, gt_z=None):
+  """The context model's update `(state, rng) -> (state, metrics)`, not jitted (one run jits
+  it, a stack vmaps it). Every sample's histories come from one data tier (`tier_episodes`:
+  episodes per tier of `data`), as a test context comes from one tier. With `gt_z`
+  (`[num_tasks, task_dim]`, Ours+GT) R and P are conditioned on it instead of E_phi's z."""
   model = build_context_model(config, family, gt=gt_z is not None)
   c = config.context
 
-  @functools.partial(jax.jit, donate_argnums=0)
-  def step(state: TrainState, rng):
+  def update(state: TrainState, rng):
     seg = mdata.sample_segments(rng, data, c.batch_size, history=c.history,
                                 horizon=c.target_window, num_context=c.num_context,
                                 context_blocks=tier_episodes)
@@ -103,7 +103,13 @@ def make_context_step(config, family, data, norm, tier_episodes, *, gt_z=None):
                               has_aux=True)(state.params)
     metrics = dict(metrics, grad_norm=optax.global_norm(grads))
     return state.apply_gradients(grads, ema_decay=c.ema_decay), metrics
-  return step
+  return update
+
+
+def make_context_step(config, family, data, norm, tier_episodes, *, gt_z=None):
+  """The jitted update of one run (`make_context_update`)."""
+  return jax.jit(make_context_update(config, family, data, norm, tier_episodes, gt_z=gt_z),
+                 donate_argnums=0)
 
 
 def load_train_tiers(workdir, family, tiers) -> dict:
@@ -123,25 +129,50 @@ def normalizer_path(workdir: str, seed: int, *, gt: bool = False) -> str:
                       'normalizer.npz')
 
 
+def _setup(config, workdir, seeds, gt):
+  """`(update, initial states, train keys)` of the context runs of `seeds`; writes each seed's
+  normalizer."""
+  family = family_from_config(config)
+  loaded = load_train_tiers(workdir, family, ('expert', *config.context.tiers))
+  norm = mdata.init_normalizer(loaded['expert'])
+  data, tier_episodes = context_training_data(config, loaded)
+  states, keys = [], []
+  for seed in seeds:
+    nz.save_normalizer(normalizer_path(workdir, seed, gt=gt), norm)
+    init_rng, train_rng = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), 1))
+    states.append(init_context_state(config, family, norm, init_rng, gt=gt))
+    keys.append(train_rng)
+  gt_z = gt_contexts(family, jnp.asarray(data.task_params)) if gt else None
+  update = make_context_update(config, family, jax.device_put(data), norm, tier_episodes,
+                               gt_z=gt_z)
+  return update, states, keys
+
+
 def train_context(config: ml_collections.ConfigDict, workdir: str, seed: int, *,
                   gt: bool = False) -> TrainState:
   """Trains E_phi, R_psi, P_omega of training seed `seed` (tiers `config.context.tiers`); with
   `gt`, R and P on the true task parameters (stage `gt_context`, Ours+GT)."""
-  family = family_from_config(config)
-  loaded = load_train_tiers(workdir, family, ('expert', *config.context.tiers))
-  norm = mdata.init_normalizer(loaded['expert'])
-  nz.save_normalizer(normalizer_path(workdir, seed, gt=gt), norm)
-  data, tier_episodes = context_training_data(config, loaded)
-  init_rng, train_rng = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), 1))
-  state = init_context_state(config, family, norm, init_rng, gt=gt)
-  gt_z = gt_contexts(family, jnp.asarray(data.task_params)) if gt else None
+  update, (state,), (train_rng,) = _setup(config, workdir, [seed], gt)
   name = GT_STAGE if gt else STAGE
   return train(layout.stage_dir(workdir, name, seed), state,
-               make_context_step(config, family, jax.device_put(data), norm, tier_episodes,
-                                 gt_z=gt_z),
-               train_rng, num_steps=config.context.num_train_steps, log_every=config.log_every,
+               jax.jit(update, donate_argnums=0), train_rng,
+               num_steps=config.context.num_train_steps, log_every=config.log_every,
                checkpoint_every=config.checkpoint_every, name=f'{name}/seed_{seed}',
                hparams=config.context.to_dict())
+
+
+def train_context_stack(config: ml_collections.ConfigDict, workdir: str, seeds, *,
+                        gt: bool = False) -> TrainState:
+  """`train_context` of every seed of `seeds` as one vmapped program (`training.train_stack`);
+  member `i` writes what `train_context(..., seeds[i])` writes."""
+  update, states, keys = _setup(config, workdir, list(seeds), gt)
+  name = GT_STAGE if gt else STAGE
+  return train_stack([layout.stage_dir(workdir, name, s) for s in seeds], states,
+                     jax.jit(jax.vmap(update), donate_argnums=0), keys,
+                     num_steps=config.context.num_train_steps, log_every=config.log_every,
+                     checkpoint_every=config.checkpoint_every,
+                     names=[f'{name}/seed_{s}' for s in seeds],
+                     hparams=[config.context.to_dict()] * len(seeds))
 
 
 def load_context(config, workdir: str, seed: int, family=None, *, gt: bool = False):

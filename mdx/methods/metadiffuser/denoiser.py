@@ -22,7 +22,7 @@ from mdx.diffusion import denoising_loss, loss_weights, make_schedule
 from mdx.envs import TaskFamily, family_from_config
 from mdx.methods.metadiffuser import context as ctx_stage
 from mdx.nets import ContextModel, TemporalUNet
-from mdx.training import TrainState, load_params, train
+from mdx.training import TrainState, load_params, stack_trees, train, train_stack
 
 STAGE, UNCONDITIONAL_STAGE, GT_STAGE = 'diffusion', 'udiffuser', 'gt_diffusion'
 
@@ -49,35 +49,96 @@ def init_denoiser_state(config, family, rng, *, unconditional=False, gt=False) -
   return TrainState.create(params, ctx_stage.adam(d.learning_rate))
 
 
-def make_diffusion_step(config, family, data, norm, label, *, unconditional=False,
-                        context_data=None, context_tier_episodes=None):
-  """The jitted denoiser update. `label(segments) -> z [B, C]` labels each window with its task's
-  context (the encoder on `segments.context`, or Ours+GT's task parameters; ignored when
-  `unconditional`); the histories come from one tier of `context_data`
-  (`context_tier_episodes` episodes per tier), as at test."""
+def make_diffusion_update(config, family, data, label, *, unconditional=False,
+                          context_data=None, context_tier_episodes=None):
+  """The denoiser update `(state, rng, member) -> (state, metrics)`, not jitted, so that one
+  run jits it and a stack (`train_denoiser_stack`) vmaps it over members. `member` holds what
+  differs between members of a stack: `{'norm': the seed's normalizer, 'label': the seed's
+  context-model params (or None), 'context_dropout': beta}`. `label(member, segments) -> z [B, C]`
+  labels each window with its task's context (the encoder on `segments.context`, or Ours+GT's
+  task parameters; unused when `unconditional`); the histories come from one tier of
+  `context_data` (`context_tier_episodes` episodes per tier), as at test."""
   net = build_denoiser(config, family, unconditional=unconditional)
   d, c = config.diffusion, config.context
   sched = make_schedule(d.num_diffusion_steps)
   weights = loss_weights(d.horizon, family.obs_dim, family.act_dim, d.action_weight)
-  dropout = 1.0 if unconditional else d.context_dropout
 
-  @functools.partial(jax.jit, donate_argnums=0)
-  def step(state: TrainState, rng):
+  def update(state: TrainState, rng, member):
     seg_rng, loss_rng = jax.random.split(rng)  # two named keys, each used once
     seg = mdata.sample_segments(seg_rng, data, d.batch_size, history=c.history,
                                 horizon=d.horizon, num_context=c.num_context,
                                 context_data=context_data, context_blocks=context_tier_episodes)
     z = (jnp.zeros((d.batch_size, c.context_dim)) if unconditional
-         else jax.lax.stop_gradient(label(seg)))
-    x0 = nz.normalize_traj(norm, seg.states, seg.actions)
+         else jax.lax.stop_gradient(label(member, seg)))
+    x0 = nz.normalize_traj(member['norm'], seg.states, seg.actions)
     loss_fn = lambda p: denoising_loss(net.apply, p, sched, loss_rng, x0, z,
-                                       obs_dim=family.obs_dim, context_dropout=dropout,
+                                       obs_dim=family.obs_dim,
+                                       context_dropout=member['context_dropout'],
                                        predict_epsilon=d.predict_epsilon, weights=weights,
                                        valid=seg.valid)
     grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params)
     metrics = dict(metrics, grad_norm=optax.global_norm(grads))
     return state.apply_gradients(grads, ema_decay=d.ema_decay, ema_start=d.ema_start), metrics
+  return update
+
+
+def _dropout(config, unconditional: bool) -> jax.Array:
+  return jnp.float32(1.0 if unconditional else config.diffusion.context_dropout)
+
+
+def make_diffusion_step(config, family, data, norm, label, *, unconditional=False,
+                        context_data=None, context_tier_episodes=None):
+  """The jitted denoiser update of one run. `label(segments) -> z [B, C]` (see
+  `make_diffusion_update`)."""
+  update = make_diffusion_update(config, family, data, lambda m, seg: label(seg),
+                                 unconditional=unconditional, context_data=context_data,
+                                 context_tier_episodes=context_tier_episodes)
+  member = {'norm': norm, 'label': None, 'context_dropout': _dropout(config, unconditional)}
+
+  @functools.partial(jax.jit, donate_argnums=0)
+  def step(state: TrainState, rng):
+    return update(state, rng, member)
   return step
+
+
+def _load_data(config, workdir, family):
+  """`(windows' data of config.diffusion.tiers, context-history data, episodes per tier)`."""
+  tiers = tuple(config.diffusion.tiers)
+  loaded = ctx_stage.load_train_tiers(workdir, family, ('expert', *tiers, *config.context.tiers))
+  data = jax.device_put(mdata.concat_episodes([loaded[t] for t in tiers]))
+  context_data, tier_episodes = ctx_stage.context_training_data(config, loaded)
+  return data, loaded, jax.device_put(context_data), tier_episodes
+
+
+def _member(config, workdir, seed, family, loaded, *, unconditional, gt):
+  """What training seed `seed` brings to a run: `(initial state, train key, member)`."""
+  if unconditional:
+    norm = mdata.init_normalizer(loaded['expert'])  # the context stage's normalizer, recomputed
+    nz.save_normalizer(os.path.join(layout.stage_dir(workdir, UNCONDITIONAL_STAGE, seed),
+                                    'normalizer.npz'), norm)
+    label_params = None
+  else:
+    _, label_params, norm = ctx_stage.load_context(config, workdir, seed, family, gt=gt)
+    label_params = None if gt else label_params
+  rng = jax.random.fold_in(jax.random.PRNGKey(seed), 3 if unconditional else 2)
+  init_rng, train_rng = jax.random.split(rng)
+  state = init_denoiser_state(config, family, init_rng, unconditional=unconditional, gt=gt)
+  member = {'norm': norm, 'label': label_params,
+            'context_dropout': _dropout(config, unconditional)}
+  return state, train_rng, member
+
+
+def _label_fn(config, family, data, *, unconditional, gt):
+  """`label(member, segments) -> z`: E_phi of the member's context params, or Ours+GT's
+  normalized task parameters (None when `unconditional`)."""
+  if unconditional:
+    return None
+  if gt:
+    gt_z = ctx_stage.gt_contexts(family, jnp.asarray(data.task_params))
+    return lambda member, seg: gt_z[seg.task_index]
+  model = ctx_stage.build_context_model(config, family)
+  return lambda member, seg: model.apply(member['label'], member['norm'], seg.context,
+                                         method=ContextModel.encode)
 
 
 def train_denoiser(config: ml_collections.ConfigDict, workdir: str, seed: int, *,
@@ -89,34 +150,48 @@ def train_denoiser(config: ml_collections.ConfigDict, workdir: str, seed: int, *
   of any quality produces at test time (paper, Section 5.4). With `gt` (Ours+GT) z is the
   window's task parameters, normalized (`context.gt_contexts`)."""
   family = family_from_config(config)
-  tiers = tuple(config.diffusion.tiers)
-  loaded = ctx_stage.load_train_tiers(workdir, family, ('expert', *tiers, *config.context.tiers))
-  data = jax.device_put(mdata.concat_episodes([loaded[t] for t in tiers]))
-  if unconditional:
-    norm = mdata.init_normalizer(loaded['expert'])  # the context stage's normalizer, recomputed
-    nz.save_normalizer(os.path.join(layout.stage_dir(workdir, UNCONDITIONAL_STAGE, seed),
-                                    'normalizer.npz'), norm)
-    label = None
-  elif gt:
-    _, _, norm = ctx_stage.load_context(config, workdir, seed, family, gt=True)
-    gt_z = ctx_stage.gt_contexts(family, jnp.asarray(data.task_params))
-    label = lambda seg: gt_z[seg.task_index]
-  else:
-    model, params, norm = ctx_stage.load_context(config, workdir, seed, family)
-    label = lambda seg: model.apply(params, norm, seg.context, method=ContextModel.encode)
-  context_data, tier_episodes = ctx_stage.context_training_data(config, loaded)
-  rng = jax.random.fold_in(jax.random.PRNGKey(seed), 3 if unconditional else 2)
-  init_rng, train_rng = jax.random.split(rng)
-  state = init_denoiser_state(config, family, init_rng, unconditional=unconditional, gt=gt)
-  step = make_diffusion_step(config, family, data, norm, label, unconditional=unconditional,
-                             context_data=jax.device_put(context_data),
-                             context_tier_episodes=tier_episodes)
+  data, loaded, context_data, tier_episodes = _load_data(config, workdir, family)
+  state, train_rng, member = _member(config, workdir, seed, family, loaded,
+                                     unconditional=unconditional, gt=gt)
+  update = make_diffusion_update(config, family, data,
+                                 _label_fn(config, family, data, unconditional=unconditional,
+                                           gt=gt), unconditional=unconditional,
+                                 context_data=context_data, context_tier_episodes=tier_episodes)
+  step = jax.jit(lambda st, rng: update(st, rng, member), donate_argnums=0)
   name = stage_name(unconditional, gt)
-  steps = (config.udiffuser.num_train_steps if unconditional
-           else config.diffusion.num_train_steps)
-  return train(layout.stage_dir(workdir, name, seed), state, step, train_rng, num_steps=steps,
-               log_every=config.log_every, checkpoint_every=config.checkpoint_every,
-               name=f'{name}/seed_{seed}', hparams=config.diffusion.to_dict())
+  return train(layout.stage_dir(workdir, name, seed), state, step, train_rng,
+               num_steps=_num_steps(config, unconditional), log_every=config.log_every,
+               checkpoint_every=config.checkpoint_every, name=f'{name}/seed_{seed}',
+               hparams=config.diffusion.to_dict())
+
+
+def _num_steps(config, unconditional: bool) -> int:
+  return (config.udiffuser.num_train_steps if unconditional
+          else config.diffusion.num_train_steps)
+
+
+def train_denoiser_stack(config: ml_collections.ConfigDict, workdir: str, seeds, *,
+                         unconditional: bool = False, gt: bool = False) -> TrainState:
+  """`train_denoiser` of every seed of `seeds` as one vmapped program (`training.train_stack`):
+  member `i` writes the folder, checkpoints and metrics that `train_denoiser(..., seeds[i])`
+  writes, with that run's initial parameters, keys and context model."""
+  family = family_from_config(config)
+  data, loaded, context_data, tier_episodes = _load_data(config, workdir, family)
+  runs = [_member(config, workdir, s, family, loaded, unconditional=unconditional, gt=gt)
+          for s in seeds]
+  members = stack_trees([m for _, _, m in runs])
+  update = make_diffusion_update(config, family, data,
+                                 _label_fn(config, family, data, unconditional=unconditional,
+                                           gt=gt), unconditional=unconditional,
+                                 context_data=context_data, context_tier_episodes=tier_episodes)
+  batched = jax.jit(jax.vmap(update), donate_argnums=0)
+  name = stage_name(unconditional, gt)
+  return train_stack([layout.stage_dir(workdir, name, s) for s in seeds],
+                     [st for st, _, _ in runs], lambda st, keys: batched(st, keys, members),
+                     [r for _, r, _ in runs], num_steps=_num_steps(config, unconditional),
+                     log_every=config.log_every, checkpoint_every=config.checkpoint_every,
+                     names=[f'{name}/seed_{s}' for s in seeds],
+                     hparams=[config.diffusion.to_dict()] * len(seeds))
 
 
 def load_denoiser(config, workdir: str, seed: int, family=None, *, unconditional=False,
