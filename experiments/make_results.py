@@ -24,6 +24,8 @@ from mdx import io  # pylint: disable=g-import-not-at-top,wrong-import-position
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / 'results'
 _ADD = flags.DEFINE_string('add', None, 'A finished pipeline workdir to copy into results/.')
+_AS = flags.DEFINE_string('as_run', '', 'With --add: a name for a second run of the family (its '
+                          'files get the suffix _NAME, e.g. an every-method run of one seed).')
 
 # The paper's Tables 1 and 2 (Ni et al. 2023), MetaDiffuser and Oracle returns, mean ± std.
 PAPER = {
@@ -73,25 +75,40 @@ TARGETS = {'point_robot': 0.93, 'cheetah_vel': 0.90, 'cheetah_dir': 0.95, 'ant_d
 TIERS = ('expert', 'medium', 'random')
 
 
-def add_run(workdir: pathlib.Path) -> str:
-  """Copies a run's small outputs into `results/<family>/`; returns the family."""
+def add_run(workdir: pathlib.Path, run: str = '') -> str:
+  """Copies a run's small outputs into `results/<family>/` (with the suffix `_<run>` for a
+  family's second run); returns the family."""
   config = json.loads((workdir / 'config.json').read_text())
   family = config['family']
   out = RESULTS / family
   out.mkdir(parents=True, exist_ok=True)
+  tag = f'_{run}' if run else ''
   for split_dir in sorted((workdir / 'eval').iterdir()):
     split = split_dir.name
-    for name, target in (('results.json', f'results_{split}.json'),
-                         ('table.txt', f'table_{split}.txt'),
-                         ('plan_vs_reached.json', f'plan_vs_reached_{split}.json')):
+    if not (split_dir / 'results.json').exists() or '-sweep-' in split:
+      continue
+    for name, target in (('results.json', f'results_{split}{tag}.json'),
+                         ('table.txt', f'table_{split}{tag}.txt'),
+                         ('plan_vs_reached.json', f'plan_vs_reached_{split}{tag}.json')):
       if (split_dir / name).exists():
         shutil.copyfile(split_dir / name, out / target)
     for png in split_dir.glob('*.png'):
-      shutil.copyfile(png, out / f'{png.stem}_{split}.png')
+      shutil.copyfile(png, out / f'{png.stem}_{split}{tag}.png')
   for name in ('timings.json', 'config.json'):
     if (workdir / name).exists():
-      shutil.copyfile(workdir / name, out / name)
+      shutil.copyfile(workdir / name, out / f'{pathlib.Path(name).stem}{tag}.json')
   return family
+
+
+def _runs(family_dir: pathlib.Path) -> dict[str, dict]:
+  """`{run: {(method, tier): record}}` of a family's test results: `''` is the main run
+  (`results_test.json`), others are `results_test_<run>.json`."""
+  out = {}
+  for path in sorted(family_dir.glob('results_test*.json')):
+    run = path.stem[len('results_test'):].lstrip('_')
+    out[run] = {(r['method'], r['warm_start']): r for r in json.loads(path.read_text())
+                if not r.get('sweep')}
+  return out
 
 
 def _cell(r: dict) -> str:
@@ -159,25 +176,29 @@ def render() -> str:
                  f"{_cell(ud) if ud else '-'} | "
                  + ' | '.join(f'{p[t][0]} ± {p[t][1]}' for t in TIERS) + ' |')
   lines += ['', '## Every method (test split): Tables 1, 2, 3 and 5', '',
-            'One row per method and warm-start tier present in the committed results; "drop" is '
-            'the normalized score lost from the expert warm start; the paper\'s return beside '
-            'ours.', '',
-            '| family | method | warm start | return | normalized score | drop | '
+            'One row per method and warm-start tier present in the committed results; "run" is '
+            '"main" for the family\'s main run (`results_test.json`, the rows of Tables 1 and 2) '
+            'or the name of another run of it (`results_test_<run>.json`, every method with the '
+            'same training seeds); compare rows within one run. "drop" is the normalized score '
+            'lost from the expert warm start; the paper\'s return beside ours.', '',
+            '| family | run | method | warm start | return | normalized score | drop | '
             'seeds (train / eval) | paper: return |',
-            '|---|---|---|---|---|---|---|---|']
+            '|---|---|---|---|---|---|---|---|---|']
   for f in order:
-    for m in METHODS:
-      for t in TIERS + ('n/a',):
-        r = rows[f].get((m, t))
-        if r is None:
-          continue
-        base = rows[f].get((m, 'expert'))
-        drop = (f"{base['normalized_score'] - r['normalized_score']:.2f}"
-                if base is not None and t not in ('expert', 'n/a') else '')
-        paper = (PAPER[f][t] if m == 'MetaDiffuser' else PAPER_ROWS[f].get((m, t)))
-        lines.append(f"| {PAPER[f]['name']} | {m} | {t} | {r['mean_return']:.2f} | {_cell(r)} | "
-                     f"{drop} | {r['num_train_seeds']} / {r['num_eval_seeds']} | "
-                     + (f'{paper[0]} ± {paper[1]}' if paper else '-') + ' |')
+    for run, got in _runs(RESULTS / f).items():
+      for m in METHODS:
+        for t in TIERS + ('n/a',):
+          r = got.get((m, t))
+          if r is None:
+            continue
+          base = got.get((m, 'expert'))
+          drop = (f"{base['normalized_score'] - r['normalized_score']:.2f}"
+                  if base is not None and t not in ('expert', 'n/a') else '')
+          paper = (PAPER[f][t] if m == 'MetaDiffuser' else PAPER_ROWS[f].get((m, t)))
+          lines.append(f"| {PAPER[f]['name']} | {run or 'main'} | {m} | {t} | "
+                       f"{r['mean_return']:.2f} | {_cell(r)} | {drop} | "
+                       f"{r['num_train_seeds']} / {r['num_eval_seeds']} | "
+                       + (f'{paper[0]} ± {paper[1]}' if paper else '-') + ' |')
   for f in order:
     notes = RESULTS / f / 'NOTES.md'
     if notes.exists():
@@ -191,9 +212,11 @@ def plot_figure1(path: pathlib.Path) -> None:
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  rows = {p.parent.name: {(r['method'], r['warm_start']): r for r in json.loads(p.read_text())
-                          if not r.get('sweep')}
-          for p in sorted(RESULTS.glob('*/results_test.json'))}
+  rows = {}
+  for p in sorted(RESULTS.glob('*/results_test.json')):  # the main run, then the others' methods
+    runs = _runs(p.parent)
+    rows[p.parent.name] = {k: v for run in sorted(runs, key=bool, reverse=True)
+                           for k, v in runs[run].items()}
   families = [f for f in PAPER if f in rows]
   methods = [m for m in METHODS if any((m, t) in rows[f] for f in families
                                       for t in ('expert', 'n/a'))]
@@ -220,7 +243,7 @@ def plot_figure1(path: pathlib.Path) -> None:
 def main(argv):
   del argv
   if _ADD.value:
-    print(f'copied {add_run(pathlib.Path(_ADD.value))}', file=sys.stderr)
+    print(f'copied {add_run(pathlib.Path(_ADD.value), _AS.value)}', file=sys.stderr)
   text = render()
   io.write_atomic(RESULTS / 'README.md', text)
   plot_figure1(RESULTS / 'figure1.png')
