@@ -78,8 +78,10 @@ TIERS = ('expert', 'medium', 'random')
 def add_run(workdir: pathlib.Path, run: str = '') -> str:
   """Copies a run's small outputs into `results/<family>/` (with the suffix `_<run>` for a
   family's second run); returns the family."""
-  config = json.loads((workdir / 'config.json').read_text())
-  family = config['family']
+  config_path = workdir / 'config.json'
+  if not config_path.exists():  # a workdir only evaluated: its newest run's config
+    config_path = sorted((workdir / 'config_history').glob('*.json'))[-1]
+  family = json.loads(config_path.read_text())['family']
   out = RESULTS / family
   out.mkdir(parents=True, exist_ok=True)
   tag = f'_{run}' if run else ''
@@ -94,9 +96,9 @@ def add_run(workdir: pathlib.Path, run: str = '') -> str:
         shutil.copyfile(split_dir / name, out / target)
     for png in split_dir.glob('*.png'):
       shutil.copyfile(png, out / f'{png.stem}_{split}{tag}.png')
-  for name in ('timings.json', 'config.json'):
-    if (workdir / name).exists():
-      shutil.copyfile(workdir / name, out / f'{pathlib.Path(name).stem}{tag}.json')
+  shutil.copyfile(config_path, out / f'config{tag}.json')
+  if (workdir / 'timings.json').exists():
+    shutil.copyfile(workdir / 'timings.json', out / f'timings{tag}.json')
   return family
 
 
