@@ -27,7 +27,7 @@ def test_every_committed_row_names_its_split_and_interval():
   import json  # pylint: disable=g-import-not-at-top
   files = sorted((ROOT / 'results').glob('*/results_*.json'))
   for path in files:
-    split = path.stem.split('_', 1)[1]
+    split = path.stem.split('_')[1]  # results_<split>[_<run>]
     for r in json.loads(path.read_text()):
       assert r['split'] == split, path
       assert r['ci_low'] <= r['normalized_score'] <= r['ci_high'], (path, r['method'])
