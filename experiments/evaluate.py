@@ -3,7 +3,9 @@
   python experiments/evaluate.py --config=configs/point_robot.py:cpu --workdir=runs/demo \
       --split=validation [--methods=MetaDiffuser,Oracle,Random]
 
-Tune on `--split=validation`; the test split is run once per committed preset. The methods of
+Tune on `--split=validation`; the test split is run once per committed preset. The trained
+stages are checked against the config first (`mdx.provenance`): a stage trained with other values
+of the fields it reads stops the evaluation, naming them. The methods of
 `config.eval.methods` by default; the reference methods (`config.eval.oracle`, `.random`) are
 always added.
 """
@@ -11,6 +13,7 @@ import _common  # first: sets up logging before JAX loads
 from absl import app, flags
 from ml_collections import config_flags
 
+from mdx import provenance
 from mdx import workdir as layout
 from mdx.envs import SPLITS
 from mdx.evaluation import evaluate
@@ -29,8 +32,19 @@ def main(argv):
   config = _CONFIG.value
   with layout.lock(_WORKDIR.value, 'experiments/evaluate.py'):
     _common.prepare(config, _WORKDIR.value, 'evaluate')
-    evaluate(config, _WORKDIR.value, _common.methods_to_run(config, _METHODS.value),
-             split=_SPLIT.value)
+    methods = _common.methods_to_run(config, _METHODS.value)
+    # The trained stages must be the config's (a training sweep's variant: pass its setting).
+    try:
+      provenance.check_stages(config, _WORKDIR.value,
+                              list(dict.fromkeys(s for m in methods for s in m.stages)),
+                              list(config.train_seeds))
+    except provenance.StaleStageError as err:
+      raise provenance.StaleStageError(
+          str(err).split('\nUse a new')[0] + '\nEvaluate with the config the stages were '
+          'trained with (a training sweep\'s variant: add its setting, e.g. '
+          '--config.diffusion.context_dropout=0.2), or retrain them with experiments/train.py.'
+      ) from None
+    evaluate(config, _WORKDIR.value, methods, split=_SPLIT.value)
 
 
 if __name__ == '__main__':

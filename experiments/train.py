@@ -12,6 +12,8 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from mdx import methods
+from mdx.config_check import check_config
+from mdx.sweep import parse_sweep, with_fields
 from mdx import provenance
 from mdx import workdir as layout
 
@@ -21,6 +23,10 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Run folder with collected datas
 _METHOD = flags.DEFINE_enum('method', 'MetaDiffuser', sorted(methods.REGISTRY), 'The method.')
 _STAGE = flags.DEFINE_string('stage', None, 'Only this stage (default: all, in order).')
 _SEEDS = flags.DEFINE_list('seeds', None, 'Training seeds (default: config.train_seeds).')
+_SWEEP = flags.DEFINE_string(
+    'sweep', '', "A training sweep, 'field=v1,v2' over fields the stages allow (the denoiser: "
+    "'diffusion.context_dropout', Table 6): every setting x seed of those stages as one stack, "
+    'each setting in WORKDIR/variants/<field>=<value>/ (data and upstream stages linked).')
 _STACK = flags.DEFINE_bool('stack_seeds', False, 'Train the seeds of a stage as one vmapped '
                            'stack (each seed writes what its own run writes) where the stage '
                            'offers it.')
@@ -37,10 +43,20 @@ def main(argv):
     raise app.UsageError(f'--stage={_STAGE.value!r}: {method.name} has stages '
                          f'{[s.name for s in method.stages]}')
   seeds = [int(s) for s in _SEEDS.value] if _SEEDS.value else list(config.train_seeds)
+  settings = parse_sweep(_SWEEP.value)
+  swept = [s for s in stages if settings != [{}] and set(settings[0]) <= set(s.member_fields)]
+  if settings != [{}] and not swept:
+    raise app.UsageError(f'--sweep={_SWEEP.value!r}: no stage of {method.name} can vary '
+                         f'{sorted(settings[0])}; they vary '
+                         f'{sorted({f for s in method.stages for f in s.member_fields})}')
   with layout.lock(_WORKDIR.value, 'experiments/train.py'):
     _common.prepare(config, _WORKDIR.value, 'train')
-    provenance.check_stages(config, _WORKDIR.value, stages, seeds)  # all, before any work
-    for stage in stages:
+    plain = [s for s in stages if s not in swept]
+    provenance.check_stages(config, _WORKDIR.value, plain, seeds)  # all, before any work
+    for stage in swept:
+      if any(stage.name in s.after for s in method.stages):
+        raise app.UsageError(f'--sweep: stages after {stage.name} would need the variants too')
+    for stage in plain:
       if _STACK.value and stage.train_stack is not None:
         trained = provenance.run_stage_stack(config, _WORKDIR.value, stage, seeds)
         for seed in sorted(set(seeds) - set(trained)):
@@ -49,6 +65,21 @@ def main(argv):
       for seed in seeds:
         if not provenance.run_stage(config, _WORKDIR.value, stage, seed):
           print(f'[train] {stage.name}/seed_{seed}: complete, skipped', flush=True)
+    for stage in swept:
+      members = []
+      for setting in settings:
+        variant = with_fields(config, setting)
+        check_config(variant)
+        vdir = layout.make_variant(_WORKDIR.value, setting, {s: list(stage.after) for s in seeds})
+        _common.record_config(variant, vdir)
+        members += [(variant, vdir, s) for s in seeds]
+      for m in members:  # every member's record, before any work
+        provenance.check_stages(m[0], m[1], [stage], [m[2]])
+      trained = provenance.run_members(stage, members)
+      print(f'[train] {stage.name}: {len(trained)} of {len(members)} sweep members trained '
+            f"({len(members) - len(trained)} complete); evaluate one with --workdir="
+            f"{layout.variant_dir(_WORKDIR.value, settings[0])} and the setting as a config "
+            'override', flush=True)
 
 
 if __name__ == '__main__':

@@ -200,22 +200,32 @@ def run_stage(config, workdir: str, stage, seed: int) -> bool:
 def run_stage_stack(config, workdir: str, stage, seeds) -> list[int]:
   """`run_stage` for several seeds at once: the seeds not done with this config train as one
   stack (`stage.train_stack`), each with its own record; returns the seeds that trained."""
-  status = {s: check_stage(config, workdir, stage, s) for s in seeds}
-  todo = [s for s in seeds if status[s] != 'done']
+  return [s for _, _, s in run_members(stage, [(config, workdir, s) for s in seeds])]
+
+
+def run_members(stage, members) -> list[tuple]:
+  """`run_stage` of every `(config, workdir, seed)` of `members`, those not done as one stack
+  (`stage.train_stack`; one by one when it has none or one is left), each with its own record
+  (naming the stack's members); returns the members that trained."""
+  status = [check_stage(c, w, stage, s) for c, w, s in members]
+  todo = [m for m, st in zip(members, status) if st != 'done']
   if len(todo) < 2 or stage.train_stack is None:
-    return [s for s in todo if run_stage(config, workdir, stage, s)]
-  records = {}
-  for seed in todo:
+    return [m for m in todo if run_stage(*m[:2], stage, m[2])]
+  records = []
+  for (config, workdir, seed), st in zip(members, status):
+    if st == 'done':
+      continue
     rec = read_record(workdir, stage.name, seed)
-    records[seed] = write_record(config, workdir, stage, seed, status='running',
-                                 run_id=rec['run_id'] if status[seed] == 'partial' and rec
-                                 else None)
+    records.append(write_record(config, workdir, stage, seed, status='running',
+                                run_id=rec['run_id'] if st == 'partial' and rec else None))
   t0 = time.time()
-  stage.train_stack(config, workdir, todo)
+  stage.train_stack(todo)
   wall = round(time.time() - t0, 1)
-  for seed in todo:
-    write_record(config, workdir, stage, seed, status='done', run_id=records[seed]['run_id'],
-                 extra=dict(wall_time_s=wall, stacked_seeds=todo))
+  names = [f'{os.path.relpath(w, todo[0][1])}:seed_{s}' for _, w, s in todo]
+  for (config, workdir, seed), rec in zip(todo, records):
+    write_record(config, workdir, stage, seed, status='done', run_id=rec['run_id'],
+                 extra=dict(wall_time_s=wall, stacked_with=names,
+                            stacked_seeds=sorted({s for _, _, s in todo})))
   return todo
 
 

@@ -5,6 +5,7 @@ A sweep varies planner settings that change no shapes (a method lists them in
 """
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 
@@ -30,3 +31,23 @@ def sweep_tag(settings: list[dict]) -> str:
   """`'sweep-dynamics_weight'` for a sweep over `dynamics_weight` ('' without a sweep): a sweep's
   results go to their own folder, beside the split's main evaluation."""
   return 'sweep-' + '-'.join(settings[0]) if settings != [{}] else ''
+
+
+def with_fields(config, setting: dict):
+  """A copy of `config` with each dotted field of `setting` (`'diffusion.context_dropout'`) set;
+  raises `ValueError` naming a field the config does not have."""
+  out = copy.deepcopy(config)
+  for field, value in setting.items():
+    *path, leaf = field.split('.')
+    node = out
+    for key in path:
+      if key not in node:
+        raise ValueError(f'sweep: the config has no field {field!r}')
+      node = node[key]
+    if leaf not in node:
+      raise ValueError(f'sweep: the config has no field {field!r}')
+    old = node[leaf]
+    if isinstance(old, int) and not isinstance(old, bool) and not float(value).is_integer():
+      raise ValueError(f'sweep: {field} is an integer field, got {value}')
+    node[leaf] = type(old)(value) if isinstance(old, (int, float)) else value
+  return out

@@ -12,6 +12,9 @@
     eval/{split}/                    provenance.json, table.txt, per_task_returns.json, plots,
                                      analyses, and results.json last (its completion marker)
     eval/{split}-sweep-{fields}/     the same for an evaluation sweep (`config.eval.sweep`)
+    variants/{field}={value}/        a training sweep's variant (`experiments/train.py --sweep`):
+                                     a workdir of its own whose data/ and upstream stages are
+                                     links to this one's (`make_variant`)
 
 Datasets are shared by every training seed; `config.train_seeds` lists the seeds.
 """
@@ -37,6 +40,27 @@ def checkpoint_dir(workdir: str, stage: str, seed: int) -> str:
 def eval_dir(workdir: str, split: str, tag: str = '') -> str:
   """`eval/{split}`, or `eval/{split}-{tag}` for a separate evaluation (a sweep)."""
   return os.path.join(workdir, 'eval', f'{split}-{tag}' if tag else split)
+
+
+def variant_dir(workdir: str, setting: dict) -> str:
+  """`variants/context_dropout=0.1` (fields sorted) for a training sweep's setting."""
+  name = ','.join(f'{k}={v:g}' for k, v in sorted(setting.items()))
+  return os.path.join(workdir, 'variants', name)
+
+
+def make_variant(workdir: str, setting: dict, shared: dict[int, list[str]]) -> str:
+  """The variant workdir of `setting`, with `data/` and the stages `shared[seed]` of each seed
+  linked (relative links) to `workdir`'s, which the variant reads but never writes."""
+  out = variant_dir(workdir, setting)
+  links = [('data', os.path.join(workdir, 'data'))] + [
+      (os.path.join(f'seed_{s}', st), stage_dir(workdir, st, s))
+      for s, names in shared.items() for st in names]
+  for rel, target in links:
+    path = os.path.abspath(os.path.join(out, rel))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if not os.path.lexists(path):
+      os.symlink(os.path.relpath(os.path.abspath(target), os.path.dirname(path)), path)
+  return out
 
 
 LOCK_FILE = '.lock'

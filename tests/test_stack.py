@@ -46,7 +46,7 @@ def test_a_stack_updates_each_member_as_its_own_run(test_config, data_workdir):
   for stage in methods.get_method('MetaDiffuser').stages:  # seed 0: trained once per session
     stage.train(test_config, data_workdir, 0)
   # Two members of seed 0 with different keys (seed 1 would write into the shared workdir).
-  update, states, keys = ctx_stage._setup(test_config, data_workdir, [0, 0], gt=False)  # pylint: disable=protected-access
+  update, states, keys = ctx_stage._setup(test_config, [(data_workdir, 0)] * 2, gt=False)  # pylint: disable=protected-access
   keys = [keys[0], jax.random.fold_in(keys[0], 1)]
   for alone, in_stack, m_alone, m_stack in _one_step_both_ways(update, states, keys):
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
@@ -65,10 +65,15 @@ def test_a_stack_updates_each_member_as_its_own_run(test_config, data_workdir):
   z = jax.random.normal(jax.random.PRNGKey(1), (16, test_config.context.context_dim))
   out = lambda p: net.apply(p, x, k, z, jnp.ones((16,), bool))
   keys = [runs[0][1], jax.random.fold_in(runs[0][1], 1)]
+  # Members may differ in beta (a training sweep's variants): 0 keeps every context, 1 none.
+  runs = [(r[0], r[1], {**r[2], 'context_dropout': jnp.float32(beta)})
+          for r, beta in zip(runs, (0.0, 1.0))]
   members = stack_trees([r[2] for r in runs])
-  for alone, in_stack, m_alone, m_stack in _one_step_both_ways(update, [r[0] for r in runs], keys,
-                                                               members):
+  for i, (alone, in_stack, m_alone, m_stack) in enumerate(_one_step_both_ways(
+      update, [r[0] for r in runs], keys, members)):
+    assert float(m_stack['context_kept']) == (1.0, 0.0)[i]
     np.testing.assert_allclose(m_alone['loss'], m_stack['loss'], rtol=1e-5)
+    assert float(m_stack['context_kept']) == float(m_alone['context_kept'])
     np.testing.assert_allclose(m_alone['grad_norm'], m_stack['grad_norm'], rtol=1e-4)
     np.testing.assert_allclose(out(alone.params), out(in_stack.params), rtol=1e-4, atol=1e-4)
     for path, a in jax.tree_util.tree_flatten_with_path(alone.params)[0]:
@@ -106,7 +111,7 @@ def test_a_stack_writes_each_members_run_and_resumes(test_config, data_workdir, 
   with checkpoints.checkpoint_manager(layout.checkpoint_dir(workdir, stage.name, 1)) as m:
     assert sorted(m.all_steps()) == [final - 10, final]
     shutil.rmtree(checkpoints.step_dir(m, final))
-  den_stage.train_denoiser_stack(config, workdir, seeds, unconditional=True)
+  den_stage.train_denoiser_stack([(config, workdir, s) for s in seeds], unconditional=True)
   superseded = os.path.join(layout.stage_dir(workdir, stage.name, 0), 'superseded_checkpoints')
   assert len(os.listdir(superseded)) == 1  # member 0's old last step: moved aside, not lost
   for s in seeds:
@@ -118,3 +123,14 @@ def test_train_stack_checks_its_members(tmp_path):
   with pytest.raises(ValueError, match='2 workdirs need as many'):
     train_stack([str(tmp_path / 'a'), str(tmp_path / 'b')], [None], None, [None], num_steps=1,
                 log_every=1, checkpoint_every=1, names=['a'])
+
+
+def test_stack_members_may_differ_only_where_the_stage_allows(test_config, data_workdir):
+  other = copy.deepcopy(test_config)
+  other.diffusion.learning_rate = 0.5
+  with pytest.raises(ValueError, match="also differs in \\['diffusion.learning_rate'\\]"):
+    den_stage.train_denoiser_stack([(test_config, data_workdir, 0), (other, data_workdir, 1)])
+  from mdx.sweep import with_fields  # pylint: disable=g-import-not-at-top
+  assert with_fields(test_config, {'diffusion.context_dropout': 0.2}).diffusion.context_dropout == 0.2
+  with pytest.raises(ValueError, match='no field'):
+    with_fields(test_config, {'diffusion.beta': 0.2})

@@ -30,9 +30,13 @@ class Stage:
   # 'data') are always included.
   reads: tuple[str, ...] = ()
   after: tuple[str, ...] = ()  # the stages (of the same seed) whose outputs it loads
-  # Optional: `(config, workdir, seeds) -> anything` trains the seeds as one vmapped stack,
-  # each writing what `train(config, workdir, seed)` writes (`mdx.training.train_stack`).
-  train_stack: Optional[Callable[[Config, str, Sequence[int]], Any]] = None
+  # Optional: `([(config, workdir, seed), ...]) -> anything` trains the members as one vmapped
+  # stack, each writing what `train(config, workdir, seed)` writes (`mdx.training.train_stack`);
+  # the configs may differ only where the stage allows (a training sweep's variants).
+  train_stack: Optional[Callable[[Sequence[tuple[Config, str, int]]], Any]] = None
+  # The config fields (dotted) in which a stack's members may differ: a training sweep over them
+  # (`experiments/train.py --sweep`) trains this stage for every setting in one stack.
+  member_fields: tuple[str, ...] = ()
 
   def __post_init__(self):
     object.__setattr__(self, 'reads', DATA_FIELDS + tuple(self.reads))

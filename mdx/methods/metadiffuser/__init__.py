@@ -13,6 +13,7 @@ CONTEXT_STAGE = Stage(name=context.STAGE, train=context.train_context,
                       reads=('context',))
 DIFFUSION_STAGE = Stage(name=denoiser.STAGE, train=denoiser.train_denoiser,
                         train_stack=denoiser.train_denoiser_stack,
+                        member_fields=denoiser.MEMBER_FIELDS,
                         num_train_steps=lambda config: config.diffusion.num_train_steps,
                         reads=('context', 'diffusion'), after=(context.STAGE,))
 # UDiffuser samples the same segments (history windows included) but has no encoder.
@@ -22,8 +23,7 @@ UDIFFUSER_STAGE = Stage(
     name=denoiser.UNCONDITIONAL_STAGE,
     train=lambda config, workdir, seed: denoiser.train_denoiser(config, workdir, seed,
                                                                 unconditional=True),
-    train_stack=lambda config, workdir, seeds: denoiser.train_denoiser_stack(
-        config, workdir, seeds, unconditional=True),
+    train_stack=lambda members: denoiser.train_denoiser_stack(members, unconditional=True),
     num_train_steps=lambda config: config.udiffuser.num_train_steps,
     reads=_SEGMENT_FIELDS + ('diffusion', 'udiffuser'))
 
@@ -35,14 +35,12 @@ METADIFFUSER = Method(name='MetaDiffuser', make_policy=policy.make_policy,
 GT_CONTEXT_STAGE = Stage(
     name=context.GT_STAGE,
     train=lambda config, workdir, seed: context.train_context(config, workdir, seed, gt=True),
-    train_stack=lambda config, workdir, seeds: context.train_context_stack(config, workdir, seeds,
-                                                                         gt=True),
+    train_stack=lambda members: context.train_context_stack(members, gt=True),
     num_train_steps=lambda config: config.context.num_train_steps, reads=('context',))
 GT_DIFFUSION_STAGE = Stage(
     name=denoiser.GT_STAGE,
     train=lambda config, workdir, seed: denoiser.train_denoiser(config, workdir, seed, gt=True),
-    train_stack=lambda config, workdir, seeds: denoiser.train_denoiser_stack(
-        config, workdir, seeds, gt=True),
+    train_stack=lambda members: denoiser.train_denoiser_stack(members, gt=True),
     num_train_steps=lambda config: config.diffusion.num_train_steps,
     reads=('context', 'diffusion'), after=(context.GT_STAGE,))
 # Table 3's upper reference: the true task parameters as the context, everywhere.

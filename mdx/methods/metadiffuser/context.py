@@ -129,15 +129,15 @@ def normalizer_path(workdir: str, seed: int, *, gt: bool = False) -> str:
                       'normalizer.npz')
 
 
-def _setup(config, workdir, seeds, gt):
-  """`(update, initial states, train keys)` of the context runs of `seeds`; writes each seed's
-  normalizer."""
+def _setup(config, members, gt):
+  """`(update, initial states, train keys)` of the context runs of `members`
+  (`[(workdir, seed)]`, one config); writes each member's normalizer."""
   family = family_from_config(config)
-  loaded = load_train_tiers(workdir, family, ('expert', *config.context.tiers))
+  loaded = load_train_tiers(members[0][0], family, ('expert', *config.context.tiers))
   norm = mdata.init_normalizer(loaded['expert'])
   data, tier_episodes = context_training_data(config, loaded)
   states, keys = [], []
-  for seed in seeds:
+  for workdir, seed in members:
     nz.save_normalizer(normalizer_path(workdir, seed, gt=gt), norm)
     init_rng, train_rng = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), 1))
     states.append(init_context_state(config, family, norm, init_rng, gt=gt))
@@ -152,7 +152,7 @@ def train_context(config: ml_collections.ConfigDict, workdir: str, seed: int, *,
                   gt: bool = False) -> TrainState:
   """Trains E_phi, R_psi, P_omega of training seed `seed` (tiers `config.context.tiers`); with
   `gt`, R and P on the true task parameters (stage `gt_context`, Ours+GT)."""
-  update, (state,), (train_rng,) = _setup(config, workdir, [seed], gt)
+  update, (state,), (train_rng,) = _setup(config, [(workdir, seed)], gt)
   name = GT_STAGE if gt else STAGE
   return train(layout.stage_dir(workdir, name, seed), state,
                jax.jit(update, donate_argnums=0), train_rng,
@@ -161,18 +161,22 @@ def train_context(config: ml_collections.ConfigDict, workdir: str, seed: int, *,
                hparams=config.context.to_dict())
 
 
-def train_context_stack(config: ml_collections.ConfigDict, workdir: str, seeds, *,
-                        gt: bool = False) -> TrainState:
-  """`train_context` of every seed of `seeds` as one vmapped program (`training.train_stack`);
-  member `i` writes what `train_context(..., seeds[i])` writes."""
-  update, states, keys = _setup(config, workdir, list(seeds), gt)
+def train_context_stack(members, *, gt: bool = False) -> TrainState:
+  """`train_context(config, workdir, seed)` of every `(config, workdir, seed)` of `members` as one
+  vmapped program (`training.train_stack`; one config); member `i` writes what its own run
+  writes."""
+  config = members[0][0]
+  if any(c is not config and c.to_dict() != config.to_dict() for c, _, _ in members):
+    raise ValueError('the context model\'s stack members must share one config (only their '
+                     'seeds and workdirs differ)')
+  update, states, keys = _setup(config, [(w, s) for _, w, s in members], gt)
   name = GT_STAGE if gt else STAGE
-  return train_stack([layout.stage_dir(workdir, name, s) for s in seeds], states,
+  return train_stack([layout.stage_dir(w, name, s) for _, w, s in members], states,
                      jax.jit(jax.vmap(update), donate_argnums=0), keys,
                      num_steps=config.context.num_train_steps, log_every=config.log_every,
                      checkpoint_every=config.checkpoint_every,
-                     names=[f'{name}/seed_{s}' for s in seeds],
-                     hparams=[config.context.to_dict()] * len(seeds))
+                     names=[f'{name}/seed_{s}' for _, _, s in members],
+                     hparams=[config.context.to_dict()] * len(members))
 
 
 def load_context(config, workdir: str, seed: int, family=None, *, gt: bool = False):

@@ -16,6 +16,7 @@ import ml_collections
 import optax
 
 from mdx import data as mdata
+from mdx import provenance
 from mdx import workdir as layout
 from mdx.data import normalizer as nz
 from mdx.diffusion import denoising_loss, loss_weights, make_schedule
@@ -170,28 +171,45 @@ def _num_steps(config, unconditional: bool) -> int:
           else config.diffusion.num_train_steps)
 
 
-def train_denoiser_stack(config: ml_collections.ConfigDict, workdir: str, seeds, *,
-                         unconditional: bool = False, gt: bool = False) -> TrainState:
-  """`train_denoiser` of every seed of `seeds` as one vmapped program (`training.train_stack`):
-  member `i` writes the folder, checkpoints and metrics that `train_denoiser(..., seeds[i])`
-  writes, with that run's initial parameters, keys and context model."""
+# The config fields in which the members of one stack may differ (besides the seed): they change
+# no shapes, and the update reads them from its `member` entry (Table 6's beta).
+MEMBER_FIELDS = ('diffusion.context_dropout',)
+
+
+def train_denoiser_stack(members, *, unconditional: bool = False,
+                           gt: bool = False) -> TrainState:
+  """`train_denoiser(config, workdir, seed)` of every `(config, workdir, seed)` of `members` as
+  one vmapped program (`training.train_stack`): member `i` writes the folder, checkpoints and
+  metrics of its own run, with that run's initial parameters, keys and context model. The
+  configs may differ in `MEMBER_FIELDS` only (a training sweep's variants, each
+  in its own workdir over the same datasets, `mdx.workdir.make_variant`)."""
+  config = members[0][0]
+  base = provenance.flatten(config)
+  for other, workdir, seed in members[1:]:
+    diffs = sorted(k for k, v in provenance.flatten(other).items()
+                   if base.get(k) != v and k not in MEMBER_FIELDS)
+    if diffs:
+      raise ValueError(f'a stack\'s members may differ only in {list(MEMBER_FIELDS)}; the '
+                       f'member {workdir} (seed {seed}) also differs in {diffs}')
   family = family_from_config(config)
-  data, loaded, context_data, tier_episodes = _load_data(config, workdir, family)
-  runs = [_member(config, workdir, s, family, loaded, unconditional=unconditional, gt=gt)
-          for s in seeds]
-  members = stack_trees([m for _, _, m in runs])
+  data, loaded, context_data, tier_episodes = _load_data(config, members[0][1], family)
+  runs = [_member(c, w, s, family, loaded, unconditional=unconditional, gt=gt)
+          for c, w, s in members]
+  stacked = stack_trees([m for _, _, m in runs])
   update = make_diffusion_update(config, family, data,
                                  _label_fn(config, family, data, unconditional=unconditional,
                                            gt=gt), unconditional=unconditional,
                                  context_data=context_data, context_tier_episodes=tier_episodes)
   batched = jax.jit(jax.vmap(update), donate_argnums=0)
   name = stage_name(unconditional, gt)
-  return train_stack([layout.stage_dir(workdir, name, s) for s in seeds],
-                     [st for st, _, _ in runs], lambda st, keys: batched(st, keys, members),
+  tags = [os.path.relpath(w, members[0][1]) for _, w, _ in members]
+  return train_stack([layout.stage_dir(w, name, s) for _, w, s in members],
+                     [st for st, _, _ in runs], lambda st, keys: batched(st, keys, stacked),
                      [r for _, r, _ in runs], num_steps=_num_steps(config, unconditional),
                      log_every=config.log_every, checkpoint_every=config.checkpoint_every,
-                     names=[f'{name}/seed_{s}' for s in seeds],
-                     hparams=[config.diffusion.to_dict()] * len(seeds))
+                     names=[f'{name}/seed_{s}' + ('' if t == '.' else f' ({t})')
+                            for t, (_, _, s) in zip(tags, members)],
+                     hparams=[c.diffusion.to_dict() for c, _, _ in members])
 
 
 def load_denoiser(config, workdir: str, seed: int, family=None, *, unconditional=False,
