@@ -166,7 +166,10 @@ def test_no_key_is_both_split_and_folded_in(test_config, data_workdir, monkeypat
   encode = lambda seg: model.apply(cstate.params, norm, seg.context, method=model.encode)
   dstate = den_stage.init_denoiser_state(test_config, family, jax.random.PRNGKey(0))
   steps = [(ctx_stage.make_context_step(test_config, family, data, norm, tiers), cstate),
-           (den_stage.make_diffusion_step(test_config, family, loaded['expert'], norm, encode,
+           (den_stage.make_diffusion_step(test_config, family, loaded['expert'],
+                                          lambda member, seg: encode(seg),
+                                          {'norm': norm, 'label': None,
+                                           'context_dropout': jnp.float32(0.3)},
                                           context_data=data, context_tier_episodes=tiers), dstate)]
   for step, state in steps:
     consumed = []

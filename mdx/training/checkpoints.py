@@ -71,19 +71,24 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any) -> None:
   io.write_json(os.path.join(step_dir(manager, step), DIGEST_FILE), digest(state))
 
 
+def _move_step(manager: ocp.CheckpointManager, step: int, folder: str) -> str:
+  """Moves checkpoint `step` to `<checkpoints>/../<folder>/<step>-<time>` (never deletes it),
+  so that training can write that step again; returns the new path."""
+  dest = os.path.join(os.path.dirname(str(manager.directory)), folder,
+                      f'{step}-{time.strftime("%Y%m%d-%H%M%S")}')
+  os.makedirs(os.path.dirname(dest), exist_ok=True)
+  shutil.move(step_dir(manager, step), dest)
+  manager.reload()
+  return dest
+
+
 def set_aside_after(manager: ocp.CheckpointManager, step: int) -> list[str]:
-  """Moves the steps newer than `step` to `<checkpoints>/../superseded_checkpoints/` (never
-  deletes them), so that training can write those steps again; returns the new folders."""
+  """Moves the steps newer than `step` to `<checkpoints>/../superseded_checkpoints/`; returns
+  the new folders."""
   moved = []
   for newer in sorted(s for s in manager.all_steps() if s > step):
-    dest = os.path.join(os.path.dirname(str(manager.directory)), 'superseded_checkpoints',
-                        f'{newer}-{time.strftime("%Y%m%d-%H%M%S")}')
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
-    shutil.move(step_dir(manager, newer), dest)
-    moved.append(dest)
-    print(f'[checkpoint] moved step {newer} of {manager.directory} to {dest}', flush=True)
-  if moved:
-    manager.reload()
+    moved.append(_move_step(manager, newer, 'superseded_checkpoints'))
+    print(f'[checkpoint] moved step {newer} of {manager.directory} to {moved[-1]}', flush=True)
   return moved
 
 
@@ -184,12 +189,8 @@ def restore(manager: ocp.CheckpointManager, template: Any, *, partial: bool = Fa
           flush=True)
     problems.append(f'step {step}: {problem}')
     if quarantine:
-      dest = os.path.join(os.path.dirname(str(manager.directory)), 'corrupt_checkpoints',
-                          f'{step}-{time.strftime("%Y%m%d-%H%M%S")}')
-      os.makedirs(os.path.dirname(dest), exist_ok=True)
-      shutil.move(step_dir(manager, step), dest)
-      manager.reload()
-      print(f'[checkpoint] moved it to {dest}', flush=True)
+      print(f'[checkpoint] moved it to {_move_step(manager, step, "corrupt_checkpoints")}',
+            flush=True)
   raise CorruptCheckpointError(
       f'{manager.directory}: every kept checkpoint is corrupt ({"; ".join(problems)}). Delete the '
       'folder to train this stage again.')

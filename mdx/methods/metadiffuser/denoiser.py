@@ -83,18 +83,12 @@ def make_diffusion_update(config, family, data, label, *, unconditional=False,
   return update
 
 
-def _dropout(config, unconditional: bool) -> jax.Array:
-  return jnp.float32(1.0 if unconditional else config.diffusion.context_dropout)
-
-
-def make_diffusion_step(config, family, data, norm, label, *, unconditional=False,
+def make_diffusion_step(config, family, data, label, member, *, unconditional=False,
                         context_data=None, context_tier_episodes=None):
-  """The jitted denoiser update of one run. `label(segments) -> z [B, C]` (see
-  `make_diffusion_update`)."""
-  update = make_diffusion_update(config, family, data, lambda m, seg: label(seg),
-                                 unconditional=unconditional, context_data=context_data,
+  """The jitted denoiser update of one run: `make_diffusion_update` with its `member` fixed."""
+  update = make_diffusion_update(config, family, data, label, unconditional=unconditional,
+                                 context_data=context_data,
                                  context_tier_episodes=context_tier_episodes)
-  member = {'norm': norm, 'label': None, 'context_dropout': _dropout(config, unconditional)}
 
   @functools.partial(jax.jit, donate_argnums=0)
   def step(state: TrainState, rng):
@@ -125,7 +119,8 @@ def _member(config, workdir, seed, family, loaded, *, unconditional, gt):
   init_rng, train_rng = jax.random.split(rng)
   state = init_denoiser_state(config, family, init_rng, unconditional=unconditional, gt=gt)
   member = {'norm': norm, 'label': label_params,
-            'context_dropout': _dropout(config, unconditional)}
+            'context_dropout': jnp.float32(1.0 if unconditional
+                                           else config.diffusion.context_dropout)}
   return state, train_rng, member
 
 
@@ -154,11 +149,10 @@ def train_denoiser(config: ml_collections.ConfigDict, workdir: str, seed: int, *
   data, loaded, context_data, tier_episodes = _load_data(config, workdir, family)
   state, train_rng, member = _member(config, workdir, seed, family, loaded,
                                      unconditional=unconditional, gt=gt)
-  update = make_diffusion_update(config, family, data,
-                                 _label_fn(config, family, data, unconditional=unconditional,
-                                           gt=gt), unconditional=unconditional,
-                                 context_data=context_data, context_tier_episodes=tier_episodes)
-  step = jax.jit(lambda st, rng: update(st, rng, member), donate_argnums=0)
+  step = make_diffusion_step(config, family, data,
+                             _label_fn(config, family, data, unconditional=unconditional, gt=gt),
+                             member, unconditional=unconditional, context_data=context_data,
+                             context_tier_episodes=tier_episodes)
   name = stage_name(unconditional, gt)
   return train(layout.stage_dir(workdir, name, seed), state, step, train_rng,
                num_steps=_num_steps(config, unconditional), log_every=config.log_every,
