@@ -322,6 +322,10 @@ def test_task_conditioned_env_probe_tasks(cheetah):
     experts.TaskConditionedEnv(family, task_params=jnp.zeros((2, 3)))
 
 
+def _tile_tasks(tasks, n):
+  return jax.tree.map(lambda x: jnp.concatenate([x] * n), tasks)
+
+
 def test_param_families_default_to_elliptic_cones_where_high_friction_does_not_sink():
   """The default physics of Walker/Hopper-Param (MJX, elliptic cones) against pyramidal cones.
 
@@ -347,10 +351,12 @@ def test_param_families_default_to_elliptic_cones_where_high_friction_does_not_s
     return jax.device_get(jax.jit(run)(actions))
 
   still = jnp.zeros((60, 5, family.act_dim))
-  z, _ = rollout(family, tasks, still)
-  assert float(z.min()) > 1.15  # stands (starts at 1.25) in every task, friction x3.4 included
   shaken = jax.random.uniform(jax.random.PRNGKey(1), still.shape, minval=-1, maxval=1)
-  _, q = rollout(family, tasks, shaken.at[:, 1:].set(shaken[:, :1]))
+  # Still and shaken episodes in one program: tasks 0-4 stand still, 5-9 shake alike.
+  z, q = rollout(family, _tile_tasks(tasks, 2),
+                 jnp.concatenate([still, shaken.at[:, 1:].set(shaken[:, :1])], axis=1))
+  assert float(z[:, :5].min()) > 1.15  # stands (starts at 1.25) in every task, friction x3.4 included
+  q = q[:, 5:]
   for group in range(1, 5):
     # rounding alone moves q by ~1e-7; friction (x3.4) moved it by 6e-4 here
     assert float(np.abs(q[:, group] - q[:, 0]).max()) > 1e-4, f'group {group - 1} had no effect'
