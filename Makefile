@@ -19,7 +19,7 @@ $(VENV)/.installed: setup.cfg setup.py constraints.txt
 install: $(VENV)/.installed
 
 demo: install
-	$(PY) experiments/pipeline.py --config=configs/point_robot.py:cpu --config.train_seeds="(0,)" --workdir=runs/demo
+	$(PY) experiments/pipeline.py --config=configs/point_robot.py:demo --workdir=runs/demo
 
 test: install
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests

@@ -46,3 +46,17 @@ def test_training_contexts_are_made_like_test_contexts(name, preset):
   assert 'num_context' not in config.diffusion and 'num_context' not in config.eval
   assert 'one_tier_contexts' not in config.context and 'one_tier_contexts' not in config.diffusion
   assert config.context.num_context >= 1
+
+
+def test_point_robot_demo_preset_is_the_cpu_preset_made_smaller():
+  """`make demo`'s preset: consistent, and the `cpu` preset except for the fields that make it
+  fit its 15-minute budget."""
+  from mdx import provenance  # pylint: disable=g-import-not-at-top
+  from configs import point_robot  # pylint: disable=g-import-not-at-top
+  test_preset_is_consistent('point_robot', 'demo')
+  test_training_contexts_are_made_like_test_contexts('point_robot', 'demo')
+  cpu, demo = (provenance.flatten(point_robot.get_config(p)) for p in ('cpu', 'demo'))
+  assert {k for k in cpu if cpu[k] != demo[k]} == {
+      'train_seeds', 'context.num_train_steps', 'diffusion.num_train_steps',
+      'eval.num_eval_seeds', 'eval.methods'}
+  assert demo['context.num_train_steps'] < cpu['context.num_train_steps']
