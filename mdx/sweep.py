@@ -1,7 +1,9 @@
 """Evaluation sweeps as data: `config.eval.sweep` text -> settings, their keys and folder tags.
 
 A sweep varies planner settings that change no shapes (a method lists them in
-`Method.sweepable`) as one more vmapped axis of one compiled evaluation (`mdx.evaluation`).
+`Method.sweepable`) as one more vmapped axis of one compiled evaluation (`mdx.evaluation`); a
+setting of a trained field (a stage's `member_fields`, such as `diffusion.context_dropout`)
+evaluates the stages of that training sweep's variant on the same axis.
 """
 from __future__ import annotations
 
@@ -25,6 +27,12 @@ def parse_sweep(text: str) -> list[dict]:
 def sweep_key(setting: dict) -> str:
   """The canonical JSON of a setting (`'{}'` when nothing is swept), a dictionary key."""
   return json.dumps(setting, sort_keys=True)
+
+
+def record_setting(setting: dict) -> dict:
+  """A setting as the results name it: each field by its last component
+  (`{'diffusion.context_dropout': 0.2}` -> `{'context_dropout': 0.2}`)."""
+  return {field.rsplit('.', 1)[-1]: value for field, value in setting.items()}
 
 
 def sweep_tag(settings: list[dict]) -> str:

@@ -1,5 +1,5 @@
-"""Evaluation sweeps: several planner settings as one more vmapped axis of one program, equal to
-the separate runs setting by setting, written as one row per setting."""
+"""Evaluation sweeps: several planner settings (and trained variants) as one more vmapped axis of
+one program, equal to the separate runs setting by setting, written as one row per setting."""
 import copy
 
 import numpy as np
@@ -7,8 +7,11 @@ import pytest
 
 from mdx import methods
 from mdx.envs import family_from_config
-from mdx.evaluation.evaluate import evaluate
-from mdx.sweep import parse_sweep, sweep_key
+from mdx import provenance
+from mdx import workdir as layout
+from mdx.evaluation.evaluate import evaluate, sweep_policy
+from mdx.sweep import parse_sweep, record_setting, sweep_key, with_fields
+from mdx.training import member
 
 
 def test_parse_sweep_takes_every_combination():
@@ -31,7 +34,7 @@ def test_a_swept_evaluation_equals_the_separate_runs(test_config, data_workdir):
   from mdx import data as mdata  # pylint: disable=g-import-not-at-top
   md = methods.get_method('MetaDiffuser')
   for stage in md.stages:  # trained once per session (a finished stage returns at once)
-    stage.train(test_config, data_workdir, 0)
+    provenance.run_stage(test_config, data_workdir, stage, 0)  # with its record
   family = family_from_config(test_config)
   settings = parse_sweep('dynamics_weight=0,2;noise_scale=0.25,1')
   fields = tuple(settings[0])
@@ -59,18 +62,36 @@ def test_a_swept_evaluation_equals_the_separate_runs(test_config, data_workdir):
                                   err_msg=str(setting))
     firsts.append(np.asarray(traced))
   assert all(np.abs(f - firsts[0]).max() > 2e-3 for f in firsts[1:])  # the knobs matter
-  # A whole evaluation: one program for all settings, a row each, near the separate runs.
+  # A trained field (Table 6's beta): each setting evaluates its training sweep variant's stages,
+  # the config's own where the setting is the config's (0.3 here); their params fill the
+  # setting's slot exactly, beside the knobs of a planner field swept with it.
+  beta = 'diffusion.context_dropout'
+  variant = with_fields(test_config, {beta: 0.9})
+  vdir = layout.make_variant(data_workdir, {beta: 0.9}, {0: [md.stages[0].name]})
+  provenance.run_stage(variant, vdir, md.stages[1], 0)
+  mixed = parse_sweep(f'{beta}=0.3,0.9;dynamics_weight=0,2')
+  stacked = sweep_policy(test_config, data_workdir, md, family, mixed, (0,))
+  for h, setting in enumerate(mixed):
+    own = (data_workdir, test_config) if setting[beta] == 0.3 else (vdir, variant)
+    alone = md.make_policy(own[1], own[0], 0, family, traced=('dynamics_weight',)).params
+    slot = member(member(stacked.params, h), 0)
+    assert float(slot['knobs']['dynamics_weight']) == setting['dynamics_weight']
+    jax.tree.map(np.testing.assert_array_equal, {**slot, 'knobs': None},
+                 {**alone, 'knobs': None})
+  assert not np.array_equal(*[jax.tree.leaves(member(member(stacked.params, h), 0)['denoiser'])[0]
+                              for h in (0, 2)])  # the variant's denoiser is another one
+  with pytest.raises(FileNotFoundError, match='no trained variant.*--sweep=.diffusion'):
+    sweep_policy(test_config, data_workdir, md, family, parse_sweep(f'{beta}=0.5'), (0,))
+  # A whole evaluation: one program for all settings, a row each, named by their fields.
   config = copy.deepcopy(test_config)
-  config.eval.sweep = 'dynamics_weight=0,2'
+  config.eval.sweep = f'{beta}=0.3,0.9;dynamics_weight=0,2'
   config.eval.plan_vs_reached_tasks = 0
   refs = [methods.get_method('Oracle'), methods.get_method('Random')]
   records = evaluate(config, data_workdir, [md] + refs, split='validation')
   rows = {(r['method'], r['warm_start'], sweep_key(r['sweep'])): r for r in records}
-  assert len([r for r in records if r['method'] == 'MetaDiffuser']) == 2 * 2  # settings x tiers
+  assert len([r for r in records if r['method'] == 'MetaDiffuser']) == 4 * 2  # settings x tiers
   assert rows[('Oracle', 'n/a', '{}')]['sweep'] == {}
-  for setting in parse_sweep(config.eval.sweep):  # a row per setting and tier, its own numbers
-    assert len({rows[('MetaDiffuser', t, sweep_key(setting))]['mean_return']
-                for t in test_config.eval.warm_starts}) >= 1
-  means = [rows[('MetaDiffuser', 'expert', sweep_key(st))]['mean_return']
-           for st in parse_sweep(config.eval.sweep)]
-  assert means[0] != means[1]
+  named = [record_setting(st) for st in parse_sweep(config.eval.sweep)]
+  assert named[3] == {'context_dropout': 0.9, 'dynamics_weight': 2.0}
+  means = [rows[('MetaDiffuser', 'expert', sweep_key(st))]['mean_return'] for st in named]
+  assert means[0] != means[1] and means[0] != means[2]  # lambda and beta both change the plans

@@ -26,12 +26,12 @@ import numpy as np
 from mdx import data as mdata
 from mdx import io
 from mdx import provenance
-from mdx.sweep import parse_sweep, sweep_key, sweep_tag
+from mdx.sweep import parse_sweep, record_setting, sweep_key, sweep_tag, with_fields
 from mdx.config_check import check_config
 from mdx import workdir as layout
 from mdx.envs import TaskFamily, family_from_config
 from mdx.evaluation import stats
-from mdx.evaluation.policy import stack_params
+from mdx.evaluation.policy import Policy, stack_params
 from mdx.evaluation.rollout import rollout
 
 RESULT_KEYS = ('family', 'split', 'method', 'warm_start', 'sweep', 'mean_return', 'std_return',
@@ -51,14 +51,71 @@ def _take(tree, index):
   return jax.tree.map(lambda x: jnp.asarray(x)[index], tree)
 
 
+def _variants(config, workdir: str, method, settings: Sequence[dict], seeds):
+  """`[(config, workdir)]` of each setting's trained fields (`method.trained_fields`): the
+  config's own workdir where a setting equals the config, else the training sweep's variant
+  (`experiments/train.py --sweep`), each checked against its config (`mdx.provenance`)."""
+  out = []
+  for setting in settings:
+    part = {f: v for f, v in setting.items() if f in method.trained_fields}
+    cfg = with_fields(config, part)
+    same = provenance.flatten(cfg) == provenance.flatten(config)
+    wd = workdir if same else layout.variant_dir(workdir, part)
+    if not same and not os.path.isdir(wd):
+      raise FileNotFoundError(
+          f'{method.name}: the sweep setting {part} has no trained variant at {wd}; train it '
+          f'with experiments/train.py --method={method.name} --workdir={workdir} '
+          f"--sweep='{';'.join(f'{k}={v:g}' for k, v in part.items())}'")
+    status = provenance.check_stages(cfg, wd, method.stages, seeds)
+    missing = sorted(f'{k[0]}/seed_{k[1]}' for k, v in status.items() if v != 'done')
+    if missing:
+      raise FileNotFoundError(f'{method.name}: the stages {missing} of {wd} are not trained')
+    out.append((cfg, wd))
+  return out
+
+
+def sweep_policy(config, workdir: str, method, family: TaskFamily, settings: Sequence[dict],
+                 seeds) -> Policy:
+  """The policies of `method` for every setting and training seed, params stacked
+  `[S_set, S_train, ...]` (`[S_train, ...]` without a sweep, `settings == [{}]`): a knob's value
+  under `params['knobs']`, a trained field's setting by its variant's stages (`_variants`)."""
+  fields = tuple(settings[0])
+  trained = method.trained_fields
+  knob_fields = tuple(f for f in fields if f not in trained)
+  if fields:
+    unknown = [f for f in knob_fields if f not in method.sweepable]
+    if unknown:
+      raise ValueError(f'{method.name} cannot sweep {unknown} in one program; it sweeps '
+                       f'{list(method.sweepable) + list(trained)}')
+    traced = {'traced': knob_fields} if knob_fields else {}
+    if len(knob_fields) < len(fields):  # trained settings: each one's own stages (a variant)
+      policy = stack_params([stack_params([method.make_policy(cfg, wd, s, family, **traced)
+                                           for s in seeds])
+                             for cfg, wd in _variants(config, workdir, method, settings, seeds)])
+    else:  # the config's stages for every setting
+      policy = stack_params([stack_params([method.make_policy(config, workdir, s, family,
+                                                              **traced) for s in seeds])])
+      policy = policy.replace(params=jax.tree.map(
+          lambda x: jnp.repeat(x, len(settings), axis=0), policy.params))
+    if knob_fields:
+      knobs = {f: jnp.asarray([[st[f]] * len(seeds) for st in settings], jnp.float32)
+               for f in knob_fields}  # [S_set, S_train]
+      policy = policy.replace(params={**policy.params, 'knobs': knobs})
+  else:
+    policy = stack_params([method.make_policy(config, workdir, s, family) for s in seeds])
+  return policy
+
+
 def run_method(config, workdir: str, method, family: TaskFamily, split: str, *,
                keep_episodes: bool = False, settings: Sequence[dict] = ({},)):
   """Every (sweep setting x) training seed x evaluation seed x (tier x) task x episode of
   `method` on `split`, in one compiled program.
 
   Args:
-    settings: values of the knobs `method.sweepable` (`parse_sweep`), each
-      one more entry of a vmapped axis; `({},)` runs the config as it is.
+    settings: values of the knobs `method.sweepable` and of the trained fields
+      `method.trained_fields` (`parse_sweep`), each one more entry of a vmapped axis (a trained
+      field's setting evaluates that training sweep variant's stages); `({},)` runs the config
+      as it is.
 
   Returns:
     `(returns {(tier, sweep_key): [S_train, S_eval, tasks, episodes]}, episodes or None)`;
@@ -71,19 +128,7 @@ def run_method(config, workdir: str, method, family: TaskFamily, split: str, *,
   seeds = tuple(config.train_seeds) if method.stages else (None,)
   settings = list(settings)
   fields = tuple(settings[0])
-  if fields:
-    unknown = [f for f in fields if f not in method.sweepable]
-    if unknown:
-      raise ValueError(f'{method.name} cannot sweep {unknown} in one program; it sweeps '
-                       f'{list(method.sweepable)}')
-    policy = stack_params([stack_params([method.make_policy(config, workdir, s, family,
-                                                            traced=fields) for s in seeds])])
-    knobs = {f: jnp.asarray([[st[f]] * len(seeds) for st in settings], jnp.float32)
-             for f in fields}  # [S_set, S_train]
-    policy = policy.replace(params={**jax.tree.map(
-        lambda x: jnp.repeat(x, len(settings), axis=0), policy.params), 'knobs': knobs})
-  else:
-    policy = stack_params([method.make_policy(config, workdir, s, family) for s in seeds])
+  policy = sweep_policy(config, workdir, method, family, settings, seeds)
   tiers = list(e.warm_starts) if method.uses_warm_start else [NO_TIER]
   # Environment b of the batch: tier b // (n_tasks eps), task (b // eps) % n_tasks.
   task_index = np.tile(np.repeat(np.arange(n_tasks), eps), len(tiers))
@@ -130,8 +175,8 @@ def run_method(config, workdir: str, method, family: TaskFamily, split: str, *,
         f'task {task_id}, training seed {seeds[i]}, evaluation seed {j}. Check the planner '
         'settings (guide_scale, noise_scale, cfg_weight) and the trained stages.')
   shaped = returns.reshape(returns.shape[:3] + (len(tiers), n_tasks, eps))
-  per_tier = {(t, sweep_key(st)): shaped[h, :, :, i] for h, st in enumerate(settings)
-              for i, t in enumerate(tiers)}
+  per_tier = {(t, sweep_key(record_setting(st))): shaped[h, :, :, i]
+              for h, st in enumerate(settings) for i, t in enumerate(tiers)}
   episodes = jax.tree.map(lambda x: x[0, 0, 0], out) if keep_episodes else None
   return per_tier, episodes
 
@@ -184,7 +229,7 @@ def evaluate(config, workdir: str, methods: Sequence, *, split: str = 'test') ->
     os.replace(marker, marker + '.previous')
   per_method, episodes = {}, {}
   for method in wanted:
-    swept = sweep != [{}] and set(sweep[0]) <= set(method.sweepable)
+    swept = sweep != [{}] and set(sweep[0]) <= set(method.sweepable) | set(method.trained_fields)
     per_tier, eps = run_method(config, workdir, method, family, split, keep_episodes=True,
                                settings=sweep if swept else ({},))
     for (tier, key), returns in per_tier.items():

@@ -63,3 +63,9 @@ class Method:
   # method's own section, such as Prompt-DT's `target_return`): called with
   # `make_policy(..., traced=fields)`, the policy reads them from `params['knobs'][field]`.
   sweepable: tuple[str, ...] = ()
+
+  @property
+  def trained_fields(self) -> tuple[str, ...]:
+    """The config fields (dotted) of a training sweep over its stages (their `member_fields`):
+    an evaluation sweep over them evaluates each variant's stages in the same program."""
+    return tuple(dict.fromkeys(f for s in self.stages for f in s.member_fields))
