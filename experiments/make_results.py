@@ -24,6 +24,9 @@ from mdx import io  # pylint: disable=g-import-not-at-top,wrong-import-position
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / 'results'
 _ADD = flags.DEFINE_string('add', None, 'A finished pipeline workdir to copy into results/.')
+_ADD_SWEEP = flags.DEFINE_list(
+    'add_sweep', [], 'Finished sweep evaluations (WORKDIR/eval/<split>-sweep-<fields>) to copy '
+    'into results/<family>/sweeps/<fields>_<split>.json (and .txt).')
 _AS = flags.DEFINE_string('as_run', '', 'With --add: a name for a second run of the family (its '
                           'files get the suffix _NAME, e.g. an every-method run of one seed).')
 
@@ -66,6 +69,35 @@ PAPER_ROWS = {
                      ('PromptDT', 'random'): (82.6, 15.3), ('UDiffuser', 'n/a'): (103.5, 64.0),
                      ('Ours+GT', 'n/a'): (382.5, 12.0)},
 }
+# The paper's ablations (returns, mean ± std; MetaDiffuser with expert warm starts): Table 4
+# (lambda, the dynamics guide's weight) and Table 6 (beta, the context dropout).
+PAPER_ABLATIONS = {
+    'dynamics_weight': ('Table 4', 'lambda', {
+        'point_robot': {0: (-4.57, 0.33), 0.5: (-4.48, 0.28), 1: (-4.74, 0.26), 2: (-4.89, 0.27)},
+        'ant_dir': {0: (210.3, 10.7), 0.5: (214.6, 19.8), 1: (247.7, 16.8), 2: (238.3, 18.1)},
+        'cheetah_dir': {0: (924.2, 19.6), 0.5: (936.2, 17.9), 1: (929.7, 15.1), 2: (916.0, 19.8)},
+        'cheetah_vel': {0: (-52.9, 4.72), 0.5: (-49.9, 2.95), 1: (-45.9, 4.1), 2: (-48.6, 3.75)},
+        'walker_param': {0: (326.5, 24.9), 0.5: (330.6, 23.4), 1: (347.2, 19.3),
+                         2: (368.3, 30.6)},
+        'hopper_param': {0: (293.3, 13.8), 0.5: (307.2, 18.6), 1: (328.1, 16.7),
+                         2: (356.8, 16.9)}}),
+    'context_dropout': ('Table 6', 'beta', {
+        'point_robot': {0: (-4.86, 0.22), 0.1: (-4.61, 0.34), 0.2: (-4.71, 0.30),
+                        0.3: (-4.48, 0.28)},
+        'ant_dir': {0: (234.9, 12.8), 0.1: (241.3, 16.6), 0.2: (247.7, 16.8), 0.3: (224.8, 25.3)},
+        'cheetah_dir': {0: (936.2, 17.9), 0.1: (915.4, 19.8), 0.2: (909.6, 23.1),
+                        0.3: (873.8, 28.6)},
+        'cheetah_vel': {0: (-48.3, 2.7), 0.1: (-49.8, 3.5), 0.2: (-47.4, 3.7), 0.3: (-45.9, 4.1)},
+        'walker_param': {0: (346.5, 31.4), 0.1: (349.6, 35.7), 0.2: (368.3, 30.6),
+                         0.3: (357.8, 29.0)},
+        'hopper_param': {0: (347.1, 17.3), 0.1: (356.8, 16.9), 0.2: (336.9, 12.4),
+                         0.3: (343.3, 18.6)}}),
+    'cfg_weight': ('(omega; no paper table)', 'omega', {}),
+}
+# Where each swept field lives in the committed config.json (the preset's value).
+CONFIG_FIELDS = {'dynamics_weight': ('planner', 'dynamics_weight'),
+                 'context_dropout': ('diffusion', 'context_dropout'),
+                 'cfg_weight': ('planner', 'cfg_weight')}
 # The rows of the "every method" table, in this order (the references are in every row's score).
 METHODS = ('MetaDiffuser', 'MetaDiffuser-NoGuide', 'Ours+GT', 'PromptDT', 'CVAE-Planner',
            'UDiffuser')
@@ -100,6 +132,115 @@ def add_run(workdir: pathlib.Path, run: str = '') -> str:
   if (workdir / 'timings.json').exists():
     shutil.copyfile(workdir / 'timings.json', out / f'timings{tag}.json')
   return family
+
+
+def add_sweep(folder: pathlib.Path) -> str:
+  """Copies a sweep evaluation's `results.json` and `table.txt` into
+  `results/<family>/sweeps/<fields>_<split>.{json,txt}` (fields by their last component, the
+  first one the swept quantity of the ablation tables); returns the file stem."""
+  records = json.loads((folder / 'results.json').read_text())
+  family, split = records[0]['family'], records[0]['split']
+  if '-sweep-' not in folder.name:
+    raise ValueError(f'--add_sweep: {folder} is not a sweep evaluation (<split>-sweep-<fields>)')
+  fields = folder.name.split('-sweep-', 1)[1].split('-')
+  stem = '-'.join(f.rsplit('.', 1)[-1] for f in fields) + f'_{split}'
+  out = RESULTS / family / 'sweeps'
+  out.mkdir(parents=True, exist_ok=True)
+  shutil.copyfile(folder / 'results.json', out / f'{stem}.json')
+  if (folder / 'table.txt').exists():
+    shutil.copyfile(folder / 'table.txt', out / f'{stem}.txt')
+  return f'{family}/sweeps/{stem}'
+
+
+def _ablations(family_dir: pathlib.Path) -> dict[str, list[dict]]:
+  """`{swept field: [MetaDiffuser expert-tier test records]}` from `sweeps/*_test.json`, the
+  field being the first of the file's name (`context_dropout-cfg_weight_test.json`: beta = 0
+  evaluated with omega = 1)."""
+  out = {}
+  for path in sorted((family_dir / 'sweeps').glob('*_test.json')):
+    field = path.stem[:-len('_test')].split('-')[0]
+    rows = [r for r in json.loads(path.read_text()) if r['method'] == 'MetaDiffuser'
+            and r['warm_start'] == 'expert' and field in r.get('sweep', {})]
+    out.setdefault(field, []).extend(rows)
+  for rows in out.values():
+    rows.sort(key=lambda r: (r['sweep'][next(iter(r['sweep']))], sorted(r['sweep'].items())))
+  return {f: out[f] for f in CONFIG_FIELDS if out.get(f)}
+
+
+def _label(field: str, r: dict) -> str:
+  others = ', '.join(f'{k} {v:g}' for k, v in r['sweep'].items() if k != field)
+  return f"{r['sweep'][field]:g}" + (f' ({others})' if others else '')
+
+
+def _ablation_summary(field: str, rows: list[dict], paper: dict) -> str:
+  best = max(rows, key=lambda r: r['normalized_score'])
+  overlap = [r for r in rows if r is not best and r['ci_high'] >= best['ci_low']]
+  name = PAPER_ABLATIONS[field][1]
+  ours = (f"ours: the highest point estimate at {name} = {_label(field, best)} "
+          f"({_cell(best)}); ")
+  ours += (f'the intervals of {len(overlap)} of the other {len(rows) - 1} settings reach it, so '
+           'no setting is measurably best' if overlap else
+           'its interval is above every other setting\'s')
+  if paper:
+    top = max(paper, key=lambda v: paper[v][0])
+    ours += f"; the paper's best: {name} = {top:g}"
+  return ours + '.'
+
+
+def _ablation_lines(order: list[str]) -> list[str]:
+  lines = []
+  for f in order:
+    ablations = _ablations(RESULTS / f)
+    if not ablations:
+      continue
+    config = json.loads((RESULTS / f / 'config.json').read_text())
+    for field, rows in ablations.items():
+      table, name, paper_all = PAPER_ABLATIONS[field]
+      paper = paper_all.get(f, {})
+      section, key = CONFIG_FIELDS[field]
+      preset = config[section][key]
+      lines += ['', f"### {PAPER[f]['name']}: {name} ({table}), test split, expert warm start", '',
+                f'| {name} | return | normalized score | seeds (train / eval) | paper: return |',
+                '|---|---|---|---|---|']
+      for r in rows:
+        v = r['sweep'][field]
+        mark = ' (preset)' if v == preset and len(r['sweep']) == 1 else ''
+        p = paper.get(v)
+        lines.append(f"| {_label(field, r)}{mark} | {r['mean_return']:.2f} | {_cell(r)} | "
+                     f"{r['num_train_seeds']} / {r['num_eval_seeds']} | "
+                     + (f'{p[0]} ± {p[1]}' if p else '-') + ' |')
+      lines += ['', _ablation_summary(field, rows, paper)]
+  if lines:
+    lines = ['', '## Ablations (test split): Tables 4 and 6, and the CFG weight', '',
+             'MetaDiffuser with expert warm-start data, one row per swept setting (each evaluated '
+             'in one program with the rest of the preset fixed; `results/<family>/sweeps/`); '
+             'the paper\'s return for the same setting beside ours. Plots: '
+             '`results/<family>/ablations_test.png`.'] + lines
+  return lines
+
+
+def plot_ablations(family_dir: pathlib.Path) -> None:
+  """`ablations_test.png`: normalized score against each swept value, with 95% intervals."""
+  ablations = _ablations(family_dir)
+  if not ablations:
+    return
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, axes = plt.subplots(1, len(ablations), figsize=(3.2 * len(ablations), 2.8), squeeze=False)
+  for ax, (field, rows) in zip(axes[0], ablations.items()):
+    x = list(range(len(rows)))
+    y = [r['normalized_score'] for r in rows]
+    err = [[r['normalized_score'] - r['ci_low'] for r in rows],
+           [r['ci_high'] - r['normalized_score'] for r in rows]]
+    ax.errorbar(x, y, yerr=err, fmt='o-', capsize=3)
+    ax.set_xticks(x, [_label(field, r).replace(' (', '\n(') for r in rows], fontsize=7)
+    ax.set_xlabel(PAPER_ABLATIONS[field][1])
+    ax.set_ylabel('normalized score (test)')
+  fig.suptitle(f"{PAPER[family_dir.name]['name']}: MetaDiffuser, expert warm start", fontsize=9)
+  fig.tight_layout()
+  fig.savefig(family_dir / 'ablations_test.png', dpi=120)
+  plt.close(fig)
 
 
 def _runs(family_dir: pathlib.Path) -> dict[str, dict]:
@@ -201,6 +342,7 @@ def render() -> str:
                        f"{r['mean_return']:.2f} | {_cell(r)} | {drop} | "
                        f"{r['num_train_seeds']} / {r['num_eval_seeds']} | "
                        + (f'{paper[0]} ± {paper[1]}' if paper else '-') + ' |')
+  lines += _ablation_lines(order)
   for f in order:
     notes = RESULTS / f / 'NOTES.md'
     if notes.exists():
@@ -246,9 +388,13 @@ def main(argv):
   del argv
   if _ADD.value:
     print(f'copied {add_run(pathlib.Path(_ADD.value), _AS.value)}', file=sys.stderr)
+  for folder in _ADD_SWEEP.value:
+    print(f'copied {add_sweep(pathlib.Path(folder))}', file=sys.stderr)
   text = render()
   io.write_atomic(RESULTS / 'README.md', text)
   plot_figure1(RESULTS / 'figure1.png')
+  for family_dir in sorted(p.parent for p in RESULTS.glob('*/results_test.json')):
+    plot_ablations(family_dir)
   print(text)
 
 

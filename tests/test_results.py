@@ -1,5 +1,6 @@
 """`results/README.md` is generated, never typed: regenerating it from the committed result files
 reproduces it exactly."""
+import functools
 import importlib.util
 import pathlib
 
@@ -8,6 +9,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+@functools.lru_cache(maxsize=None)  # its absl flags can be defined once per process
 def _make_results():
   spec = importlib.util.spec_from_file_location('make_results',
                                                 ROOT / 'experiments' / 'make_results.py')
@@ -32,3 +34,16 @@ def test_every_committed_row_names_its_split_and_interval():
       assert r['split'] == split, path
       assert r['ci_low'] <= r['normalized_score'] <= r['ci_high'], (path, r['method'])
       assert r['num_eval_seeds'] >= 1, path
+
+
+def test_an_ablation_names_no_best_setting_within_noise():
+  """The ablation summary claims a best setting only when its interval clears every other's."""
+  summary = _make_results()._ablation_summary  # pylint: disable=protected-access
+  row = lambda v, s, lo, hi: {'sweep': {'dynamics_weight': v}, 'normalized_score': s,
+                              'ci_low': lo, 'ci_high': hi}
+  paper = {0: (-4.57, 0.33), 0.5: (-4.48, 0.28)}
+  text = summary('dynamics_weight', [row(0, 0.90, 0.85, 0.95), row(0.5, 0.93, 0.90, 0.96)], paper)
+  assert 'lambda = 0.5 (0.93 [0.90, 0.96])' in text and 'no setting is measurably best' in text
+  assert "the paper's best: lambda = 0.5" in text
+  text = summary('dynamics_weight', [row(0, 0.80, 0.75, 0.85), row(2, 0.93, 0.90, 0.96)], {})
+  assert 'lambda = 2' in text and 'above every other' in text and 'paper' not in text

@@ -8,6 +8,7 @@ import pytest
 from mdx import methods
 from mdx.envs import family_from_config
 from mdx import provenance
+from mdx.config_check import ConfigError
 from mdx import workdir as layout
 from mdx.evaluation.evaluate import evaluate, sweep_policy
 from mdx.sweep import parse_sweep, record_setting, sweep_key, with_fields
@@ -82,6 +83,9 @@ def test_a_swept_evaluation_equals_the_separate_runs(test_config, data_workdir):
                               for h in (0, 2)])  # the variant's denoiser is another one
   with pytest.raises(FileNotFoundError, match='no trained variant.*--sweep=.diffusion'):
     sweep_policy(test_config, data_workdir, md, family, parse_sweep(f'{beta}=0.5'), (0,))
+  with pytest.raises(ConfigError, match='cfg_weight.*must be 1 when'):  # no null context
+    sweep_policy(test_config, data_workdir, md, family, parse_sweep(f'{beta}=0;cfg_weight=1.2'),
+                 (0,))
   # A whole evaluation: one program for all settings, a row each, named by their fields.
   config = copy.deepcopy(test_config)
   config.eval.sweep = f'{beta}=0.3,0.9;dynamics_weight=0,2'

@@ -59,6 +59,9 @@ def _variants(config, workdir: str, method, settings: Sequence[dict], seeds):
   for setting in settings:
     part = {f: v for f, v in setting.items() if f in method.trained_fields}
     cfg = with_fields(config, part)
+    # The setting as a whole must be a valid config (beta = 0 allows no CFG weight but 1).
+    check_config(with_fields(cfg, {f'planner.{k}': v for k, v in setting.items()
+                                   if k not in part and k in config.planner}))
     same = provenance.flatten(cfg) == provenance.flatten(config)
     wd = workdir if same else layout.variant_dir(workdir, part)
     if not same and not os.path.isdir(wd):
