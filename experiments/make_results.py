@@ -92,7 +92,7 @@ PAPER_ABLATIONS = {
                          0.3: (357.8, 29.0)},
         'hopper_param': {0: (347.1, 17.3), 0.1: (356.8, 16.9), 0.2: (336.9, 12.4),
                          0.3: (343.3, 18.6)}}),
-    'cfg_weight': ('(omega; no paper table)', 'omega', {}),
+    'cfg_weight': ('the CFG weight; the paper gives no table', 'omega', {}),
 }
 # Where each swept field lives in the committed config.json (the preset's value).
 CONFIG_FIELDS = {'dynamics_weight': ('planner', 'dynamics_weight'),
@@ -162,8 +162,8 @@ def _ablations(family_dir: pathlib.Path) -> dict[str, list[dict]]:
     rows = [r for r in json.loads(path.read_text()) if r['method'] == 'MetaDiffuser'
             and r['warm_start'] == 'expert' and field in r.get('sweep', {})]
     out.setdefault(field, []).extend(rows)
-  for rows in out.values():
-    rows.sort(key=lambda r: (r['sweep'][next(iter(r['sweep']))], sorted(r['sweep'].items())))
+  for field, rows in out.items():
+    rows.sort(key=lambda r, f=field: (r['sweep'][f], sorted(r['sweep'].items())))
   return {f: out[f] for f in CONFIG_FIELDS if out.get(f)}
 
 
