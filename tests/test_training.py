@@ -165,19 +165,19 @@ def test_no_key_is_both_split_and_folded_in(test_config, data_workdir, monkeypat
   cstate = ctx_stage.init_context_state(test_config, family, norm, jax.random.PRNGKey(0))
   encode = lambda seg: model.apply(cstate.params, norm, seg.context, method=model.encode)
   dstate = den_stage.init_denoiser_state(test_config, family, jax.random.PRNGKey(0))
-  steps = [(ctx_stage.make_context_step(test_config, family, data, norm, tiers), cstate),
-           (den_stage.make_diffusion_step(test_config, family, loaded['expert'],
-                                          lambda member, seg: encode(seg),
-                                          {'norm': norm, 'label': None,
-                                           'context_dropout': jnp.float32(0.3)},
-                                          context_data=data, context_tier_episodes=tiers), dstate)]
-  for step, state in steps:
+  member = {'norm': norm, 'label': None, 'context_dropout': jnp.float32(0.3)}
+  updates = [  # the steps' Python bodies (one run jits them, a stack vmaps them)
+      (ctx_stage.make_context_update(test_config, family, data, norm, tiers), cstate, ()),
+      (den_stage.make_diffusion_update(test_config, family, loaded['expert'],
+                                       lambda member, seg: encode(seg), context_data=data,
+                                       context_tier_episodes=tiers), dstate, (member,))]
+  for update, state, extra in updates:
     consumed = []
     split, fold_in = jax.random.split, jax.random.fold_in
     monkeypatch.setattr(jax.random, 'split', lambda k, *a, **kw: (consumed.append(k), split(
         k, *a, **kw))[1])
     monkeypatch.setattr(jax.random, 'fold_in', lambda k, d: (consumed.append(k), fold_in(k, d))[1])
-    jax.eval_shape(step.__wrapped__, state, jax.random.PRNGKey(1))  # the Python body, traced
+    jax.eval_shape(update, state, jax.random.PRNGKey(1), *extra)  # the Python body, traced
     monkeypatch.undo()
     assert len(consumed) >= 4  # the trace ran (jit caches would skip the Python body)
     ids = [id(k) for k in consumed]

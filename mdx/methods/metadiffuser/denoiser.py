@@ -7,7 +7,6 @@ files; UDiffuser also writes its own `normalizer.npz` (it has no context stage).
 """
 from __future__ import annotations
 
-import functools
 import os
 
 import jax
@@ -90,10 +89,10 @@ def make_diffusion_step(config, family, data, label, member, *, unconditional=Fa
                                  context_data=context_data,
                                  context_tier_episodes=context_tier_episodes)
 
-  @functools.partial(jax.jit, donate_argnums=0)
-  def step(state: TrainState, rng):
-    return update(state, rng, member)
-  return step
+  # `member` is an argument, not a constant of the program: every seed and setting of one
+  # config compiles the same program (a hit in the persistent compilation cache).
+  jitted = jax.jit(update, donate_argnums=0)
+  return lambda state, rng: jitted(state, rng, member)
 
 
 def _load_data(config, workdir, family):
