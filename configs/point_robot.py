@@ -44,10 +44,10 @@ def get_config(preset: str = 'cpu') -> ml_collections.ConfigDict:
     if preset == 'demo':
       # `make demo`'s budget, 15 minutes on a 2-core machine (the `cpu` preset's one seed took 21
       # minutes on one; a demo with UDiffuser and 8,000 denoiser steps took 19.5 on a slower
-      # one): MetaDiffuser alone with the references (no
-      # UDiffuser), half the context model's steps (its cosine decay over 10,000), 6,000
-      # denoiser steps instead of 8,000, one evaluation seed instead of three. Its scores are the
-      # demo's own; the committed results are the `cpu` preset's.
+      # one): MetaDiffuser alone with the references (no UDiffuser), half the context model's
+      # steps (its cosine decay over 10,000), 6,000 denoiser steps instead of 8,000, one
+      # evaluation seed instead of three. Its scores are the demo's own; the committed results
+      # are the `cpu` preset's.
       config.train_seeds = (0,)
       c.num_train_steps = 10_000
       d.num_train_steps = 6_000

@@ -138,10 +138,10 @@ def add_sweep(folder: pathlib.Path) -> str:
   """Copies a sweep evaluation's `results.json` and `table.txt` into
   `results/<family>/sweeps/<fields>_<split>.{json,txt}` (fields by their last component, the
   first one the swept quantity of the ablation tables); returns the file stem."""
-  records = json.loads((folder / 'results.json').read_text())
-  family, split = records[0]['family'], records[0]['split']
   if '-sweep-' not in folder.name:
     raise ValueError(f'--add_sweep: {folder} is not a sweep evaluation (<split>-sweep-<fields>)')
+  records = json.loads((folder / 'results.json').read_text())
+  family, split = records[0]['family'], records[0]['split']
   fields = folder.name.split('-sweep-', 1)[1].split('-')
   stem = '-'.join(f.rsplit('.', 1)[-1] for f in fields) + f'_{split}'
   out = RESULTS / family / 'sweeps'

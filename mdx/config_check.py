@@ -242,8 +242,7 @@ def check_config(config, family=None) -> None:
   if settings is None:
     c.fail(e + 'sweep', text, why + " ('field=v1,v2;field2=...')")
   else:
-    sweepable = sorted({f for m in registry.REGISTRY.values()
-                        for f in (*m.sweepable, *m.trained_fields)})
+    sweepable = sorted({f for m in registry.REGISTRY.values() for f in m.sweep_fields})
     for field in settings[0]:
       if field not in sweepable:
         c.fail(e + 'sweep', text, f'{field!r} cannot be swept in one program; sweepable: '

@@ -89,15 +89,14 @@ def sweep_policy(config, workdir: str, method, family: TaskFamily, settings: Seq
     unknown = [f for f in knob_fields if f not in method.sweepable]
     if unknown:
       raise ValueError(f'{method.name} cannot sweep {unknown} in one program; it sweeps '
-                       f'{list(method.sweepable) + list(trained)}')
+                       f'{list(method.sweep_fields)}')
     traced = {'traced': knob_fields} if knob_fields else {}
-    if len(knob_fields) < len(fields):  # trained settings: each one's own stages (a variant)
-      policy = stack_params([stack_params([method.make_policy(cfg, wd, s, family, **traced)
-                                           for s in seeds])
-                             for cfg, wd in _variants(config, workdir, method, settings, seeds)])
-    else:  # the config's stages for every setting
-      policy = stack_params([stack_params([method.make_policy(config, workdir, s, family,
-                                                              **traced) for s in seeds])])
+    # Trained settings: each one's own stages (a variant); else the config's, for every setting.
+    pairs = (_variants(config, workdir, method, settings, seeds)
+             if len(knob_fields) < len(fields) else [(config, workdir)])
+    policy = stack_params([stack_params([method.make_policy(cfg, wd, s, family, **traced)
+                                         for s in seeds]) for cfg, wd in pairs])
+    if len(pairs) < len(settings):
       policy = policy.replace(params=jax.tree.map(
           lambda x: jnp.repeat(x, len(settings), axis=0), policy.params))
     if knob_fields:
@@ -232,7 +231,7 @@ def evaluate(config, workdir: str, methods: Sequence, *, split: str = 'test') ->
     os.replace(marker, marker + '.previous')
   per_method, episodes = {}, {}
   for method in wanted:
-    swept = sweep != [{}] and set(sweep[0]) <= set(method.sweepable) | set(method.trained_fields)
+    swept = sweep != [{}] and set(sweep[0]) <= set(method.sweep_fields)
     per_tier, eps = run_method(config, workdir, method, family, split, keep_episodes=True,
                                settings=sweep if swept else ({},))
     for (tier, key), returns in per_tier.items():

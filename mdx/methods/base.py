@@ -69,3 +69,8 @@ class Method:
     """The config fields (dotted) of a training sweep over its stages (their `member_fields`):
     an evaluation sweep over them evaluates each variant's stages in the same program."""
     return tuple(dict.fromkeys(f for s in self.stages for f in s.member_fields))
+
+  @property
+  def sweep_fields(self) -> tuple[str, ...]:
+    """Everything an evaluation sweep of this method may vary: its knobs and trained fields."""
+    return self.sweepable + self.trained_fields
