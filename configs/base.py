@@ -15,6 +15,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.train_seeds = (0,)  # one model per training seed, each in WORKDIR/seed_{s}/
   config.log_every = 500  # steps between metric lines
   config.checkpoint_every = 2000  # steps between checkpoints
+  # Environment steps between progress lines of in-graph programs (collection, evaluation, the
+  # Figure-3 replays; `mdx.progress`); 0: none. Results are the same either way.
+  config.progress_every = 20
 
   config.data = ml_collections.ConfigDict()
   config.data.train_episodes = {'expert': 4, 'medium': 4, 'random': 4}  # per training task

@@ -28,6 +28,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.predict_epsilon = False
   config.train_batch = 32  # the train_step measurement's batch (Diffuser: 32)
   config.stack_members = (2, 3, 5)  # train_stack: N members in one vmapped update ('()' = off)
+  # rollout: one episode of random actions on this family's test tasks ('' = off), per value of
+  # progress_every (environment steps between progress callbacks; 0 = none): their cost.
+  config.rollout_family = 'hopper_param'
+  config.rollout_batch = 32
+  config.progress_every = (0, 20, 1)
   config.repeats = 5  # at least this many timed runs after one warm-up; the median is reported
   config.min_time_s = 3.0  # ... and more runs until this much time is spent (fast programs)
   config.seed = 0

@@ -1,4 +1,5 @@
-"""Times the compiled planner and one denoiser update; one JSON line per measurement.
+"""Times the compiled planner, one denoiser update and an in-graph rollout; one JSON line per
+measurement.
 
   python experiments/benchmark.py --config=configs/benchmark.py [--config.batches='(1,)']
 
@@ -11,7 +12,9 @@ measurement: the median over rounds of each variant's medians and their ratio.
 Keys: name, batch, num_steps, compile_s (lowering + XLA compilation, measured without the
 persistent cache), median_s (median of at least `repeats` runs after one warm-up, more until
 `min_time_s` is spent), runs, plans_per_s,
-flops_per_plan, gflops_per_s. XLA's cost analysis counts a while-loop body once, so FLOPs are
+flops_per_plan, gflops_per_s. `rollout` lines time one evaluation episode of a random policy on
+`rollout_family`'s test tasks for each `progress_every` (0: no progress callbacks), in one run.
+XLA's cost analysis counts a while-loop body once, so FLOPs are
 taken from the planner lowered with K = 1 and multiplied by K (the initial noise and the final
 candidate scoring, well under 1% of the work, are then counted K times).
 """
@@ -154,6 +157,7 @@ def main(argv):
                               flops_per_plan=flops / b, gflops_per_s=round(flops / median / 1e9, 2),
                               loadavg_1m=os.getloadavg()[0])), flush=True)
 
+  _rollouts(c)
   if not c.train_batch:
     return None
   # One denoiser update (loss, gradient, Adam, EMA) at the training batch.
@@ -191,6 +195,36 @@ def main(argv):
                           per_member_s=round(median_n / n, 5),
                           separate_runs_s=round(median * n, 5),
                           stack_over_separate=round(median_n / (median * n), 3),
+                          loadavg_1m=os.getloadavg()[0])), flush=True)
+
+
+def _rollouts(c) -> None:
+  """One episode of uniform random actions on `c.rollout_family`'s test tasks (batch
+  `c.rollout_batch`), once per `c.progress_every` (the progress lines go to stderr)."""
+  if not c.rollout_family:
+    return
+  from mdx import progress  # pylint: disable=g-import-not-at-top
+  from mdx.envs import make_family  # pylint: disable=g-import-not-at-top
+  from mdx.evaluation import Policy  # pylint: disable=g-import-not-at-top
+  from mdx.evaluation.rollout import rollout  # pylint: disable=g-import-not-at-top
+  progress.set_printer(lambda s: print(s, file=sys.stderr, flush=True))
+  family = make_family(c.rollout_family)
+  tasks = family.test_tasks()
+  index = jnp.arange(c.rollout_batch) % tasks.task_id.shape[0]
+  tasks = jax.tree.map(lambda x: x[index], tasks)
+  policy = Policy(params=None, init_fn=lambda p, r, t, w: jnp.zeros(()),
+                  act_fn=lambda p, s, o, r: (jax.random.uniform(
+                      r, (o.shape[0], family.act_dim), minval=family.action_low,
+                      maxval=family.action_high), s, {}))
+  for every in c.progress_every:
+    fn = lambda r, every=every: rollout(family, tasks, policy, r, keep_info=False,
+                                        progress=progress.Progress('benchmark', every)).returns
+    args = (jax.random.PRNGKey(4),)
+    compiled, compile_s = _compile(fn, args)
+    median, runs = _time(compiled, args, c.repeats, c.min_time_s)
+    print(json.dumps(dict(name='rollout', family=c.rollout_family, batch=c.rollout_batch,
+                          episode_length=family.episode_length, progress_every=every,
+                          compile_s=round(compile_s, 3), median_s=round(median, 5), runs=runs,
                           loadavg_1m=os.getloadavg()[0])), flush=True)
 
 

@@ -224,8 +224,7 @@ def plot_ablations(family_dir: pathlib.Path) -> None:
   ablations = _ablations(family_dir)
   if not ablations:
     return
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
+  from mdx.evaluation import plots  # pylint: disable=g-import-not-at-top  (Agg backend)
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   fig, axes = plt.subplots(1, len(ablations), figsize=(3.2 * len(ablations), 2.8), squeeze=False)
   for ax, (field, rows) in zip(axes[0], ablations.items()):
@@ -238,9 +237,7 @@ def plot_ablations(family_dir: pathlib.Path) -> None:
     ax.set_xlabel(PAPER_ABLATIONS[field][1])
     ax.set_ylabel('normalized score (test)')
   fig.suptitle(f"{PAPER[family_dir.name]['name']}: MetaDiffuser, expert warm start", fontsize=9)
-  fig.tight_layout()
-  fig.savefig(family_dir / 'ablations_test.png', dpi=120)
-  plt.close(fig)
+  plots.save_figure(fig, str(family_dir / 'ablations_test.png'), dpi=120)
 
 
 def _runs(family_dir: pathlib.Path) -> dict[str, dict]:
@@ -353,8 +350,7 @@ def render() -> str:
 def plot_figure1(path: pathlib.Path) -> None:
   """The paper's Figure 1 from our test results: normalized score per method and family, with
   the 95% intervals as error bars (expert warm starts; methods without a tier: 'n/a')."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
+  from mdx.evaluation import plots  # pylint: disable=g-import-not-at-top  (Agg backend)
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   rows = {}
   for p in sorted(RESULTS.glob('*/results_test.json')):  # the main run, then the others' methods
@@ -379,9 +375,7 @@ def plot_figure1(path: pathlib.Path) -> None:
   ax.axhline(1.0, color='k', lw=0.5, ls='--')
   ax.set_ylabel('normalized score (test)')
   ax.legend(fontsize=7, ncol=2)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  plots.save_figure(fig, str(path), dpi=120)
 
 
 def main(argv):

@@ -112,6 +112,7 @@ def check_config(config, family=None) -> None:
     c.fail('train_seeds', seeds, 'must be a non-empty tuple of distinct integers >= 0')
   c.int('log_every', 1)
   c.int('checkpoint_every', 1)
+  c.int('progress_every', 0)
 
   episodes = dict(_get(config, 'data.train_episodes'))
   for tier, n in episodes.items():

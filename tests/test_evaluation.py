@@ -1,14 +1,16 @@
 """The `Policy` contract under `rollout`: a toy policy with carried state, plans replayed open-loop
 (the paper's Figure 3) with hand-made planners whose plans are exactly right or off by a known
 amount, the registry, the bootstrap intervals and the table."""
+from types import SimpleNamespace
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mdx import methods
+from mdx import methods, progress
 from mdx.envs import make_family
-from mdx.evaluation import Policy, stats
+from mdx.evaluation import Policy, plots, stats
 from mdx.evaluation.evaluate import format_table, make_records
 from mdx.evaluation.rollout import plan_discrepancy, replay_mask, replay_plan, rollout
 
@@ -151,3 +153,46 @@ def test_records_and_table(family):
   table = format_table(records)
   assert 'test split' in table and '-5.00 (0.70 [' in table and 'train 3, eval 2' in table
   assert 'M dynamics_weight=2  ' in table and '-7.00 (0.50 [' in table
+
+
+def test_progress_lines_from_inside_the_vmapped_rollout_change_nothing(family):
+  tasks = jax.tree.map(lambda x: x[:3], family.test_tasks())
+  stacked = memory_policy().replace(params=jnp.array([1.0, 0.5]))
+  lines = []
+  previous = progress.set_printer(lines.append)
+  try:
+    run = lambda every: jax.jit(jax.vmap(lambda p, r: rollout(
+        family, tasks, p, r, progress=progress.Progress('eval/toy', every)).observations,
+        in_axes=(0, None)))(stacked, jax.random.PRNGKey(0))
+    quiet, loud = run(0), run(6)
+    jax.effects_barrier()
+  finally:
+    progress.set_printer(previous)
+  np.testing.assert_array_equal(quiet, loud)  # bitwise: the callback reads only the step
+  t = family.episode_length
+  # Once per reported step, not once per vmapped policy: steps 0, 6, 12, 18 and the last.
+  steps = [int(l.split('step ')[1].split('/')[0]) for l in lines]
+  assert steps == [1, 7, 13, 19, t], lines
+  assert lines[0] == f'[progress] eval/toy: step 1/{t} (5%)'
+  assert 'steps/s' in lines[-1] and 'ETA 0 s' in lines[-1]
+
+
+def test_every_plot_keeps_its_text_inside_the_figure(family, monkeypatch, tmp_path):
+  figures = []
+  monkeypatch.setattr(plots.plt, 'close', figures.append)  # keep each figure to measure it
+  tasks = family.test_tasks()
+  name = 'MetaDiffuser-NoGuide-with-a-long-name'
+  paths = SimpleNamespace(observations=np.zeros((10, family.episode_length + 1, 2)))
+  returns = {(f'{name}-{i}', 'expert'): np.ones((1, 1, 10, 1)) for i in range(6)}
+  ep = rollout(family, jax.tree.map(lambda x: x[:1], tasks), straight_planner(0.1),
+               jax.random.PRNGKey(0), replay_plans=True)
+  tmp = str(tmp_path / 'plot.png')
+  plots.plot_point_robot(tmp, tasks, paths, name, 10, 1)
+  plots.plot_returns(tmp, returns)
+  plots.plot_plan_vs_reached(tmp, family, {0.0: ep, 1.0: ep})
+  for fig in figures:
+    assert plots.texts_outside(fig) == []
+  # The measure itself: without the fitting, the long title runs off the paths plot.
+  monkeypatch.setattr(plots, 'fit_texts', lambda fig: fig.tight_layout())
+  plots.plot_point_robot(tmp, tasks, paths, name, 10, 1)
+  assert plots.texts_outside(figures[-1]) == [f'{name}: executed paths (stars: goals)']

@@ -14,10 +14,13 @@ from mdx.data import policies, trajectories
 from mdx.data.policies import BehaviourFn
 from mdx.data.trajectories import Trajectories
 from mdx.envs import Task, TaskFamily
+from mdx.progress import Progress, from_config, steps
 
 
-def episode(family: TaskFamily, task: Task, policy: BehaviourFn, rng: jax.Array) -> Trajectories:
-  """One episode of one task (no batch axes); returns arrays with `N = E = 1` squeezed away.
+def episode(family: TaskFamily, task: Task, policy: BehaviourFn, rng: jax.Array,
+            progress: Progress = Progress()) -> Trajectories:
+  """One episode of one task (no batch axes); returns arrays with `N = E = 1` squeezed away;
+  `progress` reports from inside its scan (`mdx.progress`).
 
   Returns:
     A `Trajectories` whose step arrays are `[T, ...]` and `task_params` `[task_dim]`.
@@ -25,7 +28,9 @@ def episode(family: TaskFamily, task: Task, policy: BehaviourFn, rng: jax.Array)
   reset_rng, step_rng = jax.random.split(rng)
   state = family.reset(task, reset_rng)
 
-  def body(state, rng):
+  def body(state, xs):
+    rng, t = xs
+    progress.tick(t, family.episode_length)
     action = family.clip_action(policy(task, state, rng))
     nxt = family.step(task, state, action)
     terminal = nxt.done & (nxt.t < family.episode_length)
@@ -34,21 +39,23 @@ def episode(family: TaskFamily, task: Task, policy: BehaviourFn, rng: jax.Array)
                timeouts=(nxt.t >= family.episode_length) & ~state.done, valid=~state.done)
     return nxt, out
 
-  _, steps = jax.lax.scan(body, state, jax.random.split(step_rng, family.episode_length))
-  steps['rewards'] = jnp.where(steps['valid'], steps['rewards'], 0.0)
-  return Trajectories(task_params=task.params, task_ids=task.task_id, **steps)
+  _, out = jax.lax.scan(body, state, (jax.random.split(step_rng, family.episode_length),
+                                      steps(family.episode_length)))
+  out['rewards'] = jnp.where(out['valid'], out['rewards'], 0.0)
+  return Trajectories(task_params=task.params, task_ids=task.task_id, **out)
 
 
 def collect(family: TaskFamily, tasks: Task, policy: BehaviourFn, rng: jax.Array,
-            episodes: int) -> Trajectories:
-  """`episodes` episodes of every task in `tasks` (`[N]`), all in one compiled program.
+            episodes: int, progress: Progress = Progress()) -> Trajectories:
+  """`episodes` episodes of every task in `tasks` (`[N]`), all in one compiled program
+  (`progress`: its progress lines, one per reported step of the vmapped episodes).
 
   Returns:
     `Trajectories` with step arrays `[N, episodes, T, ...]`.
   """
   num_tasks = tasks.task_id.shape[0]
   rngs = jax.random.split(rng, (num_tasks, episodes))
-  per_episode = lambda task, r: episode(family, task, policy, r)
+  per_episode = lambda task, r: episode(family, task, policy, r, progress)
   batched = jax.vmap(jax.vmap(per_episode, in_axes=(None, 0)), in_axes=(0, 0))(tasks, rngs)
   # Task fields came out with an episode axis; keep one copy per task.
   return batched.replace(task_params=batched.task_params[:, 0], task_ids=batched.task_ids[:, 0])
@@ -82,7 +89,8 @@ def collect_datasets(config, workdir: str, family: TaskFamily) -> list[str]:
     tasks = family.split_tasks(split)
     policy = policies.behaviour_policy(family, tier)
     rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1000 + index)
-    run = jax.jit(lambda t, r, p=policy: collect(family, t, p, r, episodes))
+    report = from_config(config, f'collect {split}/{tier}')
+    run = jax.jit(lambda t, r, p=policy: collect(family, t, p, r, episodes, report))
     data = jax.device_get(run(tasks, rng))
     trajectories.validate(trajectories.to_numpy(data), obs_dim=family.obs_dim,
                           act_dim=family.act_dim, task_dim=family.task_dim,

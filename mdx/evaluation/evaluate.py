@@ -33,6 +33,7 @@ from mdx.envs import TaskFamily, family_from_config
 from mdx.evaluation import stats
 from mdx.evaluation.policy import Policy, stack_params
 from mdx.evaluation.rollout import rollout
+from mdx.progress import from_config as progress_from_config
 
 RESULT_KEYS = ('family', 'split', 'method', 'warm_start', 'sweep', 'mean_return', 'std_return',
                'return_ci_low', 'return_ci_high', 'oracle_return', 'random_return',
@@ -143,8 +144,11 @@ def run_method(config, workdir: str, method, family: TaskFamily, split: str, *,
   rng = method_key(jax.random.fold_in(jax.random.PRNGKey(config.seed), 7), method.name)
   eval_keys = jax.random.split(rng, e.num_eval_seeds)
 
+  report = progress_from_config(config, f'eval/{split} {method.name}')
+
   def one(pol, key):
-    ep = rollout(family, batch_tasks, pol, key, warm_start=warm, keep_info=False)
+    ep = rollout(family, batch_tasks, pol, key, warm_start=warm, keep_info=False,
+                 progress=report)
     finite = jnp.isfinite(ep.returns) & jnp.all(
         jnp.isfinite(ep.actions) | ~ep.alive[..., None], axis=(1, 2))
     return (ep if keep_episodes else ep.returns), finite

@@ -1,7 +1,12 @@
-"""Figures a researcher looks at after an evaluation (matplotlib, Agg backend, PNG files)."""
+"""Figures a researcher looks at after an evaluation (matplotlib, Agg backend, PNG files).
+
+Every figure is written by `save_figure`, which shrinks (then wraps) any text that would stick
+out of the figure, so no title or label is cut off whatever the method names.
+"""
 from __future__ import annotations
 
 import os
+import textwrap
 
 import matplotlib
 
@@ -10,6 +15,59 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
 from mdx.evaluation.rollout import replay_mask
+
+
+def _drawn_texts(fig) -> list:
+  """The texts `fig` draws: titles, axis labels, the tick labels inside the view limits, legend
+  texts, the suptitle and figure texts."""
+  texts = list(fig.texts) + ([fig._suptitle] if fig._suptitle is not None else [])  # pylint: disable=protected-access
+  for ax in fig.axes:
+    texts += [ax.title, ax._left_title, ax._right_title, ax.xaxis.label, ax.yaxis.label]  # pylint: disable=protected-access
+    for axis, (lo, hi) in ((ax.xaxis, sorted(ax.get_xlim())), (ax.yaxis, sorted(ax.get_ylim()))):
+      for tick in axis.get_major_ticks():
+        if lo - 1e-9 * (hi - lo) <= tick.get_loc() <= hi + 1e-9 * (hi - lo):
+          texts += [tick.label1, tick.label2]
+    legend = ax.get_legend()
+    if legend is not None:
+      texts += list(legend.get_texts())
+  return [t for t in texts if t.get_visible() and t.get_text().strip()]
+
+
+def texts_outside(fig, margin: float = 2.0) -> list[str]:
+  """The drawn texts of `fig` (`_drawn_texts`) that come closer than `margin` pixels to the
+  figure's edge or leave it."""
+  fig.canvas.draw()
+  renderer = fig.canvas.get_renderer()
+  box = fig.bbox
+  out = []
+  for text in _drawn_texts(fig):
+    ext = text.get_window_extent(renderer)
+    if (ext.x0 < box.x0 + margin or ext.y0 < box.y0 + margin or ext.x1 > box.x1 - margin
+        or ext.y1 > box.y1 - margin):
+      out.append(text.get_text())
+  return out
+
+
+def fit_texts(fig, min_size: float = 6.0) -> None:
+  """Shrinks each text that leaves the figure, down to `min_size` points, then wraps it."""
+  for _ in range(12):
+    fig.tight_layout()
+    wide = set(texts_outside(fig))
+    if not wide:
+      return
+    for text in _drawn_texts(fig):
+      if text.get_text() in wide:
+        if text.get_fontsize() > min_size:
+          text.set_fontsize(max(min_size, text.get_fontsize() * 0.85))
+        elif '\n' not in text.get_text():
+          text.set_text(textwrap.fill(text.get_text(), max(10, len(text.get_text()) // 2 + 1)))
+
+
+def save_figure(fig, path: str, dpi: int = 110) -> None:
+  """Lays `fig` out so that every text fits (`fit_texts`), writes it to `path`, closes it."""
+  fit_texts(fig)
+  fig.savefig(path, dpi=dpi)
+  plt.close(fig)
 
 
 def plot_returns(path: str, per_method: dict) -> None:
@@ -27,9 +85,7 @@ def plot_returns(path: str, per_method: dict) -> None:
   ax.set_xticklabels([f'task {i}' for i in range(n)], rotation=45)
   ax.set_ylabel('return (mean over seeds and episodes)')
   ax.legend(fontsize=7, ncol=2)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  save_figure(fig, path)
 
 
 def plot_point_robot(path: str, tasks, episodes, name: str, n_tasks: int, eps: int) -> None:
@@ -46,9 +102,7 @@ def plot_point_robot(path: str, tasks, episodes, name: str, n_tasks: int, eps: i
   ax.set_ylim(-1.1, 1.1)
   ax.set_aspect('equal')
   ax.set_title(f'{name}: executed paths (stars: goals)')
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  save_figure(fig, path)
 
 
 def plot_plan_vs_reached(path: str, family, traces: dict, *, num_plans: int = 5) -> None:
@@ -83,9 +137,7 @@ def plot_plan_vs_reached(path: str, family, traces: dict, *, num_plans: int = 5)
       if col == 0:
         ax.legend(fontsize=7)
   fig.suptitle(f'{family.name}, task 0: planned vs reached states', fontsize=10)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  save_figure(fig, path)
 
 
 def plot_all(out, family, tasks, per_method, episodes, *, tiers, episodes_per_task) -> None:

@@ -22,6 +22,7 @@ from flax import struct
 from mdx import data as mdata
 from mdx.envs import Task, TaskFamily
 from mdx.evaluation.policy import Policy
+from mdx.progress import Progress, steps
 
 
 @struct.dataclass
@@ -73,7 +74,8 @@ def episode_gaps(plans: jax.Array, reached: jax.Array, alive: jax.Array) -> jax.
 
 def rollout(family: TaskFamily, tasks: Task, policy: Policy, rng: jax.Array, *,
             warm_start: Optional[mdata.Trajectories] = None,
-            replay_plans: bool = False, keep_info: bool = True) -> Episodes:
+            replay_plans: bool = False, keep_info: bool = True,
+            progress: Progress = Progress()) -> Episodes:
   """B episodes of `policy` on `tasks` (leading axis `[B]`), one `lax.scan` over time.
 
   Args:
@@ -85,6 +87,7 @@ def rollout(family: TaskFamily, tasks: Task, policy: Policy, rng: jax.Array, *,
     replay_plans: also replay each step's plan open-loop (`info['plan_actions']` needed).
     keep_info: record the policy's `info` at every step (False: `Episodes.info` is `{}`, which
       saves the memory of every step's plan in large evaluations).
+    progress: progress lines from inside the scan (`mdx.progress`; off by default).
 
   Returns:
     `Episodes` with leading axis `[B]`.
@@ -94,7 +97,9 @@ def rollout(family: TaskFamily, tasks: Task, policy: Policy, rng: jax.Array, *,
   env = jax.vmap(family.reset)(tasks, jax.random.split(reset_rng, batch))
   carry = policy.init(init_rng, tasks, warm_start)
 
-  def body(state, rng):
+  def body(state, xs):
+    rng, t = xs
+    progress.tick(t, family.episode_length)
     env, carry = state
     action, carry, info = policy.act(carry, env.obs, rng)
     action = jax.vmap(family.clip_action)(action)
@@ -110,7 +115,8 @@ def rollout(family: TaskFamily, tasks: Task, policy: Policy, rng: jax.Array, *,
     return (nxt, carry), (env.obs, action, reward, ~env.done, info if keep_info else {}, reached)
 
   (final, _), (obs, actions, rewards, alive, info, reached) = jax.lax.scan(
-      body, (env, carry), jax.random.split(act_rng, family.episode_length))
+      body, (env, carry),
+      (jax.random.split(act_rng, family.episode_length), steps(family.episode_length)))
   obs = jnp.concatenate([obs, final.obs[None]], axis=0)
   swap = lambda x: jnp.moveaxis(x, 0, 1)
   return Episodes(returns=rewards.sum(0), observations=swap(obs), actions=swap(actions),

@@ -26,6 +26,7 @@ from mdx.envs import family_from_config
 from mdx.evaluation import stats
 from mdx.evaluation.policy import stack_params
 from mdx.evaluation.rollout import episode_gaps, rollout
+from mdx.progress import from_config as progress_from_config
 from mdx.methods.metadiffuser import context as ctx_stage
 from mdx.methods.metadiffuser import denoiser as den_stage
 from mdx.methods.metadiffuser.policy import plan_config, planner_policy
@@ -51,9 +52,12 @@ def plan_vs_reached(config, workdir: str, split: str, out_dir: str) -> dict | No
   keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(config.seed), 8),
                           e.num_eval_seeds)
 
+  report = progress_from_config(config, f'eval/{split} Figure 3')
+
   def one(lam, p, key):
     policy = planner_policy(config, model, net, p, plan_config(config, dynamics_weight=lam))
-    ep = rollout(family, tasks, policy, key, warm_start=warm, replay_plans=True)
+    ep = rollout(family, tasks, policy, key, warm_start=warm, replay_plans=True,
+                 progress=report)
     first = jax.tree.map(lambda x: x[:1], (ep.observations, ep.plans, ep.reached, ep.alive))
     return episode_gaps(ep.plans, ep.reached, ep.alive), first
 
