@@ -18,6 +18,10 @@ def get_config() -> ml_collections.ConfigDict:
   # Environment steps between progress lines of in-graph programs (collection, evaluation, the
   # Figure-3 replays; `mdx.progress`); 0: none. Results are the same either way.
   config.progress_every = 20
+  # Weights & Biases, beside metrics.jsonl and TensorBoard (`pip install -e '.[wandb]'`):
+  # training metrics go to `project` ('' = off); mode 'offline' (files under each stage's
+  # folder, `wandb sync` later) or 'online' (needs `wandb login`).
+  config.wandb = ml_collections.ConfigDict({'project': '', 'entity': '', 'mode': 'offline'})
 
   config.data = ml_collections.ConfigDict()
   config.data.train_episodes = {'expert': 4, 'medium': 4, 'random': 4}  # per training task

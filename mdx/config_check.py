@@ -113,6 +113,7 @@ def check_config(config, family=None) -> None:
   c.int('log_every', 1)
   c.int('checkpoint_every', 1)
   c.int('progress_every', 0)
+  c.choice('wandb.mode', ('offline', 'online', 'disabled'))
 
   episodes = dict(_get(config, 'data.train_episodes'))
   for tier, n in episodes.items():

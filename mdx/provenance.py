@@ -33,7 +33,8 @@ from mdx import workdir as layout
 RECORD_FILE = 'stage.json'
 EVAL_RECORD_FILE = 'provenance.json'
 # Fields that change how a run is reported, not what it computes.
-NOT_READ = ('log_every', 'checkpoint_every', 'progress_every')
+NOT_READ = ('log_every', 'checkpoint_every', 'progress_every', 'wandb.project', 'wandb.entity',
+            'wandb.mode')
 
 
 class StaleStageError(RuntimeError):

@@ -203,3 +203,43 @@ def test_ours_gt_contexts_reach_the_denoiser(test_config, data_workdir):
   act = jax.jit(lambda z: policy.act(z, obs, jax.random.PRNGKey(1))[0])
   moved = ctx_stage.gt_contexts(family, -tasks.params)  # the mirrored goals
   assert float(jnp.abs(act(z) - act(moved)).max()) > 1e-3
+
+
+def _write_three_steps(writer):
+  writer.write_hparams({'learning_rate': 1e-3})
+  for step in (1, 2, 3):
+    writer.write_scalars(step, {'train/loss': 1.0 / step})
+  writer.close()
+
+
+def test_tensorboard_reads_the_event_files_and_its_command_is_installed(tmp_path):
+  import sys  # pylint: disable=g-import-not-at-top
+  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+  _write_three_steps(training.create_writer(str(tmp_path), to_log=False))
+  events = event_accumulator.EventAccumulator(str(tmp_path))
+  events.Reload()
+  loss = events.Scalars('train/loss')
+  assert [e.step for e in loss] == [1, 2, 3]
+  np.testing.assert_allclose([e.value for e in loss], [1.0, 0.5, 1 / 3], rtol=1e-6)
+  # The README's `tensorboard --logdir runs/demo` runs from the environment mdx installed into.
+  assert os.access(os.path.join(os.path.dirname(sys.executable), 'tensorboard'), os.X_OK)
+
+
+def test_wandb_writer_offline(tmp_path, monkeypatch):
+  import glob  # pylint: disable=g-import-not-at-top
+  monkeypatch.setenv('WANDB_SILENT', 'true')
+  options = {'project': 'mdx-test', 'entity': '', 'mode': 'offline'}
+  writer = training.create_writer(str(tmp_path), to_log=False, wandb=options,
+                                  name='denoiser/seed_0')
+  _write_three_steps(writer)
+  runs = glob.glob(str(tmp_path / 'wandb' / 'offline-run-*' / 'run-mdx-*.wandb'))
+  assert len(runs) == 1, runs
+  record = open(runs[0], 'rb').read()  # protobuf records: keys and values as JSON text
+  assert record.count(b'train/loss') >= 3 and repr(1 / 3).encode() in record
+  assert b'learning_rate' in record
+  # The same run folder resumes the same wandb run (its id comes from the folder).
+  again = training.writers.WandbWriter(str(tmp_path), project='mdx-test', mode='offline')
+  assert again.run.id == os.path.basename(runs[0])[len('run-'):-len('.wandb')]
+  again.close()
+  with pytest.raises(ValueError, match='config.wandb.mode'):
+    training.writers.WandbWriter(str(tmp_path), project='mdx-test', mode='cloud')

@@ -20,7 +20,7 @@ import contextlib
 import functools
 import os
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -87,8 +87,8 @@ def _check_finite(first_bad: dict, names: Sequence[str], last_saved: int) -> Non
 
 
 def train(workdir: str, state: TrainState, step_fn: StepFn, rng: jax.Array, *, num_steps: int,
-          log_every: int, checkpoint_every: int, name: str, hparams: dict | None = None
-          ) -> TrainState:
+          log_every: int, checkpoint_every: int, name: str, hparams: dict | None = None,
+          wandb: Mapping | None = None) -> TrainState:
   """Runs `step_fn` (already jitted) from the restored step to `num_steps`.
 
   Args:
@@ -101,19 +101,22 @@ def train(workdir: str, state: TrainState, step_fn: StepFn, rng: jax.Array, *, n
     log_every, checkpoint_every: periods in steps.
     name: shown in the progress lines.
     hparams: written once to the metrics at the start of a fresh run.
+    wandb: a config's `wandb` fields (project, entity, mode): also log to Weights & Biases
+      when a project is named (`writers.WandbWriter`).
 
   Returns:
     The final state.
   """
   return _run([workdir], [state], step_fn, [rng], stacked=False, num_steps=num_steps,
               log_every=log_every, checkpoint_every=checkpoint_every, names=[name],
-              hparams=[hparams])
+              hparams=[hparams], wandb=wandb)
 
 
 def train_stack(workdirs: Sequence[str], states: Sequence[TrainState], step_fn: StepFn,
                 rngs: Sequence[jax.Array], *, num_steps: int, log_every: int,
                 checkpoint_every: int, names: Sequence[str],
-                hparams: Sequence[dict | None] | None = None) -> TrainState:
+                hparams: Sequence[dict | None] | None = None,
+                wandb: Mapping | None = None) -> TrainState:
   """Runs the members of a stack as one program from their restored step to `num_steps`.
 
   Member `i` is the single run `train(workdirs[i], states[i], step, rngs[i], ...)`: the same
@@ -124,7 +127,7 @@ def train_stack(workdirs: Sequence[str], states: Sequence[TrainState], step_fn: 
     workdirs, states, rngs, names, hparams: one per member (as `train`'s `workdir`, ...).
     step_fn: `(stacked state, keys [N, 2]) -> (stacked state, metrics [N, ...])`, the single
       step vmapped over members and jitted; it should donate the state.
-    num_steps, log_every, checkpoint_every: as `train`'s, shared by the members.
+    num_steps, log_every, checkpoint_every, wandb: as `train`'s, shared by the members.
 
   Returns:
     The final stacked state. A stack whose members were saved at different steps (a kill
@@ -137,11 +140,11 @@ def train_stack(workdirs: Sequence[str], states: Sequence[TrainState], step_fn: 
                      f'{len(hparams) if hparams else None}')
   return _run(list(workdirs), list(states), step_fn, list(rngs), stacked=True,
               num_steps=num_steps, log_every=log_every, checkpoint_every=checkpoint_every,
-              names=list(names), hparams=list(hparams or [None] * n))
+              names=list(names), hparams=list(hparams or [None] * n), wandb=wandb)
 
 
 def _run(workdirs, states, step_fn, rngs, *, stacked, num_steps, log_every, checkpoint_every,
-         names, hparams):
+         names, hparams, wandb):
   """`train` (one member, `stacked=False`) and `train_stack`."""
   with contextlib.ExitStack() as stack:
     managers = [stack.enter_context(checkpoints.checkpoint_manager(
@@ -166,7 +169,10 @@ def _run(workdirs, states, step_fn, rngs, *, stacked, num_steps, log_every, chec
     if initial_step >= num_steps:
       print(f'[{label}] already trained to step {initial_step}', flush=True)
       return stack_trees(states) if stacked else states[0]
-    writers = [create_writer(w, to_log=False) for w in workdirs]
+    writers = [create_writer(w, to_log=False, wandb=wandb, name=n)
+               for w, n in zip(workdirs, names)]
+    for writer in writers:  # closed (a wandb run finished) also when training stops on an error
+      stack.callback(writer.close)
     for writer, hp in zip(writers, hparams):
       if initial_step == 0 and hp:
         writer.write_hparams(hp)
@@ -207,5 +213,4 @@ def _run(workdirs, states, step_fn, rngs, *, stacked, num_steps, log_every, chec
       manager.wait_until_finished()
     for writer in writers:
       writer.flush()
-      writer.close()
   return state

@@ -94,7 +94,8 @@ def train_cvae(config, workdir: str, seed: int) -> TrainState:
                    tier_episodes)
   return train(layout.stage_dir(workdir, STAGE, seed), state, step, train_rng,
                num_steps=config.cvae.num_train_steps, log_every=config.log_every,
-               checkpoint_every=config.checkpoint_every, name=f'{STAGE}/seed_{seed}',
+               checkpoint_every=config.checkpoint_every,
+               wandb=config.wandb, name=f'{STAGE}/seed_{seed}',
                hparams=config.cvae.to_dict())
 
 

@@ -157,7 +157,8 @@ def train_context(config: ml_collections.ConfigDict, workdir: str, seed: int, *,
   return train(layout.stage_dir(workdir, name, seed), state,
                jax.jit(update, donate_argnums=0), train_rng,
                num_steps=config.context.num_train_steps, log_every=config.log_every,
-               checkpoint_every=config.checkpoint_every, name=f'{name}/seed_{seed}',
+               checkpoint_every=config.checkpoint_every,
+               wandb=config.wandb, name=f'{name}/seed_{seed}',
                hparams=config.context.to_dict())
 
 
@@ -174,7 +175,7 @@ def train_context_stack(members, *, gt: bool = False) -> TrainState:
   return train_stack([layout.stage_dir(w, name, s) for _, w, s in members], states,
                      jax.jit(jax.vmap(update), donate_argnums=0), keys,
                      num_steps=config.context.num_train_steps, log_every=config.log_every,
-                     checkpoint_every=config.checkpoint_every,
+                     checkpoint_every=config.checkpoint_every, wandb=config.wandb,
                      names=[f'{name}/seed_{s}' for _, _, s in members],
                      hparams=[config.context.to_dict()] * len(members))
 

@@ -155,7 +155,8 @@ def train_denoiser(config: ml_collections.ConfigDict, workdir: str, seed: int, *
   name = stage_name(unconditional, gt)
   return train(layout.stage_dir(workdir, name, seed), state, step, train_rng,
                num_steps=_num_steps(config, unconditional), log_every=config.log_every,
-               checkpoint_every=config.checkpoint_every, name=f'{name}/seed_{seed}',
+               checkpoint_every=config.checkpoint_every,
+               wandb=config.wandb, name=f'{name}/seed_{seed}',
                hparams=config.diffusion.to_dict())
 
 
@@ -200,6 +201,7 @@ def train_denoiser_stack(members, *, unconditional: bool = False,
                      [st for st, _, _ in runs], lambda st, keys: batched(st, keys, stacked),
                      [r for _, r, _ in runs], num_steps=_num_steps(config, unconditional),
                      log_every=config.log_every, checkpoint_every=config.checkpoint_every,
+                     wandb=config.wandb,
                      names=[f'{name}/seed_{s}' + ('' if t == '.' else f' ({t})')
                             for t, (_, _, s) in zip(tags, members)],
                      hparams=[c.diffusion.to_dict() for c, _, _ in members])

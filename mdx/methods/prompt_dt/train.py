@@ -105,7 +105,8 @@ def train_prompt_dt(config, workdir: str, seed: int) -> TrainState:
   return train(layout.stage_dir(workdir, STAGE, seed), state,
                make_step(config, family, arrays, scales), train_rng,
                num_steps=config.prompt_dt.num_train_steps, log_every=config.log_every,
-               checkpoint_every=config.checkpoint_every, name=f'{STAGE}/seed_{seed}',
+               checkpoint_every=config.checkpoint_every,
+               wandb=config.wandb, name=f'{STAGE}/seed_{seed}',
                hparams=config.prompt_dt.to_dict())
 
 
