@@ -218,3 +218,37 @@ def test_every_loss_ignores_the_padding(expert, test_config):
                             mdata.normalize_traj(norm, seg.states, seg.actions), jnp.zeros((16, 1)),
                             obs_dim=2, context_dropout=0.0, predict_epsilon=False, weights=w)[0]
   np.testing.assert_allclose(loss(full), unmasked, rtol=1e-6)
+
+
+def test_minari_round_trip_keeps_tasks_tiers_and_the_padding(tmp_path, expert, monkeypatch):
+  from mdx.data import minari_io  # pylint: disable=g-import-not-at-top
+  monkeypatch.setenv('MINARI_DATASETS_PATH', str(tmp_path / 'minari'))
+  # Episode (1, 0) ends at step 12 (a termination), frozen afterwards as collection leaves it.
+  arrays = {k: v.copy() for k, v in trj.to_numpy(expert).items()}
+  arrays['valid'][1, 0, 12:] = False
+  arrays['terminals'][1, 0, 11], arrays['timeouts'][1, 0] = True, False
+  arrays['observations'][1, 0, 12:] = arrays['next_observations'][1, 0, 11]
+  arrays['next_observations'][1, 0, 11:] = arrays['next_observations'][1, 0, 11]
+  arrays['actions'][1, 0, 12:], arrays['rewards'][1, 0, 12:] = 0.0, 0.0
+  data = mdata.Trajectories(**arrays)
+  meta = {'family': 'point_robot', 'split': 'train', 'tier': 'expert', 'seed': 0}
+  dataset = minari_io.to_minari(data, meta, 'mdx/point_robot/train-expert-v0', FAMILY)
+  assert dataset.total_episodes == 6 and dataset.total_steps == 6 * 20 - 8
+  episode_meta = list(dataset.storage.get_episode_metadata([2]))[0]
+  assert episode_meta['task_id'] == int(expert.task_ids[1]) and episode_meta['tier'] == 'expert'
+  np.testing.assert_array_equal(episode_meta['task_params'], expert.task_params[1])
+  back, back_meta = minari_io.from_minari('mdx/point_robot/train-expert-v0', FAMILY)
+  for k, v in arrays.items():
+    np.testing.assert_array_equal(getattr(back, k), v, err_msg=k)
+  assert back_meta == meta
+  # A dataset without mdx's metadata needs the task named; the error says so.
+  plain = minari_io.to_minari(data, meta, 'other/point-v0', FAMILY)
+  monkeypatch.setattr(plain.storage, 'get_episode_metadata', lambda ids: [{} for _ in ids])
+  monkeypatch.setattr(minari_io._minari(), 'load_dataset', lambda _: plain)
+  with pytest.raises(mdata.DatasetError, match='no task_id / task_params metadata'):
+    minari_io.from_minari('other/point-v0', FAMILY)
+  single, _ = minari_io.from_minari('other/point-v0', FAMILY, task_params=[0.5, 0.5])
+  assert single.observations.shape == (1, 6, 20, 2)
+  with pytest.raises(mdata.DatasetError, match=r'observation|actions|bound'):
+    minari_io.from_minari('other/point-v0', PointRobot(action_high=0.01, action_low=-0.01),
+                          task_params=[0.5, 0.5])
