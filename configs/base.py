@@ -114,6 +114,10 @@ def get_config() -> ml_collections.ConfigDict:
   e.oracle = 'Oracle'  # the method whose return is the normalized score's 1
   e.random = 'Random'  # ... and 0
   e.plan_vs_reached_tasks = 5  # tasks replayed open-loop for the Figure-3 record (0: skip)
+  # Methods whose episode on task `video_task` (expert warm start) the evaluation renders as
+  # `video_<method>.gif` with the kept plan as a ghost (locomotion only; `mdx.evaluation.video`).
+  e.videos = ()
+  e.video_task = 0
   # Settings evaluated in one program, a row each: 'field=v1,v2;field2=...' (every combination;
   # '' = none) over the planner's dynamics_weight, guide_scale, cfg_weight, noise_scale and
   # Prompt-DT's target_return; each method sweeps the fields it has (`Method.sweepable`).
@@ -187,6 +191,7 @@ def locomotion_config(preset: str, family: str, *, history: int, horizon: int,
   p.num_candidates = 4
   e.episodes_per_task = 1
   e.warm_starts = ('expert', 'random')  # Table 1 (expert) and Table 2 (random) columns
+  e.videos = ('MetaDiffuser',)  # a GIF of its episode on the first task, the plan as a ghost
 
   if preset == 'paper':
     c.learning_rate, c.num_train_steps, c.ema_decay = 2e-4, 200_000, 0.995
@@ -201,6 +206,7 @@ def locomotion_config(preset: str, family: str, *, history: int, horizon: int,
     e.episodes_per_task = 5
     e.warm_starts = ('expert', 'medium', 'random')
   elif preset == 'test':
+    e.videos = ()
     config.env.episode_length = test_episode_length
     config.data.train_episodes = {'expert': 1, 'medium': 1, 'random': 1}
     config.data.warm_start_episodes = 1

@@ -254,5 +254,10 @@ def check_config(config, family=None) -> None:
       c.fail(e + 'sweep', text, f'non-finite values {bad}')
   c.int(e + 'plan_vs_reached_tasks', 0, note=' (0 = skip the Figure-3 record; more than the '
         "split's tasks means all of them)")
+  videos = _get(config, e + 'videos')
+  if not isinstance(videos, (tuple, list)) or any(v not in names for v in videos):
+    c.fail(e + 'videos', videos, f'must be a tuple of methods of eval.methods ({list(names)})')
+  c.int(e + 'video_task', 0, min(int(family.num_test_tasks), int(family.num_validation_tasks)) - 1,
+        note=' (a task index of the evaluated split)')
   if c.errors:
     raise ConfigError('invalid config:\n  ' + '\n  '.join(c.errors))

@@ -16,6 +16,7 @@ from brax import envs as brax_envs
 from mdx.envs import EnvState, Task, make_family
 from mdx import experts
 from mdx.envs import locomotion
+from mdx.evaluation import video
 
 jax.config.update('jax_numpy_rank_promotion', 'raise')
 
@@ -364,3 +365,62 @@ def test_param_families_default_to_elliptic_cones_where_high_friction_does_not_s
   z_pyramidal, _ = rollout(pyramidal, tasks, still)
   assert float(z_pyramidal[-1, 3]) < 0.8  # friction x3.4: sunk from 1.25 to ~0.7 without a move
   assert float(z_pyramidal[-1, 0]) > 1.15  # nominal friction: stands
+
+
+def test_ghost_of_a_perfect_plan_is_the_body_and_a_shifted_plan_is_shifted():
+  # A planar robot: q = (x, z, pitch), observations = (z + 1.25, pitch, vx, vz, vpitch) (Brax's
+  # hopper observes the torso's world height), x integrated from the observed vx.
+  dt, steps, horizon, lead = 0.05, 12, 4, 3
+  rng = np.random.default_rng(0)
+  v = rng.normal(size=(steps + 1, 3))
+  q = np.zeros((steps + 1, 3))
+  q[:, 1:] = rng.normal(size=(steps + 1, 2))
+  q[1:, 0] = np.cumsum(dt * v[1:, 0])
+  obs = np.concatenate([q[:, 1:2] + 1.25, q[:, 2:], v], axis=1)
+  index = np.minimum(np.arange(steps)[:, None] + np.arange(horizon), steps)
+  plans = obs[index]  # [T, H, obs_dim]: every plan exactly what happened
+  alive = np.ones(steps, bool)
+  ghost, shown = video.ghost_positions(q, obs, plans, alive, nv=3, dt=dt, lead=lead)
+  assert not shown[:lead].any() and shown[lead:].all()
+  np.testing.assert_allclose(ghost[shown], q[shown], atol=1e-12)
+  shifted = plans.copy()
+  shifted[:, 1:, 1] += 0.2  # pitch planned 0.2 too high
+  ghost, _ = video.ghost_positions(q, obs, shifted, alive, nv=3, dt=dt, lead=lead)
+  np.testing.assert_allclose(ghost[lead:] - q[lead:], np.broadcast_to([0, 0, 0.2], (10, 3)),
+                             atol=1e-12)
+  alive[5:] = False  # plans made after the episode ended show no ghost
+  _, shown = video.ghost_positions(q, obs, plans, alive, nv=3, dt=dt, lead=lead)
+  assert shown[lead:5 + lead].all() and not shown[5 + lead:].any()
+  with pytest.raises(ValueError, match='lead must be in'):
+    video.ghost_positions(q, obs, plans, alive, nv=3, dt=dt, lead=horizon)
+
+
+def test_video_of_a_cheetah_episode_draws_the_ghost(cheetah, tmp_path):
+  compiled, _, _, _, (start, _, after) = cheetah
+  q = np.concatenate([np.asarray(start.physics.q)[None, 0], np.asarray(after.physics.q)[:, 0]])
+  obs = np.concatenate([np.asarray(start.obs)[None, 0], np.asarray(after.obs)[:, 0]])
+  index = np.minimum(np.arange(STEPS)[:, None] + np.arange(3), STEPS)
+  plans = obs[index].copy()
+  plans[:, 1:, 0] += 0.5  # the ghost floats 0.5 m above the body
+  episode = {'q': q, 'observations': obs, 'plan_states': plans, 'alive': np.ones(STEPS, bool),
+             'rewards': np.ones(STEPS, np.float32), 'task_params': np.zeros(1),
+             'meta': {'family': 'cheetah_vel', 'method': 'toy', 'task_id': 0, 'return': 4.0,
+                      'dt': compiled.family.dt}}
+  import ctypes.util  # pylint: disable=g-import-not-at-top
+  if ctypes.util.find_library('EGL') is None:
+    pytest.skip('no EGL library on this machine (headless rendering needs libEGL, e.g. Mesa)')
+  with_ghost = video.render_frames('cheetah_vel', episode, width=64, height=48, every=1)
+  plain = video.render_frames('cheetah_vel', {k: v for k, v in episode.items()
+                                              if k != 'plan_states'}, width=64, height=48)
+  assert with_ghost.shape == plain.shape == (STEPS + 1, 48, 64, 3)
+  changed = np.abs(with_ghost.astype(int) - plain.astype(int)).sum(-1) > 30
+  assert not changed[:2, 16:-16].any()  # no plan made `lead` = 2 steps earlier yet
+  assert (changed[2:, 16:-16].mean((1, 2)) > 0.005).all()  # then the ghost, every frame
+  path = str(tmp_path / 'episode.npz')
+  video.save_episode(path, episode)
+  loaded = video.load_episode(path)
+  assert loaded['meta'] == episode['meta']
+  frames = video.render_gif(str(tmp_path / 'episode.gif'), loaded, width=64, height=48, every=1)
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  with Image.open(tmp_path / 'episode.gif') as gif:
+    assert frames == gif.n_frames == STEPS + 1

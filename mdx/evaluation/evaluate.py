@@ -213,8 +213,9 @@ def make_records(family: TaskFamily, split: str, per_method: dict, *, oracle: st
 
 def evaluate(config, workdir: str, methods: Sequence, *, split: str = 'test') -> list[dict]:
   """Evaluates `methods` (`mdx.methods.Method`) on `split`; writes `WORKDIR/eval/{split}/`
-  (`results.json`, `per_task_returns.json`, `table.txt`, plots, the methods' analyses; a sweep
-  `config.eval.sweep` to `eval/{split}-sweep-<fields>/`) and returns the records.
+  (`results.json`, `per_task_returns.json`, `table.txt`, plots, the methods' analyses, the
+  videos of `config.eval.videos`; a sweep `config.eval.sweep` to `eval/{split}-sweep-<fields>/`)
+  and returns the records.
 
   Raises:
     FloatingPointError: a method's actions or returns are not finite (naming the method, the
@@ -260,6 +261,12 @@ def evaluate(config, workdir: str, methods: Sequence, *, split: str = 'test') ->
   for method in wanted:
     for analysis in method.analyses if sweep == [{}] else ():  # a sweep: the returns only
       analysis(config, workdir, split, out)
+  if sweep == [{}] and e.videos:
+    try:
+      from mdx.evaluation import video  # pylint: disable=g-import-not-at-top
+      video.evaluation_videos(config, workdir, split, out, wanted, family)
+    except Exception as err:  # a video must never lose the results  # pylint: disable=broad-except
+      print(f'[eval] videos skipped: {type(err).__name__}: {err}', flush=True)
   provenance.write_evaluation(config, workdir, split,
                               list(dict.fromkeys(s for m in wanted for s in m.stages)),
                               config.train_seeds, sweep_tag(sweep))

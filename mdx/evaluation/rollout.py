@@ -37,6 +37,8 @@ class Episodes:
   # [B, T, H, obs_dim] with `replay_plans`, else None: the states reached by executing the plan of
   # step t open-loop from the true state s_t (`reached[:, t, 0] == s_t`).
   reached: Optional[jax.Array] = None
+  # [B, T + 1, nq] with `keep_q`, else None: the simulator's joint positions (rendering).
+  q: Optional[jax.Array] = None
 
   @property
   def plans(self) -> Optional[jax.Array]:
@@ -75,7 +77,7 @@ def episode_gaps(plans: jax.Array, reached: jax.Array, alive: jax.Array) -> jax.
 def rollout(family: TaskFamily, tasks: Task, policy: Policy, rng: jax.Array, *,
             warm_start: Optional[mdata.Trajectories] = None,
             replay_plans: bool = False, keep_info: bool = True,
-            progress: Progress = Progress()) -> Episodes:
+            progress: Progress = Progress(), keep_q: bool = False) -> Episodes:
   """B episodes of `policy` on `tasks` (leading axis `[B]`), one `lax.scan` over time.
 
   Args:
@@ -88,6 +90,7 @@ def rollout(family: TaskFamily, tasks: Task, policy: Policy, rng: jax.Array, *,
     keep_info: record the policy's `info` at every step (False: `Episodes.info` is `{}`, which
       saves the memory of every step's plan in large evaluations).
     progress: progress lines from inside the scan (`mdx.progress`; off by default).
+    keep_q: also record the simulator's joint positions (`EnvState.physics.q`), for videos.
 
   Returns:
     `Episodes` with leading axis `[B]`.
@@ -95,6 +98,8 @@ def rollout(family: TaskFamily, tasks: Task, policy: Policy, rng: jax.Array, *,
   batch = tasks.task_id.shape[0]
   reset_rng, init_rng, act_rng = jax.random.split(rng, 3)
   env = jax.vmap(family.reset)(tasks, jax.random.split(reset_rng, batch))
+  if keep_q and getattr(env.physics, 'q', None) is None:
+    raise ValueError(f'keep_q: the {family.name} family has no simulator joint positions')
   carry = policy.init(init_rng, tasks, warm_start)
 
   def body(state, xs):
@@ -112,16 +117,19 @@ def rollout(family: TaskFamily, tasks: Task, policy: Policy, rng: jax.Array, *,
         raise ValueError("replay_plans needs a policy whose info holds 'plan_actions'")
       reached = jax.vmap(lambda t, s, a: replay_plan(family, t, s, a))(
           tasks, env, info['plan_actions'])
-    return (nxt, carry), (env.obs, action, reward, ~env.done, info if keep_info else {}, reached)
+    q = env.physics.q if keep_q else None
+    return (nxt, carry), (env.obs, action, reward, ~env.done, info if keep_info else {}, reached,
+                          q)
 
-  (final, _), (obs, actions, rewards, alive, info, reached) = jax.lax.scan(
+  (final, _), (obs, actions, rewards, alive, info, reached, q) = jax.lax.scan(
       body, (env, carry),
       (jax.random.split(act_rng, family.episode_length), steps(family.episode_length)))
   obs = jnp.concatenate([obs, final.obs[None]], axis=0)
   swap = lambda x: jnp.moveaxis(x, 0, 1)
   return Episodes(returns=rewards.sum(0), observations=swap(obs), actions=swap(actions),
                   rewards=swap(rewards), alive=swap(alive), info=jax.tree.map(swap, info),
-                  reached=None if reached is None else swap(reached))
+                  reached=None if reached is None else swap(reached),
+                  q=None if q is None else swap(jnp.concatenate([q, final.physics.q[None]])))
 
 
 def plan_discrepancy(episodes: Episodes) -> np.ndarray:
