@@ -75,12 +75,21 @@ def test_a_stack_updates_each_member_as_its_own_run(test_config, data_workdir):
     np.testing.assert_allclose(m_alone['loss'], m_stack['loss'], rtol=1e-5)
     assert float(m_stack['context_kept']) == float(m_alone['context_kept'])
     np.testing.assert_allclose(m_alone['grad_norm'], m_stack['grad_norm'], rtol=1e-4)
-    np.testing.assert_allclose(out(alone.params), out(in_stack.params), rtol=1e-4, atol=1e-4)
+    # The output to 1e-3: the rounding of batched arithmetic moves it by up to 2.4e-4 on some
+    # CPUs (measured 2026-12-01, the beta = 1 member), while this one update moves it by 1.24
+    # and the other member's update lands 1.47 away, so a mixed-up member cannot pass.
+    np.testing.assert_allclose(out(alone.params), out(in_stack.params), rtol=1e-4, atol=1e-3)
+    # Parameter by parameter: Adam's first step is +-lr for any nonzero gradient, so an entry
+    # whose gradient is rounding-sized may land up to 2 lr away (measured: 1 of 1280 kernel
+    # entries, 8.3e-4). Every entry stays within that bound and nearly all match to 1e-4.
+    lr = float(test_config.diffusion.learning_rate)
     for path, a in jax.tree_util.tree_flatten_with_path(alone.params)[0]:
       name = jax.tree_util.keystr(path)
+      diff = np.abs(np.asarray(a) - np.asarray(_at(in_stack.params, path)))
+      assert diff.max() <= 2 * lr * (1 + 1e-3), name
       if not ('Conv1dBlock' in name and name.endswith("['bias']")):
-        b = _at(in_stack.params, path)
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4, err_msg=name)
+        off = diff > 1e-4 + 1e-4 * np.abs(np.asarray(a))
+        assert off.mean() <= 0.005, (name, int(off.sum()), off.size)
 
 
 def _at(tree, path):
