@@ -21,8 +21,12 @@ install: $(VENV)/.installed
 demo: install
 	$(PY) experiments/pipeline.py --config=configs/point_robot.py:demo --workdir=runs/demo
 
+# The tests' programs are tiny, so XLA's compile time is most of the suite: LLVM optimization
+# level 0 compiles them about a third faster (user time 136 s -> 92 s for tests/test_sweep.py
+# from an empty cache, 2026-12-01) with the same results (the golden and equality tests pass).
 test: install
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
+	XLA_FLAGS="$(XLA_FLAGS) --xla_backend_optimization_level=0" \
+	  $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 benchmark: install
 	$(PY) experiments/benchmark.py --config=configs/benchmark.py

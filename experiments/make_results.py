@@ -105,6 +105,7 @@ METHODS = ('MetaDiffuser', 'MetaDiffuser-NoGuide', 'Ours+GT', 'PromptDT', 'CVAE-
 TARGETS = {'point_robot': 0.93, 'cheetah_vel': 0.90, 'cheetah_dir': 0.95, 'ant_dir': 0.80,
            'walker_param': 0.83, 'hopper_param': 0.84}
 TIERS = ('expert', 'medium', 'random')
+MAX_VIDEO_BYTES = 3_000_000  # larger evaluation videos stay in the workdir
 
 
 def add_run(workdir: pathlib.Path, run: str = '') -> str:
@@ -128,6 +129,15 @@ def add_run(workdir: pathlib.Path, run: str = '') -> str:
         shutil.copyfile(split_dir / name, out / target)
     for png in split_dir.glob('*.png'):
       shutil.copyfile(png, out / f'{png.stem}_{split}{tag}.png')
+    for video in split_dir.glob('video_*.gif'):  # the evaluation's episode videos (small GIFs)
+      if video.stat().st_size > MAX_VIDEO_BYTES:
+        print(f'[make_results] {video} is {video.stat().st_size / 1e6:.1f} MB, over '
+              f'{MAX_VIDEO_BYTES / 1e6:.0f} MB: not copied (render it smaller with '
+              'experiments/render.py)', flush=True)
+        continue
+      shutil.copyfile(video, out / f'{video.stem}_{split}{tag}.gif')
+      if video.with_suffix('.json').exists():
+        shutil.copyfile(video.with_suffix('.json'), out / f'{video.stem}_{split}{tag}.json')
   shutil.copyfile(config_path, out / f'config{tag}.json')
   if (workdir / 'timings.json').exists():
     shutil.copyfile(workdir / 'timings.json', out / f'timings{tag}.json')
@@ -340,11 +350,30 @@ def render() -> str:
                        f"{r['num_train_seeds']} / {r['num_eval_seeds']} | "
                        + (f'{paper[0]} ± {paper[1]}' if paper else '-') + ' |')
   lines += _ablation_lines(order)
+  lines += _video_lines(order)
   for f in order:
     notes = RESULTS / f / 'NOTES.md'
     if notes.exists():
       lines += ['', notes.read_text().rstrip()]
   return '\n'.join(lines) + '\n'
+
+
+def _video_lines(order) -> list[str]:
+  """The 'Videos' section: every committed evaluation video, with its episode."""
+  lines = []
+  for f in order:
+    for meta_path in sorted((RESULTS / f).glob('video_*.json')):
+      meta = json.loads(meta_path.read_text())
+      lines.append(f"- [{PAPER[f]['name']}: {meta['method']} on {meta['split']} task "
+                   f"{meta['task_id']}]({f}/{meta_path.stem}.gif), {meta['warm_start']} warm "
+                   f"start, training seed {meta['train_seed']}: return {meta['return']:.1f}")
+  if not lines:
+    return []
+  return ['', '## Videos', '',
+          'One evaluation episode per family (`config.eval.videos`), rendered by MuJoCo; the '
+          'translucent blue ghost is the state the plan made H - 1 steps earlier predicted for '
+          'the current step (`mdx.evaluation.video`). Render another with '
+          '`experiments/render.py`.', ''] + lines
 
 
 def plot_figure1(path: pathlib.Path) -> None:
