@@ -18,7 +18,24 @@ from jax_loop_utils import metric_writers
 from jax_loop_utils.metric_writers import interface
 
 
-class JsonlWriter(interface.MetricWriter):
+class _Writer(interface.MetricWriter):
+  """A writer that ignores what it cannot show: images, videos, audio and histograms unless a
+  subclass overrides them."""
+
+  def write_images(self, step, images):
+    pass
+
+  def write_videos(self, step, videos):
+    pass
+
+  def write_audios(self, step, audios, *, sample_rate):
+    pass
+
+  def write_histograms(self, step, arrays, num_buckets=None):
+    pass
+
+
+class JsonlWriter(_Writer):
   """Appends `{"step": s, **scalars}` lines to `path`, flushed after every write."""
 
   def __init__(self, path: str):
@@ -38,18 +55,6 @@ class JsonlWriter(interface.MetricWriter):
   def write_texts(self, step, texts):
     self._f.write(json.dumps({'step': int(step), 'texts': dict(texts)}) + '\n')
 
-  def write_images(self, step, images):
-    pass
-
-  def write_videos(self, step, videos):
-    pass
-
-  def write_audios(self, step, audios, *, sample_rate):
-    pass
-
-  def write_histograms(self, step, arrays, num_buckets=None):
-    pass
-
   def flush(self):
     self._f.flush()
 
@@ -57,7 +62,7 @@ class JsonlWriter(interface.MetricWriter):
     self._f.close()
 
 
-class TensorBoardXWriter(interface.MetricWriter):
+class TensorBoardXWriter(_Writer):
   """Scalars, images, texts and histograms to TensorBoard event files through tensorboardX."""
 
   def __init__(self, logdir: str):
@@ -71,12 +76,6 @@ class TensorBoardXWriter(interface.MetricWriter):
   def write_images(self, step, images):
     for k, v in images.items():
       self._w.add_image(k, np.asarray(v), int(step), dataformats='HWC')
-
-  def write_videos(self, step, videos):
-    pass
-
-  def write_audios(self, step, audios, *, sample_rate):
-    pass
 
   def write_texts(self, step, texts):
     for k, v in texts.items():
@@ -96,7 +95,7 @@ class TensorBoardXWriter(interface.MetricWriter):
     self._w.close()
 
 
-class WandbWriter(interface.MetricWriter):
+class WandbWriter(_Writer):
   """Scalars, texts and hyperparameters to a Weights & Biases run (`wandb.init` with `dir=logdir`).
 
   The run's id is derived from `logdir`, so a resumed training run (restarted from its last
@@ -135,18 +134,6 @@ class WandbWriter(interface.MetricWriter):
 
   def write_texts(self, step, texts):
     self._run.log({k: str(v) for k, v in texts.items()}, step=int(step))
-
-  def write_images(self, step, images):
-    pass
-
-  def write_videos(self, step, videos):
-    pass
-
-  def write_audios(self, step, audios, *, sample_rate):
-    pass
-
-  def write_histograms(self, step, arrays, num_buckets=None):
-    pass
 
   def flush(self):
     pass
