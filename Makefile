@@ -10,15 +10,20 @@ TEST_WORKERS ?= 2
 
 .PHONY: install demo test benchmark clean
 
-$(VENV)/.installed: setup.cfg setup.py constraints.txt
+# The demo needs the core install only; the tests add the test extra (pytest, Minari, wandb).
+$(VENV)/.core: setup.cfg setup.py constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e .
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.core
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
 install: $(VENV)/.installed
 
-demo: install
+demo: $(VENV)/.core
 	$(PY) experiments/pipeline.py --config=configs/point_robot.py:demo --workdir=runs/demo
 
 # The tests' programs are tiny, so XLA's compile time is most of the suite: LLVM optimization

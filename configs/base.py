@@ -75,8 +75,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Decision Diffuser's noise std of 0.5.
   p.noise_scale = 0.25
   p.clip_denoised = 1.0  # clip predicted x0 to the normalized data range (0: no clip)
-  p.sampler = 'ddpm'  # 'ddpm' (all K steps) or 'ddim' (deterministic)
+  p.sampler = 'ddpm'  # 'ddpm' (all K steps) or 'ddim'
   p.num_sample_steps = 0  # DDIM only: steps of the K actually taken (0: all K)
+  p.eta = 0.0  # DDIM only: 0 deterministic, 1 DDPM's variance (Song et al.'s eta)
 
   v = config.cvae = ml_collections.ConfigDict()  # CVAE-Planner (mdx design; the paper has none)
   v.latent_dim = 32  # u

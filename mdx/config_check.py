@@ -189,6 +189,9 @@ def check_config(config, family=None) -> None:
     if sampler == 'ddpm' and steps not in (0, k):
       c.fail(p + 'num_sample_steps', steps, "must be 0 with planner.sampler = 'ddpm' (DDPM runs "
              "every step; use 'ddim' for fewer)")
+  eta = c.real(p + 'eta', 0, 1, note=" (DDIM's: 0 deterministic, 1 DDPM's variance)")
+  if sampler == 'ddpm' and eta != 0:
+    c.fail(p + 'eta', eta, "must be 0 with planner.sampler = 'ddpm' (eta is DDIM's)")
 
   v = 'cvae.'
   c.int(v + 'latent_dim', 1)

@@ -277,3 +277,34 @@ def test_sampler_ddim_with_an_exact_x0_model_lands_on_it():
   assert set(calls) == {5}
   with pytest.raises(ValueError, match="use sampler='ddim'"):
     sampling.SampleConfig(num_diffusion_steps=10, num_sample_steps=4)
+
+
+def test_stochastic_ddim_at_eta_1_over_every_step_is_the_ddpm_step():
+  """Song et al.'s eta: with eta = 1 and k_prev = k - 1 a DDIM step has DDPM's posterior mean and
+  variance, so with the same noise it lands where `ddpm_step` does, at every k and any alpha;
+  eta = 0 adds no noise; and a whole chain of each, with the same keys, gives the same samples."""
+  from mdx.diffusion import make_schedule, sampling  # pylint: disable=g-import-not-at-top
+  from mdx.diffusion import schedule as sch  # pylint: disable=g-import-not-at-top
+  sched = make_schedule(10)
+  rng = np.random.default_rng(0)
+  x, x0, z = (jnp.asarray(rng.normal(size=(10, 3, 2)), jnp.float32) for _ in range(3))
+  k = jnp.arange(10)
+  eps = sch.predict_eps_from_x0(sched, x, k, x0)
+  for alpha in (1.0, 0.25):
+    ddpm = sch.ddpm_step(sched, x, k, x0, z, alpha)
+    ddim = sch.ddim_step(sched, x, k, k - 1, x0, eps, eta=1.0, noise=z, noise_scale=alpha)
+    np.testing.assert_allclose(ddim, ddpm, atol=2e-5)
+  quiet = sch.ddim_step(sched, x, k, k - 1, x0, eps)
+  np.testing.assert_array_equal(sch.ddim_step(sched, x, k, k - 1, x0, eps, eta=0.0, noise=z),
+                                quiet)  # eta = 0 draws nothing
+  assert not np.allclose(sch.ddim_step(sched, x, k, k - 1, x0, eps, eta=0.5, noise=z), quiet)
+  model = lambda x_k, kk, c, m: jnp.tanh(x_k) * 0.5  # any x0 model
+  keys = jax.random.split(jax.random.PRNGKey(3), 4)
+  run = lambda cfg: jax.jit(lambda: sampling.sample(model, keys, jnp.zeros((4, 1)), shape=(3, 2),
+                                                    config=cfg))()
+  ddpm = run(sampling.SampleConfig(num_diffusion_steps=10, predict_epsilon=False))
+  ddim = run(sampling.SampleConfig(num_diffusion_steps=10, sampler='ddim', eta=1.0,
+                                   predict_epsilon=False))
+  np.testing.assert_allclose(ddim, ddpm, atol=1e-4)
+  with pytest.raises(ValueError, match="eta is DDIM's"):
+    sampling.SampleConfig(num_diffusion_steps=10, eta=0.5)

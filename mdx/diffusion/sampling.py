@@ -10,8 +10,9 @@ denoiser (a data synthesizer, a prompt generator). At every step:
 3. The guide hook, `guide(x_k, x0_hat, k) -> (x0_hat', mean_shift)`: it may move the prediction
    (then it is clipped again) and/or add a shift to the posterior mean (never clipped: clipping
    the mean would move samples even where the guide's gradient is zero).
-4. The step: DDPM, `x_{k-1} ~ N(mu, alpha Sigma_k)`, or deterministic DDIM (eta = 0) along a
-   strided subsequence of the K steps; no noise on the last step.
+4. The step: DDPM, `x_{k-1} ~ N(mu, alpha Sigma_k)`, or DDIM along a strided subsequence of the
+   K steps, deterministic (`eta = 0`) or stochastic (`eta > 0`; `eta = 1` over all K steps is
+   DDPM); no noise on the last step.
 5. The inpainting hook, `inpaint(x) -> x` (for example the current state of a plan), also applied
    to `x_K`.
 
@@ -47,8 +48,9 @@ SAMPLERS = ('ddpm', 'ddim')
 class SampleConfig:
   """Static knobs of the reverse chain (hashable: close over it)."""
   num_diffusion_steps: int  # K of the trained schedule
-  sampler: str = 'ddpm'  # 'ddpm' (ancestral, all K steps) or 'ddim' (deterministic, eta = 0)
+  sampler: str = 'ddpm'  # 'ddpm' (ancestral, all K steps) or 'ddim'
   num_sample_steps: Optional[int] = None  # DDIM only: steps of the strided subsequence (None: K)
+  eta: float = 0.0  # DDIM only: 0 deterministic, 1 DDPM's variance (Song et al.'s eta)
   cfg_weight: float = 1.0  # omega of Eq. 6; 1.0 skips the unconditional branch
   noise_scale: float = 1.0  # alpha: variance multiplier of x_K and of every step's noise
   predict_epsilon: bool = True  # the network's parameterization (must match training)
@@ -65,6 +67,7 @@ class SampleConfig:
             np.isfinite(self.noise_scale) and self.noise_scale >= 0), 'finite and >= 0'),
         ('cfg_weight', not is_number(self.cfg_weight) or np.isfinite(self.cfg_weight), 'finite'),
         ('clip_denoised', self.clip_denoised is None or self.clip_denoised > 0, 'None or > 0'),
+        ('eta', not is_number(self.eta) or 0.0 <= self.eta <= 1.0, 'in [0, 1]'),
     ]
     for name, ok, want in checks:
       if not ok:
@@ -72,6 +75,9 @@ class SampleConfig:
     if self.sampler == 'ddpm' and self.num_sample_steps not in (None, k):
       raise ValueError('SampleConfig.num_sample_steps: DDPM runs all num_diffusion_steps steps; '
                        f"use sampler='ddim' for {self.num_sample_steps} steps")
+    if self.sampler == 'ddpm' and not (is_number(self.eta) and self.eta == 0.0):
+      raise ValueError("SampleConfig.eta is DDIM's: use sampler='ddim' (eta = 1 over all K "
+                       'steps is DDPM)')
 
   @property
   def timesteps(self) -> np.ndarray:
@@ -145,7 +151,8 @@ def sample(denoise_fn: SampleDenoiseFn, keys: jax.Array, context: jax.Array, *,
       x0 = clip(x0)  # idempotent where the guide left x0 as it was
     if ddim:
       eps = sch.predict_eps_from_x0(sched, x, ks, x0)
-      x = sch.ddim_step(sched, x, ks, jnp.full((num,), k_prev, jnp.int32), x0, eps) + shift
+      x = sch.ddim_step(sched, x, ks, jnp.full((num,), k_prev, jnp.int32), x0, eps,
+                        eta=config.eta, noise=eps_noise, noise_scale=config.noise_scale) + shift
     else:
       x = sch.ddpm_step(sched, x, ks, x0, eps_noise, config.noise_scale) + shift
     return inpaint(x), None

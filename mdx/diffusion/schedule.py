@@ -102,8 +102,22 @@ def ddpm_step(sched: Schedule, x_k: jax.Array, k: jax.Array, x0: jax.Array, nois
 
 
 def ddim_step(sched: Schedule, x_k: jax.Array, k: jax.Array, k_prev: jax.Array, x0: jax.Array,
-              eps: jax.Array) -> jax.Array:
-  """Deterministic DDIM (eta = 0) from step `k` to `k_prev` (`k_prev = -1` lands on x0)."""
+              eps: jax.Array, *, eta: float | jax.Array = 0.0,
+              noise: jax.Array | None = None,
+              noise_scale: float | jax.Array = 1.0) -> jax.Array:
+  """DDIM (Song et al., 2021, Eq. 12) from step `k` to `k_prev` (`k_prev = -1` lands on x0):
+  `x' = sqrt(abar') x0 + sqrt(1 - abar' - sigma^2) eps + sigma z`, with
+  `sigma^2 = eta^2 (1 - abar') / (1 - abar) (1 - abar / abar')`. `eta = 0` is deterministic;
+  `eta = 1` with `k_prev = k - 1` is DDPM's ancestral step (the same mean and variance).
+  `noise_scale` (alpha) multiplies sigma^2 of the added noise, as in `ddpm_step`; `noise` is
+  `z` (needed when `eta != 0`)."""
+  ac = _at(sched.alphas_cumprod, k, x_k)
   ac_prev = jnp.where(k_prev >= 0, sched.alphas_cumprod[jnp.maximum(k_prev, 0)], 1.0)
   ac_prev = ac_prev.reshape(ac_prev.shape + (1,) * (x_k.ndim - ac_prev.ndim))
-  return jnp.sqrt(ac_prev) * x0 + jnp.sqrt(1.0 - ac_prev) * eps
+  if isinstance(eta, (int, float)) and eta == 0.0:
+    return jnp.sqrt(ac_prev) * x0 + jnp.sqrt(1.0 - ac_prev) * eps
+  if noise is None:
+    raise ValueError('ddim_step: eta != 0 adds noise; pass noise=z (standard normals like x_k)')
+  var = eta ** 2 * (1.0 - ac_prev) / (1.0 - ac) * (1.0 - ac / ac_prev)
+  return (jnp.sqrt(ac_prev) * x0 + jnp.sqrt(jnp.maximum(1.0 - ac_prev - var, 0.0)) * eps
+          + jnp.sqrt(noise_scale * var) * noise)

@@ -51,8 +51,9 @@ class PlanConfig:
   """Static knobs of the planner (hashable: close over it, or pass it as a static argument)."""
   horizon: int  # H, steps per plan.
   num_diffusion_steps: int = 20  # K, denoising steps of the trained schedule.
-  sampler: str = 'ddpm'  # 'ddpm' or 'ddim' (deterministic; `num_sample_steps` of the K)
+  sampler: str = 'ddpm'  # 'ddpm' or 'ddim' (`num_sample_steps` of the K)
   num_sample_steps: Optional[int] = None  # DDIM only: steps actually taken (None: all K)
+  eta: float = 0.0  # DDIM only: 0 deterministic, 1 DDPM's variance
   num_candidates: int = 1  # N plans per state; the best by J - lambda * zeta is kept.
   cfg_weight: float = 1.0  # omega of Eq. 6; 1.0 skips the unconditional branch.
   guide_scale: float = 0.0  # s, the step size of the dual guide; 0.0 disables it.
@@ -82,7 +83,7 @@ class PlanConfig:
   def sample_config(self) -> sampling.SampleConfig:
     return sampling.SampleConfig(
         num_diffusion_steps=self.num_diffusion_steps, sampler=self.sampler,
-        num_sample_steps=self.num_sample_steps, cfg_weight=self.cfg_weight,
+        num_sample_steps=self.num_sample_steps, eta=self.eta, cfg_weight=self.cfg_weight,
         noise_scale=self.noise_scale, predict_epsilon=self.predict_epsilon,
         clip_denoised=self.clip_denoised)
 

@@ -27,7 +27,7 @@ def plan_config(config, *, unconditional: bool = False, **overrides) -> PlanConf
   """The planner's knobs from `config.planner` and `config.diffusion` (`overrides` replace any)."""
   p, d = config.planner, config.diffusion
   kw = dict(horizon=d.horizon, num_diffusion_steps=d.num_diffusion_steps, sampler=p.sampler,
-            num_sample_steps=p.num_sample_steps or None, noise_scale=p.noise_scale,
+            num_sample_steps=p.num_sample_steps or None, eta=p.eta, noise_scale=p.noise_scale,
             predict_epsilon=d.predict_epsilon, clip_denoised=p.clip_denoised or None)
   if not unconditional:
     kw.update(num_candidates=p.num_candidates, cfg_weight=p.cfg_weight,
