@@ -11,7 +11,7 @@ The step counter must be the scan's own step index (an unbatched value, e.g. fro
 fires once per step, not once per batch element. The callback returns nothing and reads no
 traced value but the counter, so results are bitwise those of the program without it; `every=0`
 traces no callback at all. Rate and ETA are measured on the host from the step-0 line, so they
-leave compilation out.
+leave compilation out; the rate is that of the steps since the previous line.
 """
 from __future__ import annotations
 
@@ -25,22 +25,26 @@ from flax import struct
 
 
 class _Clock:
-  """Host-side start times per label (the step-0 callback starts a label's clock)."""
+  """Host-side times per label: the step-0 callback starts a label's clock; the rate is that of
+  the steps since the label's previous line (so the ETA follows the current speed)."""
 
   def __init__(self):
     self.start: dict[str, float] = {}
+    self.last: dict[str, tuple[int, float]] = {}
 
   def line(self, label: str, t: int, total: int) -> str:
     now = time.perf_counter()
     if t == 0 or label not in self.start:
       self.start[label] = now
-    elapsed = now - self.start[label]
+      self.last[label] = (0, now)
     done = t + 1
     head = f'[progress] {label}: step {done}/{total} ({100 * done / total:.0f}%)'
-    if t == 0 or elapsed <= 0:
+    prev_t, prev_time = self.last[label]
+    self.last[label] = (t, now)
+    if t == 0 or now <= prev_time:
       return head
-    rate = t / elapsed  # steps since the step-0 line
-    return (f'{head}, {rate:.1f} steps/s, elapsed {elapsed:.0f} s, '
+    rate = (t - prev_t) / (now - prev_time)
+    return (f'{head}, {rate:.3g} steps/s, elapsed {now - self.start[label]:.0f} s, '
             f'ETA {(total - done) / rate:.0f} s')
 
 
