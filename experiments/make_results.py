@@ -350,12 +350,52 @@ def render() -> str:
                        f"{r['num_train_seeds']} / {r['num_eval_seeds']} | "
                        + (f'{paper[0]} ± {paper[1]}' if paper else '-') + ' |')
   lines += _ablation_lines(order)
+  lines += _few_step_lines(order)
   lines += _video_lines(order)
   for f in order:
     notes = RESULTS / f / 'NOTES.md'
     if notes.exists():
       lines += ['', notes.read_text().rstrip()]
   return '\n'.join(lines) + '\n'
+
+
+def _few_step_lines(order) -> list[str]:
+  """'Few-step sampling': MetaDiffuser's score per sampler setting (`few_step/<split>_<sampler>_
+  K<steps>_eta<eta>.json`) beside the planner's decisions per second at that number of steps
+  (`few_step/plan_speed.jsonl`, `experiments/benchmark.py` lines)."""
+  lines = []
+  for f in order:
+    folder = RESULTS / f / 'few_step'
+    if not folder.is_dir():
+      continue
+    speed = {}
+    for line in (folder / 'plan_speed.jsonl').read_text().splitlines():
+      row = json.loads(line)
+      if row.get('name') == 'plan/full':
+        speed[row['num_steps']] = 1.0 / row['median_s']
+    settings = []
+    for path in folder.glob('*_K*_eta*.json'):
+      split, sampler, steps, eta = path.stem.split('_')
+      settings.append((-int(steps[1:]), sampler != 'ddpm', float(eta[3:]), split, sampler, path))
+    for steps, _, eta, split, sampler, path in sorted(settings):
+      steps = -steps
+      got = {r['warm_start']: r for r in json.loads(path.read_text())
+             if r['method'] == 'MetaDiffuser'}
+      cells = ' | '.join(_cell(got[t]) if t in got else '-' for t in TIERS)
+      rate = f'{speed[steps]:.0f}' if steps in speed else '-'
+      lines.append(f"| {PAPER[f]['name']} | {split} | {sampler} | {steps} | "
+                   f"{eta:g} | {cells} | {rate} |")
+  if not lines:
+    return []
+  return ['', '## Few-step sampling', '',
+          'MetaDiffuser with K\' of its K = 20 denoising steps: DDPM (all 20) or DDIM over a '
+          'strided subsequence, deterministic (eta 0) or stochastic (eta 1). Decisions per '
+          'second: one state, the preset\'s 8 candidate plans with CFG and the dual guide, '
+          'batch 1 on the 2-core CPU (`experiments/benchmark.py` `plan/full` at that number of '
+          'steps; a DDIM step costs what a DDPM step costs). See the family notes for the model '
+          'and seeds.', '',
+          '| family | split | sampler | K\' | eta | expert | medium | random | '
+          'decisions/s |', '|---|---|---|---|---|---|---|---|---|'] + lines
 
 
 def _video_lines(order) -> list[str]:
