@@ -87,7 +87,7 @@ def _compare(c) -> None:
             cmd = [sys.executable, os.path.abspath(__file__), f'--config={config_flags.get_config_filename(flags.FLAGS["config"])}',
                    '--config.compare_with=', f"--config.modes=('{mode}',)",
                    f'--config.num_diffusion_steps=({k},)', f'--config.batches=({b},)',
-                   '--config.train_batch=0']
+                   '--config.train_batch=0', '--config.rollout_family=']
             out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
             line = json.loads(out.stdout.strip().splitlines()[-1])
             line.update(variant=variant, round=r)

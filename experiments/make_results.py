@@ -376,9 +376,10 @@ def _few_step_lines(order) -> list[str]:
     settings = []
     for path in folder.glob('*_K*_eta*.json'):
       split, sampler, steps, eta = path.stem.split('_')
-      settings.append((-int(steps[1:]), sampler != 'ddpm', float(eta[3:]), split, sampler, path))
-    for steps, _, eta, split, sampler, path in sorted(settings):
-      steps = -steps
+      settings.append((int(steps[1:]), float(eta[3:]), split, sampler, path))
+    # Most steps first, DDPM before DDIM at equal steps, then by eta.
+    for steps, eta, split, sampler, path in sorted(
+        settings, key=lambda s: (-s[0], s[3] != 'ddpm', s[1])):
       got = {r['warm_start']: r for r in json.loads(path.read_text())
              if r['method'] == 'MetaDiffuser'}
       cells = ' | '.join(_cell(got[t]) if t in got else '-' for t in TIERS)
@@ -388,9 +389,9 @@ def _few_step_lines(order) -> list[str]:
   if not lines:
     return []
   return ['', '## Few-step sampling', '',
-          'MetaDiffuser with K\' of its K = 20 denoising steps: DDPM (all 20) or DDIM over a '
+          'MetaDiffuser with K\' of its trained K denoising steps: DDPM (all K) or DDIM over a '
           'strided subsequence, deterministic (eta 0) or stochastic (eta 1). Decisions per '
-          'second: one state, the preset\'s 8 candidate plans with CFG and the dual guide, '
+          'second: one state, the preset\'s candidate plans with CFG and the dual guide, '
           'batch 1 on the 2-core CPU (`experiments/benchmark.py` `plan/full` at that number of '
           'steps; a DDIM step costs what a DDPM step costs). See the family notes for the model '
           'and seeds.', '',

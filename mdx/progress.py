@@ -49,14 +49,20 @@ class _Clock:
 
 
 _CLOCK = _Clock()
-_PRINT: Callable[[str], None] = lambda s: print(s, file=sys.stdout, flush=True)
+
+
+def _to_stdout(line: str) -> None:
+  print(line, file=sys.stdout, flush=True)
+
+
+_PRINT: Callable[[str], None] = _to_stdout
 
 
 def set_printer(fn: Optional[Callable[[str], None]]) -> Callable[[str], None]:
   """Routes progress lines to `fn` (None: stdout); returns the previous printer (for tests)."""
   global _PRINT
   previous = _PRINT
-  _PRINT = fn or (lambda s: print(s, file=sys.stdout, flush=True))
+  _PRINT = fn or _to_stdout
   return previous
 
 

@@ -17,6 +17,7 @@ episode again (other size, other lead) without JAX or the trained models.
 """
 from __future__ import annotations
 
+import io as io_bytes
 import json
 import os
 from typing import Optional
@@ -72,9 +73,9 @@ def save_episode(path: str, episode: dict) -> None:
   """Writes `episode` (from `record_episode`) as one `.npz` (atomically)."""
   arrays = {k: v for k, v in episode.items() if k != 'meta'}
   arrays['meta'] = np.asarray(json.dumps(episode['meta']))
-  tmp = path + '.tmp.npz'
-  np.savez_compressed(tmp, **arrays)
-  os.replace(tmp, path)
+  buffer = io_bytes.BytesIO()
+  np.savez_compressed(buffer, **arrays)
+  io.write_atomic(path, buffer.getvalue())
 
 
 def load_episode(path: str) -> dict:
@@ -163,7 +164,7 @@ def render_frames(family_name: str, episode: dict, *, width: int = 320, height: 
   if plans is not None:
     lead = lead or plans.shape[1] - 1
     ghost, shown = ghost_positions(q, episode['observations'], plans, alive, nv=model.nv,
-                                   dt=float(family.dt), lead=lead)
+                                   dt=float(episode['meta']['dt']), lead=lead)
   last = int(alive.sum())  # frames 0..last: the episode until it ended
   data, ghost_data = mujoco.MjData(model), mujoco.MjData(model)
   option, perturb = mujoco.MjvOption(), mujoco.MjvPerturb()
@@ -201,10 +202,10 @@ def write_gif(path: str, frames: np.ndarray, *, fps: float) -> None:
   from PIL import Image  # pylint: disable=g-import-not-at-top
   images = [Image.fromarray(f).quantize(colors=64, method=Image.Quantize.MEDIANCUT)
             for f in frames]
-  tmp = path + '.tmp.gif'
-  images[0].save(tmp, save_all=True, append_images=images[1:], duration=int(1000 / fps),
-                 loop=0, optimize=True)
-  os.replace(tmp, path)
+  buffer = io_bytes.BytesIO()
+  images[0].save(buffer, format='GIF', save_all=True, append_images=images[1:],
+                 duration=int(1000 / fps), loop=0, optimize=True)
+  io.write_atomic(path, buffer.getvalue())
 
 
 def render_gif(path: str, episode: dict, *, width: int = 320, height: int = 240, lead: int = 0,

@@ -3,12 +3,12 @@ checkpoint reading and metric writers. The stages themselves live with their met
 (`mdx.methods.<name>`)."""
 from mdx.training.checkpoints import (CheckpointMismatchError, CorruptCheckpointError,
                                       checkpoint_manager, latest_step, load_params)
-from mdx.training.loop import (NonFiniteError, member, restore_or_init, stack_trees, train,
-                               train_stack)
+from mdx.training.loop import (NonFiniteError, member, reporting, restore_or_init, stack_trees,
+                               train, train_stack)
 from mdx.training.state import TrainState
 from mdx.training.writers import JsonlWriter, TensorBoardXWriter, create_writer
 
 __all__ = ['CheckpointMismatchError', 'CorruptCheckpointError', 'NonFiniteError',
-           'checkpoint_manager', 'latest_step', 'load_params', 'member', 'restore_or_init',
-           'stack_trees', 'train', 'train_stack',
+           'checkpoint_manager', 'latest_step', 'load_params', 'member', 'reporting',
+           'restore_or_init', 'stack_trees', 'train', 'train_stack',
            'TrainState', 'JsonlWriter', 'TensorBoardXWriter', 'create_writer']

@@ -86,6 +86,13 @@ def _check_finite(first_bad: dict, names: Sequence[str], last_saved: int) -> Non
         'the data and the loss weights.')
 
 
+def reporting(config) -> dict:
+  """The keyword arguments of `train` / `train_stack` that a config's top-level fields set:
+  `log_every`, `checkpoint_every` and the Weights & Biases writer's `wandb` fields."""
+  return dict(log_every=config.log_every, checkpoint_every=config.checkpoint_every,
+              wandb=config.wandb)
+
+
 def train(workdir: str, state: TrainState, step_fn: StepFn, rng: jax.Array, *, num_steps: int,
           log_every: int, checkpoint_every: int, name: str, hparams: dict | None = None,
           wandb: Mapping | None = None) -> TrainState:

@@ -23,7 +23,7 @@ from mdx.envs import family_from_config
 from mdx.methods.metadiffuser import context as ctx_stage
 from mdx.nets import ContextModel
 from mdx.nets.vae import CVAE
-from mdx.training import TrainState, load_params, train
+from mdx.training import TrainState, load_params, reporting, train
 
 STAGE = 'cvae'
 
@@ -93,9 +93,8 @@ def train_cvae(config, workdir: str, seed: int) -> TrainState:
   step = make_step(config, family, data, norm, encode, jax.device_put(context_data),
                    tier_episodes)
   return train(layout.stage_dir(workdir, STAGE, seed), state, step, train_rng,
-               num_steps=config.cvae.num_train_steps, log_every=config.log_every,
-               checkpoint_every=config.checkpoint_every,
-               wandb=config.wandb, name=f'{STAGE}/seed_{seed}',
+               num_steps=config.cvae.num_train_steps, **reporting(config),
+               name=f'{STAGE}/seed_{seed}',
                hparams=config.cvae.to_dict())
 
 

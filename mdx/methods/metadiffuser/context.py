@@ -19,7 +19,7 @@ from mdx import workdir as layout
 from mdx.data import normalizer as nz
 from mdx.envs import TaskFamily, family_from_config
 from mdx.nets import ContextModel
-from mdx.training import TrainState, load_params, train, train_stack
+from mdx.training import TrainState, load_params, reporting, train, train_stack
 
 STAGE, GT_STAGE = 'context', 'gt_context'
 
@@ -156,9 +156,8 @@ def train_context(config: ml_collections.ConfigDict, workdir: str, seed: int, *,
   name = GT_STAGE if gt else STAGE
   return train(layout.stage_dir(workdir, name, seed), state,
                jax.jit(update, donate_argnums=0), train_rng,
-               num_steps=config.context.num_train_steps, log_every=config.log_every,
-               checkpoint_every=config.checkpoint_every,
-               wandb=config.wandb, name=f'{name}/seed_{seed}',
+               num_steps=config.context.num_train_steps, **reporting(config),
+               name=f'{name}/seed_{seed}',
                hparams=config.context.to_dict())
 
 
@@ -174,8 +173,7 @@ def train_context_stack(members, *, gt: bool = False) -> TrainState:
   name = GT_STAGE if gt else STAGE
   return train_stack([layout.stage_dir(w, name, s) for _, w, s in members], states,
                      jax.jit(jax.vmap(update), donate_argnums=0), keys,
-                     num_steps=config.context.num_train_steps, log_every=config.log_every,
-                     checkpoint_every=config.checkpoint_every, wandb=config.wandb,
+                     num_steps=config.context.num_train_steps, **reporting(config),
                      names=[f'{name}/seed_{s}' for _, _, s in members],
                      hparams=[config.context.to_dict()] * len(members))
 

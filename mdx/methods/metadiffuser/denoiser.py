@@ -22,7 +22,8 @@ from mdx.diffusion import denoising_loss, loss_weights, make_schedule
 from mdx.envs import TaskFamily, family_from_config
 from mdx.methods.metadiffuser import context as ctx_stage
 from mdx.nets import ContextModel, TemporalUNet
-from mdx.training import TrainState, load_params, stack_trees, train, train_stack
+from mdx.training import (TrainState, load_params, reporting, stack_trees, train,
+                          train_stack)
 
 STAGE, UNCONDITIONAL_STAGE, GT_STAGE = 'diffusion', 'udiffuser', 'gt_diffusion'
 
@@ -154,9 +155,8 @@ def train_denoiser(config: ml_collections.ConfigDict, workdir: str, seed: int, *
                              context_tier_episodes=tier_episodes)
   name = stage_name(unconditional, gt)
   return train(layout.stage_dir(workdir, name, seed), state, step, train_rng,
-               num_steps=_num_steps(config, unconditional), log_every=config.log_every,
-               checkpoint_every=config.checkpoint_every,
-               wandb=config.wandb, name=f'{name}/seed_{seed}',
+               num_steps=_num_steps(config, unconditional), **reporting(config),
+               name=f'{name}/seed_{seed}',
                hparams=config.diffusion.to_dict())
 
 
@@ -200,8 +200,7 @@ def train_denoiser_stack(members, *, unconditional: bool = False,
   return train_stack([layout.stage_dir(w, name, s) for _, w, s in members],
                      [st for st, _, _ in runs], lambda st, keys: batched(st, keys, stacked),
                      [r for _, r, _ in runs], num_steps=_num_steps(config, unconditional),
-                     log_every=config.log_every, checkpoint_every=config.checkpoint_every,
-                     wandb=config.wandb,
+                     **reporting(config),
                      names=[f'{name}/seed_{s}' + ('' if t == '.' else f' ({t})')
                             for t, (_, _, s) in zip(tags, members)],
                      hparams=[c.diffusion.to_dict() for c, _, _ in members])

@@ -23,7 +23,7 @@ from mdx.envs import family_from_config
 from mdx.io import write_atomic
 from mdx.methods.prompt_dt import data as dt_data
 from mdx.methods.prompt_dt.policy import build_model
-from mdx.training import TrainState, load_params, train
+from mdx.training import TrainState, load_params, reporting, train
 
 STAGE = 'prompt_dt'
 
@@ -104,9 +104,8 @@ def train_prompt_dt(config, workdir: str, seed: int) -> TrainState:
   arrays = jax.device_put(dt_data.episode_arrays(data))
   return train(layout.stage_dir(workdir, STAGE, seed), state,
                make_step(config, family, arrays, scales), train_rng,
-               num_steps=config.prompt_dt.num_train_steps, log_every=config.log_every,
-               checkpoint_every=config.checkpoint_every,
-               wandb=config.wandb, name=f'{STAGE}/seed_{seed}',
+               num_steps=config.prompt_dt.num_train_steps, **reporting(config),
+               name=f'{STAGE}/seed_{seed}',
                hparams=config.prompt_dt.to_dict())
 
 
