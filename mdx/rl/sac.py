@@ -1,0 +1,95 @@
+"""Offline SAC with twin critics (CORRO's learner; `PKU-AI-Edge/CORRO`, `algorithms/sac.py`).
+
+The standard SAC update on a batch of fixed transitions, with a fixed entropy temperature
+`alpha` (CORRO: 0.2, no CQL: its `use_cql` is off in every config):
+
+  critic:  sum_i mean (Q_i(s, a) - y)^2,  y = reward_scale r + gamma (1 - d) (min_i Qbar_i(s', a') - alpha log pi(a'|s')),
+           a' ~ pi(s'), Qbar the target critic (Polyak averaged with `tau` after each step)
+  actor:   mean (alpha log pi(a|s) - min_i Q_i(s, a)),  a ~ pi(s), with the just-updated critic.
+
+The target critic is the critic's `TrainState.ema_params` with decay `1 - tau`: `TrainState`'s
+EMA after each critic step is exactly SAC's soft target update. `d` is a true termination (not
+a time limit). All functions are pure; `mdx.rl.make_train_step` scans many updates per call.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from mdx.rl.networks import TanhGaussianPolicy, TwinQ, sample_tanh_gaussian
+from mdx.training.state import TrainState
+
+
+@dataclasses.dataclass(frozen=True)
+class SACConfig:
+  hidden: Sequence[int] = (256, 256)  # Q and policy MLPs (CORRO; Point-Robot 64, 64)
+  discount: float = 0.99
+  tau: float = 0.005  # Polyak rate of the target critic
+  alpha: float = 0.2  # fixed entropy temperature
+  reward_scale: float = 1.0
+  learning_rate: float = 3e-4
+
+
+class SACState(struct.PyTreeNode):
+  step: jax.Array  # calls of the scanned train step (each `num_updates` updates)
+  actor: TrainState
+  critic: TrainState  # ema_params: the target critic
+
+
+class Batch(struct.PyTreeNode):
+  """Transitions `[B, ...]`; `obs` / `next_obs` already hold whatever conditions the learner."""
+  obs: jax.Array
+  act: jax.Array
+  rew: jax.Array  # [B]
+  next_obs: jax.Array
+  done: jax.Array  # [B] 1.0 where the episode terminated at this step
+
+
+def init_sac(rng: jax.Array, obs_dim: int, act_dim: int, config: SACConfig) -> SACState:
+  a_rng, c_rng = jax.random.split(rng)
+  obs, act = jnp.zeros((1, obs_dim)), jnp.zeros((1, act_dim))
+  tx = optax.adam(config.learning_rate)
+  actor = TrainState.create(TanhGaussianPolicy(config.hidden, act_dim).init(a_rng, obs), tx)
+  critic = TrainState.create(TwinQ(config.hidden).init(c_rng, obs, act), tx)
+  return SACState(step=jnp.zeros((), jnp.int32), actor=actor, critic=critic)
+
+
+def sac_update(state: SACState, batch: Batch, rng: jax.Array, config: SACConfig
+               ) -> tuple[SACState, dict[str, jax.Array]]:
+  """One critic step, then one actor step."""
+  act_dim = batch.act.shape[-1]
+  policy, q_net = TanhGaussianPolicy(config.hidden, act_dim), TwinQ(config.hidden)
+  next_rng, new_rng = jax.random.split(rng)
+
+  next_a, next_logp, _ = sample_tanh_gaussian(*policy.apply(state.actor.params, batch.next_obs),
+                                              next_rng)
+  next_q = q_net.apply(state.critic.ema_params, batch.next_obs, next_a).min(0)
+  target = jax.lax.stop_gradient(config.reward_scale * batch.rew + config.discount * (
+      1.0 - batch.done) * (next_q - config.alpha * next_logp))
+
+  def critic_loss(params):
+    q = q_net.apply(params, batch.obs, batch.act)
+    return jnp.square(q - target[None]).mean(1).sum(), q
+  (c_loss, q), c_grads = jax.value_and_grad(critic_loss, has_aux=True)(state.critic.params)
+  critic = state.critic.apply_gradients(c_grads, ema_decay=1.0 - config.tau)
+
+  def actor_loss(params):
+    a, logp, _ = sample_tanh_gaussian(*policy.apply(params, batch.obs), new_rng)
+    q_new = q_net.apply(critic.params, batch.obs, a).min(0)
+    return jnp.mean(config.alpha * logp - q_new), logp
+  (a_loss, logp), a_grads = jax.value_and_grad(actor_loss, has_aux=True)(state.actor.params)
+  actor = state.actor.apply_gradients(a_grads, ema_decay=0.0)
+  metrics = dict(critic_loss=c_loss, actor_loss=a_loss, q=q.mean(), target=target.mean(),
+                 entropy=-logp.mean())
+  return state.replace(actor=actor, critic=critic), metrics
+
+
+def policy_mode(actor_params, obs: jax.Array, act_dim: int, hidden: Sequence[int]) -> jax.Array:
+  """The deterministic action `tanh(mean)` (what CORRO and FOCAL evaluate)."""
+  mean, _ = TanhGaussianPolicy(hidden, act_dim).apply(actor_params, obs)
+  return jnp.tanh(mean)

@@ -1,0 +1,123 @@
+"""The offline actor-critic learners on problems with known answers."""
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mdx import rl
+from mdx.rl import brac, networks
+
+
+def test_tanh_gaussian_log_prob_is_the_change_of_variables():
+  mean, log_std = jnp.array([[0.3, -1.0]]), jnp.array([[-0.5, 0.2]])
+  a, logp, u = networks.sample_tanh_gaussian(mean, log_std, jax.random.PRNGKey(0))
+  std = np.exp(log_std)
+  gauss = -0.5 * ((u - mean) / std) ** 2 - np.log(std) - 0.5 * np.log(2 * np.pi)
+  want = np.sum(gauss - np.log(1 - np.tanh(u) ** 2), -1)
+  np.testing.assert_allclose(logp, want, rtol=1e-5)
+  np.testing.assert_allclose(a, np.tanh(u), rtol=1e-6)
+
+
+def test_kl_dual_estimate_equals_kl_at_the_optimal_critic():
+  # p = N(0, 1), b = N(0.5, 1): KL(p || b) = 0.125; the supremum is at softplus(c) = p / b.
+  mu = 0.5
+  a_p, a_b = (jax.random.normal(jax.random.PRNGKey(k), (200_000,)) + m for k, m in ((1, 0), (2, mu)))
+  ratio = lambda a: jnp.exp((mu ** 2 - 2 * a * mu) / 2)  # p(a) / b(a)
+  logit = lambda a: jnp.log(jnp.expm1(ratio(a)))  # softplus^-1
+  est = jnp.mean(brac.kl_dual_estimate(logit(a_p), logit(a_b)))
+  assert abs(float(est) - 0.125) < 0.01
+  worse = jnp.mean(brac.kl_dual_estimate(logit(a_p) + 0.5, logit(a_b) + 0.5))
+  assert float(worse) < float(est)  # any other critic gives a lower bound
+
+
+def _bandit(rng, n, act_fn):
+  a = act_fn(rng, n)
+  return rl.Batch(obs=jnp.zeros((n, 1)), act=a[:, None], rew=-jnp.square(a - 0.5),
+                  next_obs=jnp.zeros((n, 1)), done=jnp.ones((n,)))
+
+
+def _train(update, state, sample, calls, num_updates, seed=0):
+  step = rl.make_train_step(update, sample, num_updates)
+  rng = jax.random.PRNGKey(seed)
+  for i in range(calls):
+    state, metrics = step(state, jax.random.fold_in(rng, i))
+  assert int(state.step) == calls
+  return state, jax.device_get(metrics)
+
+
+def test_sac_on_a_one_step_bandit_fits_the_reward_and_finds_its_maximum():
+  config = rl.SACConfig(hidden=(32, 32), alpha=0.01, learning_rate=3e-3)
+  uniform = lambda r, n: jax.random.uniform(r, (n,), minval=-1, maxval=1)
+  state = rl.init_sac(jax.random.PRNGKey(0), 1, 1, config)
+  state, _ = _train(lambda s, b, r: rl.sac_update(s, b, r, config), state,
+                    lambda r: _bandit(r, 128, uniform), calls=4, num_updates=500)
+  grid = jnp.linspace(-0.9, 0.9, 7)[:, None]
+  q = rl.TwinQ(config.hidden).apply(state.critic.params, jnp.zeros((7, 1)), grid)
+  np.testing.assert_allclose(q, np.broadcast_to(-(grid[:, 0] - 0.5) ** 2, (2, 7)), atol=0.03)
+  action = rl.policy_mode(state.actor.params, jnp.zeros((1, 1)), 1, config.hidden)
+  assert abs(float(action[0, 0]) - 0.5) < 0.05
+
+
+def test_sac_on_a_two_state_chain_learns_the_optimal_values():
+  # States s in {0, 1} (one-hot), s' = 1 - s, r = s - a^2, never terminal: with alpha = 0,
+  # V*(1) = 1 / (1 - g^2), V*(0) = g / (1 - g^2), Q*(s, a) = s - a^2 + g V*(1 - s).
+  g = 0.8
+  config = rl.SACConfig(hidden=(32, 32), alpha=0.0, learning_rate=3e-3, discount=g, tau=0.05)
+
+  def sample(rng):
+    s_rng, a_rng = jax.random.split(rng)
+    s = jax.random.bernoulli(s_rng, 0.5, (128,)).astype(jnp.float32)
+    a = jax.random.uniform(a_rng, (128,), minval=-1, maxval=1)
+    one_hot = lambda x: jnp.stack([1 - x, x], -1)
+    return rl.Batch(obs=one_hot(s), act=a[:, None], rew=s - a ** 2, next_obs=one_hot(1 - s),
+                    done=jnp.zeros((128,)))
+  state = rl.init_sac(jax.random.PRNGKey(1), 2, 1, config)
+  state, _ = _train(lambda s, b, r: rl.sac_update(s, b, r, config), state, sample, calls=6,
+                    num_updates=500)
+  v1, v0 = 1 / (1 - g ** 2), g / (1 - g ** 2)
+  obs = jnp.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+  act = jnp.array([[0.0], [0.0], [0.5]])
+  q = rl.TwinQ(config.hidden).apply(state.critic.params, obs, act).mean(0)
+  np.testing.assert_allclose(q, [g * v1, 1 + g * v0, 1 - 0.25 + g * v0], atol=0.1)
+  assert np.all(np.abs(rl.policy_mode(state.actor.params, obs[:2], 1, config.hidden)) < 0.1)
+
+
+def test_brac_penalty_weight_follows_the_divergence_and_is_clipped():
+  config = rl.BRACConfig(hidden=(8,), alpha_init=1.0, alpha_lr=0.5, alpha_max=1.2,
+                         target_divergence=10.0, c_iter=2)
+  state = rl.init_brac(jax.random.PRNGKey(0), 1, 1, config)
+  batches = jax.tree.map(lambda *x: jnp.stack(x), *[_bandit(jax.random.PRNGKey(k), 16, lambda r, n:
+                         jax.random.uniform(r, (n,), minval=-1, maxval=1)) for k in range(2)])
+  new, metrics = jax.jit(lambda s, b, r: rl.brac_update(s, b, r, config))(
+      state, batches, jax.random.PRNGKey(3))
+  np.testing.assert_allclose(new.alpha, 1.0 + 0.5 * (metrics['divergence'] - 10.0), rtol=1e-6)
+  assert float(brac.penalty_weight(new.replace(alpha=jnp.asarray(5.0)), config)) == pytest.approx(1.2)
+  assert float(brac.penalty_weight(new.replace(alpha=jnp.asarray(-5.0)), config)) == 0.0
+  assert int(new.c.step) == 2 and int(new.q.step) == 1  # c_iter dual-critic steps per update
+
+
+def test_brac_keeps_the_policy_near_the_data():
+  # Data actions ~ N(-0.5, 0.1^2), reward peaked at +0.5: the penalized policy stays near -0.5
+  # and its critic fits the reward where the data are.
+  config = rl.BRACConfig(hidden=(32, 32), reward_scale=1.0, learning_rate=3e-3,
+                         c_learning_rate=1e-3, alpha_init=20.0, alpha_lr=0.0, c_iter=2)
+  data = lambda r, n: jnp.clip(-0.5 + 0.1 * jax.random.normal(r, (n,)), -0.99, 0.99)
+
+  def sample(rng):
+    return jax.tree.map(lambda *x: jnp.stack(x), *[_bandit(k, 128, data) for k in
+                                                   jax.random.split(rng, config.c_iter)])
+  state = rl.init_brac(jax.random.PRNGKey(2), 1, 1, config)
+  state, metrics = _train(lambda s, b, r: rl.brac_update(s, b, r, config), state, sample,
+                          calls=4, num_updates=500)
+  action = float(rl.policy_mode(state.actor.params, jnp.zeros((1, 1)), 1, config.hidden)[0, 0])
+  assert abs(action + 0.5) < 0.15, action
+  q = rl.TwinQ(config.hidden).apply(state.q.params, jnp.zeros((1, 1)), jnp.array([[-0.5]]))
+  np.testing.assert_allclose(q, -1.0, atol=0.05)
+  assert np.isfinite(metrics['divergence'])
+
+
+def test_make_train_step_checks_its_update_count():
+  with pytest.raises(ValueError, match='num_updates must be >= 1'):
+    rl.make_train_step(lambda s, b, r: (s, {}), lambda r: None, 0)
