@@ -26,6 +26,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.data = ml_collections.ConfigDict()
   config.data.train_episodes = {'expert': 4, 'medium': 4, 'random': 4}  # per training task
   config.data.warm_start_episodes = 4  # warm-start episodes per validation/test task and tier
+  # The random tier's data (training and warm start): 'uniform' actions, or 'checkpoint': sampled
+  # rollouts of the family's early PPO checkpoint (mdx/experts/<family>_random.msgpack).
+  config.data.random_from = 'uniform'
 
   c = config.context = ml_collections.ConfigDict()
   c.history = 4  # h: transitions per context window

@@ -3,8 +3,9 @@
 For every task of the split and every tier, z is inferred as the evaluation infers it (several
 draws of `context.num_context` windows); the probe reports the mean distance of z to the same
 task's expert-data context, and how often the nearest expert-data context is the task's own
-(chance: 1 / tasks). `--random_episodes=N` adds uniform-random warm-start data of N episodes per
-task, collected afresh (not saved), to see whether more data helps.
+(chance: 1 / tasks). `--random_episodes=N` adds random-tier warm-start data of N episodes per
+task, collected afresh (not saved), to see whether more data helps; `--random_from=uniform,checkpoint`
+collects it from both sources (uniform actions, the family's early PPO checkpoint).
 
   python experiments/context_probe.py --config=configs/hopper_param.py:cpu \
       --workdir=runs/hopper_param --split=validation --random_episodes=2,10,20
@@ -31,6 +32,8 @@ _SPLIT = flags.DEFINE_enum('split', 'validation', list(SPLITS), 'Which tasks.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Training seed of the context stage.')
 _DRAWS = flags.DEFINE_integer('draws', 8, 'Context draws per task and tier.')
 _RANDOM = flags.DEFINE_list('random_episodes', [], 'Also fresh random data of these sizes.')
+_RANDOM_FROM = flags.DEFINE_list('random_from', [], "Sources of the fresh random data ('uniform', "
+                                 "'checkpoint'); default: the config's data.random_from.")
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
@@ -51,10 +54,12 @@ def main(argv):
 
   sets = [(t, mdata.load_dataset(workdir, family, _SPLIT.value, t)) for t in policies.TIERS]
   tasks = family.split_tasks(_SPLIT.value)
-  for i, n in enumerate(int(x) for x in _RANDOM.value):
-    run = jax.jit(lambda r, n=n: collect(family, tasks, policies.behaviour_policy(family, 'random'),
-                                         r, n))
-    sets.append((f'random x{n} episodes', jax.device_get(run(jax.random.PRNGKey(100 + i)))))
+  fresh = [(source, int(n)) for source in (_RANDOM_FROM.value or [config.data.random_from])
+           for n in _RANDOM.value]
+  for i, (source, n) in enumerate(fresh):
+    policy = policies.behaviour_policy(family, 'random', source)
+    run = jax.jit(lambda r, n=n, p=policy: collect(family, tasks, p, r, n))
+    sets.append((f'random ({source}) x{n}', jax.device_get(run(jax.random.PRNGKey(100 + i)))))
   expert = contexts(sets[0][1]).mean(0)
   k = len(expert)
   between = np.mean([np.linalg.norm(expert[i] - expert[j]) for i in range(k) for j in range(k)
@@ -66,7 +71,7 @@ def main(argv):
     d = np.linalg.norm(z[:, :, None] - expert[None, None], axis=-1)
     hit = (d.argmin(-1) == np.arange(k)[None]).mean()
     steps = np.asarray(warm.valid).sum((1, 2)).mean()
-    print(f'{name:<22} {steps:6.0f} transitions/task  |z - z_expert(same task)| '
+    print(f'{name:<26} {steps:6.0f} transitions/task  |z - z_expert(same task)| '
           f'{np.linalg.norm(z - expert[None], axis=-1).mean():.3f}  identified {hit:.0%}')
 
 

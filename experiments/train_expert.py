@@ -156,7 +156,7 @@ def main(argv):
     else:
       scores, low = returns, random_return
     halfway = 0.5 * (low + scores[-1])
-    medium = min(range(len(scores) - 1), key=lambda i: abs(scores[i] - halfway))
+    medium = experts.nearest_checkpoint(scores[:-1], halfway)
     logging.info('medium tier: checkpoint at %d steps, %s %.3f (half-way %.3f)',
                  checkpoints[medium][0], config.medium_by, scores[medium], halfway)
     medium_steps, medium_params = checkpoints[medium]

@@ -11,7 +11,7 @@ import math
 import numbers
 from typing import Any
 
-from mdx.data.policies import TIERS
+from mdx.data.policies import RANDOM_FROM, TIERS
 from mdx.sweep import parse_sweep
 
 GUIDE_FORMS = ('mean', 'eps', 'x0')
@@ -125,6 +125,12 @@ def check_config(config, family=None) -> None:
   if 'expert' not in episodes:
     c.fail('data.train_episodes', episodes, "must include 'expert' (the normalizer's data)")
   c.int('data.warm_start_episodes', 1)
+  if c.choice('data.random_from', RANDOM_FROM) == 'checkpoint':
+    from mdx import experts  # pylint: disable=g-import-not-at-top
+    params_path, _ = experts.paths(family.name, 'random')
+    if hasattr(family, 'optimal_action') or not params_path.exists():
+      c.fail('data.random_from', 'checkpoint', f'needs {params_path} (an early PPO checkpoint, '
+             "experiments/select_random_tier.py); use 'uniform'")
 
   c.int('context.history', 1, length, ' (at most the episode length)')
   c.int('context.num_context', 1)

@@ -252,3 +252,21 @@ def test_minari_round_trip_keeps_tasks_tiers_and_the_padding(tmp_path, expert, m
   with pytest.raises(mdata.DatasetError, match=r'observation|actions|bound'):
     minari_io.from_minari('other/point-v0', PointRobot(action_high=0.01, action_low=-0.01),
                           task_params=[0.5, 0.5])
+
+
+def test_random_tier_source_is_checked_and_uniform_by_default():
+  from mdx.data import policies  # pylint: disable=g-import-not-at-top
+  assert policies.behaviour_id(FAMILY, 'random') == 'uniform'
+  with pytest.raises(ValueError, match=r"random_from \(config.data.random_from\) must be one of"):
+    policies.behaviour_policy(FAMILY, 'random', 'sideways')
+  with pytest.raises(ValueError, match='point_robot has none'):
+    policies.behaviour_id(FAMILY, 'random', 'checkpoint')
+
+
+def test_nearest_checkpoint_picks_the_closest_score_and_the_earlier_on_ties():
+  from mdx import experts  # pylint: disable=g-import-not-at-top
+  assert experts.nearest_checkpoint([10.0, 50.0, 30.0], 28.0) == 2
+  assert experts.nearest_checkpoint([10.0, 30.0, 50.0], 40.0) == 1  # 30 and 50 tie: earlier
+  assert experts.nearest_checkpoint([5.0], -100.0) == 0
+  with pytest.raises(ValueError, match='at least one'):
+    experts.nearest_checkpoint([], 1.0)

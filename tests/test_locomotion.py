@@ -267,13 +267,19 @@ def test_committed_experts_load(name):
   if not params_path.exists():
     pytest.skip(f'no committed expert for {name}')
   family = make_family(name)
+  task = jax.tree.map(lambda x: x[0], family.test_tasks())
+  state = EnvState(obs=jnp.zeros((family.obs_dim,)), reward=jnp.zeros(()),
+                   done=jnp.zeros((), bool), t=jnp.zeros((), jnp.int32))  # the policy reads obs
   for tier in experts.TIERS:
-    policy_fn = experts.load_expert(family, tier)
-    task = jax.tree.map(lambda x: x[0], family.test_tasks())
-    state = EnvState(obs=jnp.zeros((family.obs_dim,)), reward=jnp.zeros(()),
-                     done=jnp.zeros((), bool), t=jnp.zeros((), jnp.int32))  # the policy reads obs
-    action = policy_fn(task, state, jax.random.PRNGKey(1))
+    action = experts.load_expert(family, tier)(task, state, jax.random.PRNGKey(1))
     assert action.shape == (family.act_dim,) and bool(jnp.all(jnp.abs(action) <= 1))
+  if experts.paths(name, experts.EARLY_TIER)[0].exists():  # the early random tier samples
+    from mdx.data import policies  # pylint: disable=g-import-not-at-top
+    policy_fn = policies.behaviour_policy(family, 'random', 'checkpoint')
+    a, b = (policy_fn(task, state, jax.random.PRNGKey(k)) for k in (1, 2))
+    assert bool(jnp.all(jnp.abs(a) <= 1)) and not np.allclose(a, b)
+    assert policies.behaviour_id(family, 'random', 'checkpoint').endswith(' sampled')
+    assert 'random_tier' in json.loads(experts.paths(name)[1].read_text())
 
 
 class _CountingEnv(brax_envs.Env):

@@ -87,7 +87,7 @@ def collect_datasets(config, workdir: str, family: TaskFamily) -> list[str]:
       print(f'[collect] {split}/{tier}: exists, checked, kept', flush=True)
       continue
     tasks = family.split_tasks(split)
-    policy = policies.behaviour_policy(family, tier)
+    policy = policies.behaviour_policy(family, tier, config.data.random_from)
     rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1000 + index)
     report = from_config(config, f'collect {split}/{tier}')
     run = jax.jit(lambda t, r, p=policy: collect(family, t, p, r, episodes, report))
@@ -97,7 +97,7 @@ def collect_datasets(config, workdir: str, family: TaskFamily) -> list[str]:
                           source=f'the collected {split}/{tier} data', bounds=bounds(family))
     meta = dict(family=family.name, split=split, tier=tier, seed=int(config.seed),
                 collection_index=index, env=_env(config),
-                behaviour=policies.behaviour_id(family, tier))
+                behaviour=policies.behaviour_id(family, tier, config.data.random_from))
     trajectories.save(path, data, meta)
     print(f'[collect] {split}/{tier}: {data.num_tasks} tasks x {episodes} episodes, '
           f'mean return {data.returns().mean():.3f}', flush=True)
@@ -135,7 +135,8 @@ def check_meta(config, workdir: str, family: TaskFamily, split: str, tier: str,
   want = dict(family=family.name, split=split, tier=tier, seed=int(config.seed),
               episodes_per_task=int(episodes), episode_length=int(family.episode_length),
               task_ids=[int(i) for i in np.asarray(family.split_tasks(split).task_id)],
-              env=_env(config), behaviour=policies.behaviour_id(family, tier))
+              env=_env(config),
+              behaviour=policies.behaviour_id(family, tier, config.data.random_from))
   diffs = [f'{k}: {meta.get(k, "absent")!r} in meta.json, {v!r} in this config'
            for k, v in want.items() if k in meta and meta[k] != v]
   if diffs:

@@ -11,7 +11,11 @@ Tiers for Point-Robot:
   random and expert (measured per task in each dataset's meta.json).
 - random: uniform over the action box.
 Locomotion families get their expert and medium policies from trained checkpoints
-(`mdx.experts.load_expert`).
+(`mdx.experts.load_expert`). Their random tier is uniform actions by default
+(`config.data.random_from = 'uniform'`); with `'checkpoint'` it is rollouts of an early PPO
+checkpoint (`<family>_random.msgpack`), its actions sampled from the policy's tanh-Gaussian: the
+paper's random tier is low-return data from early in SAC's training (its App. G), not uniform
+actions. The `Random` method (the normalized score's 0) is uniform actions in every family.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from mdx.envs import EnvState, Task, TaskFamily
 
 BehaviourFn = Callable[[Task, EnvState, jax.Array], jax.Array]
 TIERS = ('expert', 'medium', 'random')
+RANDOM_FROM = ('uniform', 'checkpoint')  # what the random tier's data comes from
 MEDIUM_EPSILON = 0.5
 
 
@@ -46,25 +51,40 @@ def epsilon_greedy(family: TaskFamily, base: BehaviourFn, epsilon: float) -> Beh
   return policy
 
 
-def behaviour_id(family: TaskFamily, tier: str) -> str:
+def _check(family: TaskFamily, tier: str, random_from: str) -> None:
+  if tier not in TIERS:
+    raise ValueError(f'tier must be one of {TIERS}, got {tier!r}')
+  if random_from not in RANDOM_FROM:
+    raise ValueError(f'random_from (config.data.random_from) must be one of {RANDOM_FROM}, '
+                     f'got {random_from!r}')
+  if random_from == 'checkpoint' and hasattr(family, 'optimal_action'):
+    raise ValueError(f"random_from='checkpoint' needs a trained early checkpoint; {family.name} "
+                     "has none (its expert is a controller): use 'uniform'")
+
+
+def behaviour_id(family: TaskFamily, tier: str, random_from: str = 'uniform') -> str:
   """What generates `tier`'s data, as recorded in a dataset's `meta.json` (and compared by
-  `collect` when it keeps a dataset): the rule and its noise, or the expert checkpoint's hash."""
-  if tier == 'random':
+  `collect` when it keeps a dataset): the rule and its noise, or the checkpoint's hash."""
+  _check(family, tier, random_from)
+  if tier == 'random' and random_from == 'uniform':
     return 'uniform'
   if hasattr(family, 'optimal_action'):
     return 'optimal' if tier == 'expert' else f'epsilon_greedy({MEDIUM_EPSILON}, optimal)'
   import hashlib  # pylint: disable=g-import-not-at-top
   from mdx import experts  # pylint: disable=g-import-not-at-top
   params_path, _ = experts.paths(family.name, tier)
+  if not params_path.exists():
+    raise FileNotFoundError(f'No {tier} policy for {family.name!r}: {params_path} is missing')
   digest = hashlib.sha256(params_path.read_bytes()).hexdigest()[:16]
-  return f'{params_path.name} sha256:{digest}'
+  return f'{params_path.name} sha256:{digest}' + (' sampled' if tier == 'random' else '')
 
 
-def behaviour_policy(family: TaskFamily, tier: str) -> BehaviourFn:
-  """The behaviour policy of `tier` ('expert', 'medium' or 'random') for `family`."""
-  if tier not in TIERS:
-    raise ValueError(f'tier must be one of {TIERS}, got {tier!r}')
-  if tier == 'random':
+def behaviour_policy(family: TaskFamily, tier: str, random_from: str = 'uniform') -> BehaviourFn:
+  """The behaviour policy of `tier` ('expert', 'medium' or 'random') for `family`; the random
+  tier is uniform actions, or with `random_from='checkpoint'` the family's early checkpoint with
+  sampled actions."""
+  _check(family, tier, random_from)
+  if tier == 'random' and random_from == 'uniform':
     return random_policy(family)
   if hasattr(family, 'optimal_action'):
     expert = lambda task, state, rng: family.optimal_action(task, state)
@@ -72,4 +92,4 @@ def behaviour_policy(family: TaskFamily, tier: str) -> BehaviourFn:
       return epsilon_greedy(family, expert, MEDIUM_EPSILON)
     return expert
   from mdx import experts  # pylint: disable=g-import-not-at-top
-  return experts.load_expert(family.name, tier=tier)
+  return experts.load_expert(family.name, tier=tier, deterministic=tier != 'random')

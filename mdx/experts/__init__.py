@@ -8,7 +8,12 @@ parameters live next to this file:
   <family>.msgpack          the final ("expert") policy: normalizer statistics + policy MLP
   <family>_medium.msgpack   an earlier policy of the same run, about half-way between random and
                             expert in return on the test tasks (Ant-Dir: in speed along the goal)
+  <family>_random.msgpack   (Hopper/Walker-Param) an early policy of a re-run of the same PPO
+                            configuration, chosen on validation tasks to be low-return
+                            (`experiments/select_random_tier.py`); its data is sampled, as the
+                            paper's random tier is rollouts early in SAC's training
   <family>.json             command, config, steps, wall time and measured quality of the run
+                            (and `random_tier`: how the random tier's checkpoint was chosen)
 
 `experiments/train_expert.py` writes them; `load_expert` reads them back as a pure, vmappable
 `policy_fn(task, state, rng) -> action`.
@@ -31,7 +36,8 @@ from flax import linen, serialization
 from mdx.envs.base import EnvState, Task, TaskFamily
 
 EXPERT_DIR = pathlib.Path(__file__).resolve().parent
-TIERS = ('expert', 'medium')
+TIERS = ('expert', 'medium')  # committed for every locomotion family
+EARLY_TIER = 'random'  # an optional early checkpoint: `<family>_random.msgpack`
 
 PolicyFn = Callable[[Task, EnvState, jax.Array], jax.Array]
 
@@ -184,8 +190,8 @@ def from_bytes(template: tuple[Any, ...], data: bytes) -> tuple[Any, ...]:
 def paths(name: str, tier: str = 'expert',
           directory: Union[str, pathlib.Path, None] = None) -> tuple[pathlib.Path, pathlib.Path]:
   """`(params_path, meta_path)` of a family's expert files."""
-  if tier not in TIERS:
-    raise ValueError(f'tier must be one of {TIERS}, got {tier!r}')
+  if tier not in TIERS + (EARLY_TIER,):
+    raise ValueError(f'tier must be one of {TIERS + (EARLY_TIER,)}, got {tier!r}')
   directory = pathlib.Path(directory) if directory is not None else EXPERT_DIR
   stem = name if tier == 'expert' else f'{name}_{tier}'
   return directory / f'{stem}.msgpack', directory / f'{name}.json'
@@ -198,7 +204,8 @@ def load_expert(family: Union[str, TaskFamily], tier: str = 'expert', *,
 
   Args:
     family: a locomotion family or its registered name.
-    tier: 'expert' (final policy) or 'medium' (an earlier checkpoint of the same run).
+    tier: 'expert' (final policy), 'medium' (an earlier checkpoint of the same run) or 'random'
+      (an early checkpoint, where the family has one; `select_random_tier.py`).
     deterministic: True returns the mode `tanh(mean)` and ignores `rng`; False samples from the
       policy's tanh-Gaussian with `rng` (more diverse data for offline datasets).
     directory: where the files are (default: this package's folder).
@@ -320,3 +327,11 @@ def task_metric(family: TaskFamily, tasks: Task, traj: dict) -> float:
   key = {'cheetah_dir': 'velocity_along_direction', 'ant_dir': 'velocity_along_goal'}.get(
       family.name, 'forward_velocity')
   return float(sum(q[key]) / len(q[key]))
+
+
+def nearest_checkpoint(scores: list[float], target: float) -> int:
+  """The index of the score nearest `target`; ties go to the earlier checkpoint. How the medium
+  tier (half-way) and the early random tier (`select_random_tier.py`) pick from a run."""
+  if not scores:
+    raise ValueError('nearest_checkpoint needs at least one score')
+  return min(range(len(scores)), key=lambda i: (abs(scores[i] - target), i))
