@@ -121,3 +121,25 @@ def test_brac_keeps_the_policy_near_the_data():
 def test_make_train_step_checks_its_update_count():
   with pytest.raises(ValueError, match='num_updates must be >= 1'):
     rl.make_train_step(lambda s, b, r: (s, {}), lambda r: None, 0)
+
+
+def test_focal_distance_metric_loss_by_hand():
+  from mdx.methods.focal.losses import distance_metric_loss  # pylint: disable=g-import-not-at-top
+  z = jnp.array([[0.0, 0.0], [1.0, 1.0], [0.0, 2.0]])
+  # pairs: (0, 1) same task, d = 1; (0, 2) different, d = 2; (1, 2) different, d = 1.
+  got = distance_metric_loss(z, jnp.array([4, 4, 7]))
+  want = np.sqrt(1 + 1e-3) / (1 + 1e-3) + (1 / 2.1 + 1 / 1.1) / (2 + 1e-3)
+  np.testing.assert_allclose(got, want, rtol=1e-6)
+  # Without a repeated task the loss is repulsion only (why FOCAL samples with replacement).
+  only_neg = distance_metric_loss(z, jnp.array([0, 1, 2]))
+  np.testing.assert_allclose(only_neg, (1 / 1.1 + 1 / 2.1 + 1 / 1.1) / (3 + 1e-3), rtol=1e-6)
+
+
+def test_corro_info_nce_by_hand():
+  from mdx.methods.corro.losses import info_nce  # pylint: disable=g-import-not-at-top
+  q = jnp.array([[1.0, 0.0]])
+  k = jnp.array([[0.6, 0.8]])
+  negs = jnp.array([[[0.0, 1.0], [-1.0, 0.0]]])
+  logits = np.array([0.6, 0.0, -1.0]) / 0.1
+  want = np.log(np.exp(logits).sum()) - logits[0]
+  np.testing.assert_allclose(info_nce(q, k, negs, 0.1), want, atol=1e-6)
