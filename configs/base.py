@@ -91,6 +91,26 @@ def get_config() -> ml_collections.ConfigDict:
   v.num_train_steps = 200_000
   v.ema_decay = 0.995
 
+  f = config.focal = ml_collections.ConfigDict()  # FOCAL (reference: LanqingLi1993/FOCAL-ICLR)
+  f.latent_dim = 20  # z (reference: 20)
+  f.encoder_hidden = (200, 200, 200)  # ReLU MLP per transition, tanh output (reference)
+  f.use_next_obs = False  # context rows (s, a, r, s') instead of (s, a, r) (reference: hopper/walker)
+  f.z_loss_weight = 10.0
+  f.context_learning_rate = 3e-4
+  f.hidden = (256, 256, 256)  # Q, V, policy and dual critic (reference: 3 x 256)
+  f.meta_batch = 16  # tasks per update, drawn with replacement (reference: 16)
+  f.batch_size = 256  # transitions per task for the actor-critic (reference: 256)
+  f.embedding_batch = 64  # context transitions per task (reference: 64; 100 for CV, WP, HP)
+  f.reward_scale = 5.0  # (reference: 5; Point-Robot 100)
+  f.discount, f.tau, f.learning_rate = 0.99, 0.005, 3e-4
+  f.c_learning_rate, f.c_iter = 1e-4, 3
+  f.alpha_init, f.alpha_max, f.alpha_lr = 500.0, 2000.0, 1.0  # per family in the reference
+  f.target_divergence = 0.05
+  f.num_iterations = 500  # (reference: 500)
+  f.updates_per_iteration = 2000  # one compiled call (reference: 2000; per family)
+  f.log_every, f.checkpoint_every = 10, 50  # in iterations
+  f.tiers = ('expert',)  # training data (the paper: the expert data all methods share)
+
   t = config.prompt_dt = ml_collections.ConfigDict()  # Prompt-DT (reference: mxu34/prompt-dt)
   t.context_len = 20  # K: episode steps in the input (reference: 20)
   t.prompt_len = 5  # K*: prompt steps, the end of one episode of the task (reference: 5)
@@ -141,9 +161,38 @@ PROMPT_DT_RETURNS = {'point_robot': (-3.0, 10.0), 'cheetah_vel': (0.0, 500.0),
                      'walker_param': (500.0, 500.0), 'hopper_param': (500.0, 500.0)}
 
 
+# FOCAL's per-family settings from the reference's configs: (updates per iteration, meta-batch,
+# embedding batch, reward scale, alpha_init, alpha_max, use_next_obs).
+FOCAL_FAMILIES = {'point_robot': (1000, 16, 64, 100.0, 500.0, 2000.0, False),
+                  'cheetah_vel': (200, 16, 100, 5.0, 50.0, 2000.0, False),
+                  'cheetah_dir': (2000, 4, 256, 5.0, 500.0, 2000.0, False),
+                  'ant_dir': (4000, 4, 256, 5.0, 1e6, 5e6, False),
+                  'walker_param': (4000, 16, 100, 5.0, 50.0, 1e4, True),
+                  'hopper_param': (4000, 10, 100, 5.0, 500.0, 2000.0, True)}
+
+
+def focal_presets(config, preset: str) -> None:
+  """FOCAL's family settings (`paper`: the reference's) and the `cpu` / `test` sizes."""
+  f = config.focal
+  (f.updates_per_iteration, f.meta_batch, f.embedding_batch, f.reward_scale, f.alpha_init,
+   f.alpha_max, f.use_next_obs) = FOCAL_FAMILIES[config.family]
+  if preset == 'cpu':
+    # 64-unit networks, 8 tasks x 64 transitions per update, 40 x 250 = 10,000 updates: about
+    # 0.2% of the reference's transition-updates (500 x 1000 x 16 x 256 on Point-Robot).
+    f.encoder_hidden, f.hidden = (64, 64), (64, 64)
+    f.meta_batch, f.batch_size, f.embedding_batch = 8, 64, 32
+    f.num_iterations, f.updates_per_iteration = 40, 250
+    f.log_every, f.checkpoint_every = 5, 10
+  elif preset == 'test':
+    f.latent_dim, f.encoder_hidden, f.hidden = 4, (8,), (8,)
+    f.meta_batch, f.batch_size, f.embedding_batch, f.c_iter = 4, 4, 4, 2
+    f.num_iterations, f.updates_per_iteration, f.log_every, f.checkpoint_every = 2, 3, 1, 1
+
+
 def prompt_dt_presets(config, preset: str) -> None:
   """Prompt-DT's family returns and the `cpu` / `test` sizes (`paper` keeps the reference's);
-  the CVAE-Planner's sizes alike."""
+  the CVAE-Planner's and FOCAL's sizes alike."""
+  focal_presets(config, preset)
   v = config.cvae
   if preset == 'cpu':
     v.num_train_steps = 20_000  # a tenth of the `paper` preset's (an MLP: minutes on 2 cores)

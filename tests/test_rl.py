@@ -143,3 +143,45 @@ def test_corro_info_nce_by_hand():
   logits = np.array([0.6, 0.0, -1.0]) / 0.1
   want = np.log(np.exp(logits).sum()) - logits[0]
   np.testing.assert_allclose(info_nce(q, k, negs, 0.1), want, atol=1e-6)
+
+
+def test_sample_transitions_draws_valid_steps_of_the_given_tasks(test_config, data_workdir):
+  from mdx import data as mdata  # pylint: disable=g-import-not-at-top
+  from mdx.envs import family_from_config  # pylint: disable=g-import-not-at-top
+  data = mdata.load_dataset(data_workdir, family_from_config(test_config), 'train', 'expert')
+  n, e, t = data.rewards.shape
+  code = 100.0 * np.arange(n)[:, None, None] + np.arange(t)[None, None, :]  # task * 100 + step
+  valid = np.broadcast_to(np.arange(t) < 5, (n, e, t))
+  data = data.replace(rewards=jnp.asarray(np.broadcast_to(code, (n, e, t)), jnp.float32),
+                      valid=jnp.asarray(valid))
+  tasks = jnp.array([3, 0, 3])
+  got = mdata.sample_transitions(jax.random.PRNGKey(0), data, tasks, 200)
+  r = np.asarray(got.rewards)
+  assert r.shape == (3, 200) and got.states.shape == (3, 200, data.observations.shape[-1])
+  np.testing.assert_array_equal(r // 100, np.broadcast_to(np.asarray(tasks)[:, None], (3, 200)))
+  assert set(np.unique(r % 100).tolist()) == {0, 1, 2, 3, 4}  # every valid step, no padding
+
+
+def test_focal_policy_embeds_only_the_valid_warm_start_transitions(test_config, data_workdir):
+  from mdx import data as mdata  # pylint: disable=g-import-not-at-top
+  from mdx.envs import family_from_config  # pylint: disable=g-import-not-at-top
+  from mdx.methods.focal import model, policy, train  # pylint: disable=g-import-not-at-top
+  family = family_from_config(test_config)
+  warm = jax.device_put(mdata.load_dataset(data_workdir, family, 'validation', 'expert'))
+  state = train.init_state(test_config, family, jax.random.PRNGKey(0))
+  params = {'encoder': state.encoder.params, 'actor': state.brac.actor.params}
+  pol = policy.focal_policy(test_config, family, params)
+  tasks = family.split_tasks('validation')
+  cut = warm.replace(valid=warm.valid.at[:, :, 7:].set(False))
+  padded = cut.replace(observations=cut.observations.at[:, :, 7:].set(99.0))  # padding differs
+  z_cut, z_pad = (pol.init(jax.random.PRNGKey(1), tasks, w) for w in (cut, padded))
+  np.testing.assert_allclose(z_cut, z_pad)
+  rows = model.context_rows(test_config, warm.observations[0, :, :7],
+                            warm.actions[0, :, :7] / family.action_high, warm.rewards[0, :, :7],
+                            warm.next_observations[0, :, :7]).reshape(-1, model.row_dim(
+                                test_config, family))
+  want = model.build_encoder(test_config).apply(params['encoder'], rows)
+  np.testing.assert_allclose(z_cut[0], want, rtol=1e-5, atol=1e-6)
+  action, _, _ = pol.act(z_cut, warm.observations[:, 0, 0], jax.random.PRNGKey(2))
+  assert action.shape == (tasks.task_id.shape[0], family.act_dim)
+  assert bool(jnp.all(jnp.abs(action) <= family.action_high))

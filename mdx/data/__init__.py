@@ -5,7 +5,8 @@ from mdx.data.normalizer import (Normalizer, init_normalizer, load_normalizer, n
                                  normalize_rew, normalize_traj, unnormalize_act, unnormalize_obs,
                                  unnormalize_rew, unnormalize_traj)
 from mdx.data.policies import TIERS, BehaviourFn, behaviour_policy
-from mdx.data.sampler import Segments, sample_context, sample_segments, transition_rows
+from mdx.data.sampler import (Segments, Transitions, sample_context, sample_segments,
+                              sample_transitions, transition_rows)
 from mdx.data.trajectories import (DatasetError, Trajectories, concat_episodes, exists, load, save,
                                    validate)
 
@@ -13,6 +14,6 @@ __all__ = [
     'collect', 'collect_datasets', 'episode', 'load_dataset', 'Normalizer', 'init_normalizer', 'load_normalizer', 'save_normalizer', 'normalize_act', 'normalize_obs',
     'normalize_rew', 'normalize_traj', 'unnormalize_act', 'unnormalize_obs', 'unnormalize_rew',
     'unnormalize_traj', 'TIERS', 'BehaviourFn', 'behaviour_policy', 'Segments', 'sample_context',
-    'sample_segments', 'transition_rows', 'DatasetError', 'Trajectories', 'concat_episodes', 'exists', 'load', 'save',
+    'sample_segments', 'sample_transitions', 'Transitions', 'transition_rows', 'DatasetError', 'Trajectories', 'concat_episodes', 'exists', 'load', 'save',
     'validate',
 ]

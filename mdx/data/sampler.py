@@ -123,3 +123,31 @@ def sample_segments(rng: jax.Array, data: Trajectories, batch: int, *, history: 
       tasks, jax.random.split(ctx_rng, batch))
   return Segments(context=context, states=s, actions=a, rewards=r, next_states=s2, valid=valid,
                   task_index=tasks)
+
+
+@struct.dataclass
+class Transitions:
+  """Single transitions `[..., n, ...]` of given tasks, for the TD-learning baselines."""
+  states: jax.Array
+  actions: jax.Array
+  rewards: jax.Array
+  next_states: jax.Array
+  terminals: jax.Array  # float32 1.0 where the episode terminated (not a time limit)
+
+
+def sample_transitions(rng: jax.Array, data: Trajectories, tasks: jax.Array, n: int
+                       ) -> Transitions:
+  """`n` valid transitions of each task of `tasks [M]` (indices into the task axis), uniform over
+  the task's valid steps (with replacement): `[M, n, ...]`."""
+  data = jax.tree.map(jnp.asarray, data)
+  valid = data.valid.reshape(data.valid.shape[0], -1)  # [N, E * T]
+
+  def one(task, key):
+    logits = jnp.where(valid[task], 0.0, -jnp.inf)
+    flat = jax.random.categorical(key, logits, shape=(n,))
+    ep, t = flat // data.valid.shape[2], flat % data.valid.shape[2]
+    take = lambda x: x[task, ep, t]
+    return Transitions(states=take(data.observations), actions=take(data.actions),
+                       rewards=take(data.rewards), next_states=take(data.next_observations),
+                       terminals=take(data.terminals).astype(jnp.float32))
+  return jax.vmap(one)(tasks, jax.random.split(rng, tasks.shape[0]))

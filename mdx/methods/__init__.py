@@ -11,7 +11,7 @@ from typing import Optional
 
 from mdx.envs import TaskFamily, family_from_config
 from mdx.evaluation.policy import Policy
-from mdx.methods import cvae_planner, metadiffuser, oracle, prompt_dt, random
+from mdx.methods import cvae_planner, focal, metadiffuser, oracle, prompt_dt, random
 from mdx.methods.base import Method, Stage
 
 REGISTRY: dict[str, Method] = {m.name: m for m in (
@@ -21,6 +21,7 @@ REGISTRY: dict[str, Method] = {m.name: m for m in (
     metadiffuser.UDIFFUSER,
     cvae_planner.CVAE_PLANNER,
     prompt_dt.PROMPT_DT,
+    focal.FOCAL,
     oracle.ORACLE,
     random.RANDOM,
 )}
