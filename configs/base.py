@@ -111,6 +111,22 @@ def get_config() -> ml_collections.ConfigDict:
   f.log_every, f.checkpoint_every = 10, 50  # in iterations
   f.tiers = ('expert',)  # training data (the paper: the expert data all methods share)
 
+  o = config.corro = ml_collections.ConfigDict()  # CORRO (reference: PKU-AI-Edge/CORRO)
+  o.cvae_hidden, o.cvae_latent_dim = 128, 64  # one hidden layer (reference: 64 / 5 for PR, CV)
+  o.cvae_beta, o.cvae_learning_rate, o.cvae_batch = 0.2, 3e-4, 128
+  o.cvae_num_calls = 100  # x updates_per_call updates (reference: 100 epochs of the data)
+  o.encoder_hidden, o.latent_dim = (128, 128), 40  # per family in the reference
+  o.num_negatives, o.temperature = 16, 0.1
+  o.encoder_learning_rate, o.encoder_batch = 3e-4, 64
+  o.encoder_num_calls = 1000  # x updates_per_call (reference: 1000 x 200)
+  o.hidden = (256, 256)  # SAC's Q and policy (reference; Point-Robot 64, 64)
+  o.alpha, o.discount, o.tau, o.learning_rate, o.reward_scale = 0.2, 0.99, 0.005, 3e-4, 1.0
+  o.meta_batch, o.batch_size = 16, 256  # tasks (with replacement) x transitions per update
+  o.sac_num_calls = 1000  # x updates_per_call (reference: 1000 x 200)
+  o.updates_per_call = 200
+  o.log_every, o.checkpoint_every = 10, 100  # in calls
+  o.tiers = ('expert',)  # training data (the paper: the expert data all methods share)
+
   t = config.prompt_dt = ml_collections.ConfigDict()  # Prompt-DT (reference: mxu34/prompt-dt)
   t.context_len = 20  # K: episode steps in the input (reference: 20)
   t.prompt_len = 5  # K*: prompt steps, the end of one episode of the task (reference: 5)
@@ -189,10 +205,39 @@ def focal_presets(config, preset: str) -> None:
     f.num_iterations, f.updates_per_iteration, f.log_every, f.checkpoint_every = 2, 3, 1, 1
 
 
+# CORRO's per-family sizes from the reference's configs: (CVAE hidden, CVAE latent, encoder
+# hidden, encoder latent, SAC hidden).
+CORRO_FAMILIES = {'point_robot': (64, 5, 64, 5, (64, 64)), 'cheetah_vel': (64, 5, 64, 5, (256, 256)),
+                  'cheetah_dir': (64, 5, 64, 5, (256, 256)), 'ant_dir': (128, 64, 64, 5, (256, 256)),
+                  'hopper_param': (128, 64, 128, 40, (256, 256)),
+                  'walker_param': (128, 64, 128, 32, (256, 256))}
+
+
+def corro_presets(config, preset: str) -> None:
+  """CORRO's family sizes (`paper`: the reference's; Cheetah-Dir has no reference config and
+  takes Cheetah-Vel's) and the `cpu` / `test` budgets."""
+  o = config.corro
+  (o.cvae_hidden, o.cvae_latent_dim, h, o.latent_dim, o.hidden) = CORRO_FAMILIES[config.family]
+  o.encoder_hidden = (h, h)
+  if preset == 'cpu':
+    # 4 x 10,000 CVAE updates x 128, 20 x 250 encoder updates x 64 (2.5% of the reference's),
+    # 40 x 250 SAC updates of 8 tasks x 64 transitions (0.8% of the reference's 200k x 16 x 256).
+    o.updates_per_call = 250
+    o.cvae_num_calls, o.encoder_num_calls, o.sac_num_calls = 40, 20, 40
+    o.meta_batch, o.batch_size = 8, 64
+    o.log_every, o.checkpoint_every = 5, 10
+  elif preset == 'test':
+    o.cvae_hidden, o.cvae_latent_dim, o.encoder_hidden, o.latent_dim, o.hidden = 8, 2, (8,), 3, (8,)
+    o.num_negatives, o.cvae_batch, o.encoder_batch, o.meta_batch, o.batch_size = 3, 4, 4, 2, 4
+    o.updates_per_call, o.cvae_num_calls, o.encoder_num_calls, o.sac_num_calls = 3, 2, 2, 2
+    o.log_every, o.checkpoint_every = 1, 1
+
+
 def prompt_dt_presets(config, preset: str) -> None:
   """Prompt-DT's family returns and the `cpu` / `test` sizes (`paper` keeps the reference's);
-  the CVAE-Planner's and FOCAL's sizes alike."""
+  the CVAE-Planner's, FOCAL's and CORRO's sizes alike."""
   focal_presets(config, preset)
+  corro_presets(config, preset)
   v = config.cvae
   if preset == 'cpu':
     v.num_train_steps = 20_000  # a tenth of the `paper` preset's (an MLP: minutes on 2 cores)

@@ -185,3 +185,37 @@ def test_focal_policy_embeds_only_the_valid_warm_start_transitions(test_config, 
   action, _, _ = pol.act(z_cut, warm.observations[:, 0, 0], jax.random.PRNGKey(2))
   assert action.shape == (tasks.task_id.shape[0], family.act_dim)
   assert bool(jnp.all(jnp.abs(action) <= family.action_high))
+
+
+def test_corro_negatives_share_the_query_state_and_action_and_z_is_a_unit_vector(test_config):
+  from mdx import data as mdata  # pylint: disable=g-import-not-at-top
+  from mdx.envs import family_from_config  # pylint: disable=g-import-not-at-top
+  from mdx.methods.corro import model, train  # pylint: disable=g-import-not-at-top
+  family = family_from_config(test_config)
+  o, a = family.obs_dim, family.act_dim
+  cvae = model.build_cvae(test_config, family)
+  params = train.init_cvae(test_config, family, jax.random.PRNGKey(0)).net.params
+  k = jax.random.split(jax.random.PRNGKey(1), 4)
+  t = mdata.Transitions(states=jax.random.normal(k[0], (5, o)), actions=jax.random.normal(k[1], (5, a)),
+                        rewards=jnp.zeros((5,)), next_states=jax.random.normal(k[2], (5, o)),
+                        terminals=jnp.zeros((5,)))
+  negs = train.negatives(cvae, params, t, 3, test_config.corro.cvae_latent_dim, k[3])
+  assert negs.shape == (5, 3, 2 * o + a + 1)
+  np.testing.assert_array_equal(negs[..., :o], np.broadcast_to(t.states[:, None], (5, 3, o)))
+  np.testing.assert_array_equal(negs[..., o:o + a], np.broadcast_to(t.actions[:, None], (5, 3, a)))
+  assert float(jnp.std(negs[:, :, -o:], axis=1).min()) > 0  # (s', r) differ between negatives
+  enc = model.build_encoder(test_config)
+  z = enc.apply(enc.init(jax.random.PRNGKey(2), negs), negs)
+  np.testing.assert_allclose(jnp.linalg.norm(z, axis=-1), 1.0, rtol=1e-5)
+
+
+def test_corro_aggregator_ignores_padded_transitions():
+  from mdx.methods.corro import model  # pylint: disable=g-import-not-at-top
+  agg = model.AttentionAggregator()
+  z = jax.random.normal(jax.random.PRNGKey(0), (2, 6, 3))
+  mask = jnp.array([[True] * 4 + [False] * 2, [True] * 6])
+  params = agg.init(jax.random.PRNGKey(1), z, mask)
+  changed = z.at[0, 4:].set(50.0)
+  np.testing.assert_allclose(agg.apply(params, z, mask), agg.apply(params, changed, mask))
+  one = agg.apply(params, z[:1, :1], jnp.ones((1, 1), bool))
+  np.testing.assert_allclose(one, z[:1, 0], rtol=1e-6)  # a single transition is its own z

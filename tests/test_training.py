@@ -112,7 +112,8 @@ def test_pipeline_end_to_end(test_config, data_workdir):
                      ('PromptDT', 'expert'), ('PromptDT', 'random'), ('Ours+GT', 'n/a'),
                      ('MetaDiffuser-NoGuide', 'expert'), ('MetaDiffuser-NoGuide', 'random'),
                      ('CVAE-Planner', 'expert'), ('CVAE-Planner', 'random'),
-                     ('FOCAL', 'expert'), ('FOCAL', 'random')}
+                     ('FOCAL', 'expert'), ('FOCAL', 'random'), ('CORRO', 'expert'),
+                     ('CORRO', 'random')}
   assert by[('Oracle', 'n/a')]['normalized_score'] == pytest.approx(1.0)
   assert by[('Random', 'n/a')]['normalized_score'] == pytest.approx(0.0)
   r = by[('MetaDiffuser', 'expert')]

@@ -59,31 +59,45 @@ def init_sac(rng: jax.Array, obs_dim: int, act_dim: int, config: SACConfig) -> S
   return SACState(step=jnp.zeros((), jnp.int32), actor=actor, critic=critic)
 
 
+def sac_target(state: SACState, batch: Batch, rng: jax.Array, config: SACConfig) -> jax.Array:
+  """The critic's regression target `y [B]` (no gradient)."""
+  policy, q_net = TanhGaussianPolicy(config.hidden, batch.act.shape[-1]), TwinQ(config.hidden)
+  next_a, next_logp, _ = sample_tanh_gaussian(*policy.apply(state.actor.params, batch.next_obs),
+                                              rng)
+  next_q = q_net.apply(state.critic.ema_params, batch.next_obs, next_a).min(0)
+  return jax.lax.stop_gradient(config.reward_scale * batch.rew + config.discount * (
+      1.0 - batch.done) * (next_q - config.alpha * next_logp))
+
+
+def critic_loss(q_params, obs: jax.Array, act: jax.Array, target: jax.Array,
+                config: SACConfig) -> tuple[jax.Array, jax.Array]:
+  """`sum_i mean (Q_i(s, a) - y)^2` and the Q values `[2, B]`."""
+  q = TwinQ(config.hidden).apply(q_params, obs, act)
+  return jnp.square(q - target[None]).mean(1).sum(), q
+
+
+def actor_step(actor: TrainState, q_params, obs: jax.Array, act_dim: int, rng: jax.Array,
+               config: SACConfig) -> tuple[TrainState, jax.Array, jax.Array]:
+  """One actor step on `mean (alpha log pi - min_i Q_i)`: `(actor, loss, log pi [B])`."""
+  policy, q_net = TanhGaussianPolicy(config.hidden, act_dim), TwinQ(config.hidden)
+
+  def loss(params):
+    a, logp, _ = sample_tanh_gaussian(*policy.apply(params, obs), rng)
+    return jnp.mean(config.alpha * logp - q_net.apply(q_params, obs, a).min(0)), logp
+  (value, logp), grads = jax.value_and_grad(loss, has_aux=True)(actor.params)
+  return actor.apply_gradients(grads, ema_decay=0.0), value, logp
+
+
 def sac_update(state: SACState, batch: Batch, rng: jax.Array, config: SACConfig
                ) -> tuple[SACState, dict[str, jax.Array]]:
   """One critic step, then one actor step."""
-  act_dim = batch.act.shape[-1]
-  policy, q_net = TanhGaussianPolicy(config.hidden, act_dim), TwinQ(config.hidden)
   next_rng, new_rng = jax.random.split(rng)
-
-  next_a, next_logp, _ = sample_tanh_gaussian(*policy.apply(state.actor.params, batch.next_obs),
-                                              next_rng)
-  next_q = q_net.apply(state.critic.ema_params, batch.next_obs, next_a).min(0)
-  target = jax.lax.stop_gradient(config.reward_scale * batch.rew + config.discount * (
-      1.0 - batch.done) * (next_q - config.alpha * next_logp))
-
-  def critic_loss(params):
-    q = q_net.apply(params, batch.obs, batch.act)
-    return jnp.square(q - target[None]).mean(1).sum(), q
-  (c_loss, q), c_grads = jax.value_and_grad(critic_loss, has_aux=True)(state.critic.params)
+  target = sac_target(state, batch, next_rng, config)
+  (c_loss, q), c_grads = jax.value_and_grad(critic_loss, has_aux=True)(
+      state.critic.params, batch.obs, batch.act, target, config)
   critic = state.critic.apply_gradients(c_grads, ema_decay=1.0 - config.tau)
-
-  def actor_loss(params):
-    a, logp, _ = sample_tanh_gaussian(*policy.apply(params, batch.obs), new_rng)
-    q_new = q_net.apply(critic.params, batch.obs, a).min(0)
-    return jnp.mean(config.alpha * logp - q_new), logp
-  (a_loss, logp), a_grads = jax.value_and_grad(actor_loss, has_aux=True)(state.actor.params)
-  actor = state.actor.apply_gradients(a_grads, ema_decay=0.0)
+  actor, a_loss, logp = actor_step(state.actor, critic.params, batch.obs, batch.act.shape[-1],
+                                   new_rng, config)
   metrics = dict(critic_loss=c_loss, actor_loss=a_loss, q=q.mean(), target=target.mean(),
                  entropy=-logp.mean())
   return state.replace(actor=actor, critic=critic), metrics
