@@ -231,6 +231,41 @@ def check_config(config, family=None) -> None:
   c.real(t + 'target_return', -math.inf, low_open=True)
   c.real(t + 'return_scale', 0, low_open=True)
 
+  f = 'focal.'
+  for name in ('latent_dim', 'meta_batch', 'batch_size', 'embedding_batch', 'c_iter',
+               'num_iterations', 'updates_per_iteration', 'log_every', 'checkpoint_every'):
+    c.int(f + name, 1)
+  c.sizes(f + 'encoder_hidden')
+  c.sizes(f + 'hidden')
+  c.bool(f + 'use_next_obs')
+  for name in ('learning_rate', 'context_learning_rate', 'c_learning_rate', 'reward_scale',
+               'alpha_max'):
+    c.real(f + name, 0, low_open=True)
+  c.real(f + 'discount', 0, 1)
+  c.real(f + 'tau', 0, 1, low_open=True)
+  c.real(f + 'alpha_init', 0)
+  c.real(f + 'alpha_lr', 0)
+  c.real(f + 'z_loss_weight', 0)
+  c.real(f + 'target_divergence', -math.inf, low_open=True)
+  c.tiers(f + 'tiers', within=tuple(x for x in TIERS if x in episodes))
+
+  o = 'corro.'
+  for name in ('cvae_hidden', 'cvae_latent_dim', 'latent_dim', 'num_negatives', 'cvae_batch',
+               'encoder_batch', 'meta_batch', 'batch_size', 'cvae_num_calls',
+               'encoder_num_calls', 'sac_num_calls', 'updates_per_call', 'log_every',
+               'checkpoint_every'):
+    c.int(o + name, 1)
+  c.sizes(o + 'encoder_hidden')
+  c.sizes(o + 'hidden')
+  for name in ('temperature', 'cvae_learning_rate', 'encoder_learning_rate', 'learning_rate',
+               'reward_scale'):
+    c.real(o + name, 0, low_open=True)
+  c.real(o + 'cvae_beta', 0)
+  c.real(o + 'alpha', 0)
+  c.real(o + 'discount', 0, 1)
+  c.real(o + 'tau', 0, 1, low_open=True)
+  c.tiers(o + 'tiers', within=tuple(x for x in TIERS if x in episodes))
+
   e = 'eval.'
   c.int(e + 'episodes_per_task', 1)
   c.int(e + 'num_eval_seeds', 1)

@@ -121,6 +121,8 @@ def test_non_finite_loss_stops_the_stage_before_saving(tmp_path):
     ('planner.sampler', 'euler', "must be one of ['ddpm', 'ddim']"),
     ('planner.num_sample_steps', 3, "must be 0 with planner.sampler = 'ddpm'"),
     ('data.random_from', 'sideways', "must be one of ['uniform', 'checkpoint']"),
+    ('focal.meta_batch', 0, 'focal.meta_batch = 0: must be an integer >= 1'),
+    ('corro.temperature', 0.0, 'corro.temperature = 0.0: must be a finite number > 0'),
     ('data.random_from', 'checkpoint', 'point_robot_random.msgpack (an early PPO checkpoint'),
 ])
 def test_bad_settings_are_named_before_any_work(test_config, field, value, expected):
