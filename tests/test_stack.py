@@ -46,17 +46,17 @@ def test_a_stack_updates_each_member_as_its_own_run(test_config, data_workdir):
   for stage in methods.get_method('MetaDiffuser').stages:  # seed 0: trained once per session
     stage.train(test_config, data_workdir, 0)
   # Two members of seed 0 with different keys (seed 1 would write into the shared workdir).
-  update, states, keys = ctx_stage._setup(test_config, [(data_workdir, 0)] * 2, gt=False)  # pylint: disable=protected-access
+  update, states, keys = ctx_stage._setup(test_config, [(data_workdir, 0)] * 2, source='learned')  # pylint: disable=protected-access
   keys = [keys[0], jax.random.fold_in(keys[0], 1)]
   for alone, in_stack, m_alone, m_stack in _one_step_both_ways(update, states, keys):
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
                  (alone.params, m_alone), (in_stack.params, m_stack))
   data, loaded, context_data, tiers = den_stage._load_data(test_config, data_workdir, family)  # pylint: disable=protected-access
   runs = [den_stage._member(test_config, data_workdir, 0, family, loaded, unconditional=False,  # pylint: disable=protected-access
-                            gt=False)] * 2  # two members of seed 0: the same run twice
+                            source='learned')] * 2  # two members of seed 0: the same run twice
   update = den_stage.make_diffusion_update(
       test_config, family, data,
-      den_stage._label_fn(test_config, family, data, unconditional=False, gt=False),  # pylint: disable=protected-access
+      den_stage._label_fn(test_config, family, data, unconditional=False, source='learned'),  # pylint: disable=protected-access
       context_data=context_data, context_tier_episodes=tiers)
   net = den_stage.build_denoiser(test_config, family)
   d = test_config.diffusion

@@ -113,7 +113,7 @@ def test_pipeline_end_to_end(test_config, data_workdir):
                      ('MetaDiffuser-NoGuide', 'expert'), ('MetaDiffuser-NoGuide', 'random'),
                      ('CVAE-Planner', 'expert'), ('CVAE-Planner', 'random'),
                      ('FOCAL', 'expert'), ('FOCAL', 'random'), ('CORRO', 'expert'),
-                     ('CORRO', 'random')}
+                     ('CORRO', 'random'), ('Ours+CORRO', 'expert'), ('Ours+CORRO', 'random')}
   assert by[('Oracle', 'n/a')]['normalized_score'] == pytest.approx(1.0)
   assert by[('Random', 'n/a')]['normalized_score'] == pytest.approx(0.0)
   r = by[('MetaDiffuser', 'expert')]
@@ -205,6 +205,39 @@ def test_ours_gt_contexts_reach_the_denoiser(test_config, data_workdir):
   act = jax.jit(lambda z: policy.act(z, obs, jax.random.PRNGKey(1))[0])
   moved = ctx_stage.gt_contexts(family, -tasks.params)  # the mirrored goals
   assert float(jnp.abs(act(z) - act(moved)).max()) > 1e-3
+
+
+def test_ours_corro_contexts_are_corros_embedding_of_the_warm_start(test_config, data_workdir):
+  """Ours+CORRO's z is the renormalized mean of CORRO's encoder over the transitions of the
+  history windows that MetaDiffuser's encoder would read, and its reward and dynamics models
+  and denoiser take that width."""
+  from mdx import data as mdata  # pylint: disable=g-import-not-at-top
+  from mdx import methods  # pylint: disable=g-import-not-at-top
+  from mdx.methods.corro import model as corro_model  # pylint: disable=g-import-not-at-top
+  from mdx.methods.corro import train as corro_train  # pylint: disable=g-import-not-at-top
+  from mdx.methods.metadiffuser.policy import infer_contexts  # pylint: disable=g-import-not-at-top
+  method = methods.get_method('Ours+CORRO')
+  for stage in method.stages:  # trained by the end-to-end test (a finished stage returns at once)
+    stage.train(test_config, data_workdir, 0)
+  family = family_from_config(test_config)
+  policy = method.make_policy(test_config, data_workdir, 0, family)
+  tasks = family.split_tasks('validation')
+  warm = jax.device_put(mdata.load_dataset(data_workdir, family, 'validation', 'expert'))
+  z = policy.init(jax.random.PRNGKey(0), tasks, warm)
+  assert z.shape == (tasks.task_id.shape[0], test_config.corro.latent_dim)
+  np.testing.assert_allclose(jnp.linalg.norm(z, axis=-1), 1.0, rtol=1e-5)
+  c = test_config.context
+  windows = infer_contexts(lambda w: w, warm, jax.random.PRNGKey(0), history=c.history,
+                           num_context=c.num_context)  # the same windows, unencoded
+  params = corro_train.load_encoder(test_config, data_workdir, 0, family)
+  o, a = family.obs_dim, family.act_dim
+  rows = windows.at[..., o:o + a].divide(family.action_high)
+  per = corro_model.build_encoder(test_config).apply(params, rows).reshape(z.shape[0], -1,
+                                                                           z.shape[1]).mean(1)
+  np.testing.assert_allclose(z, per / jnp.linalg.norm(per, axis=-1, keepdims=True), atol=1e-5)
+  obs = jnp.zeros((tasks.task_id.shape[0], family.obs_dim))
+  action, _, _ = jax.jit(lambda z: policy.act(z, obs, jax.random.PRNGKey(1)))(z)
+  assert action.shape == (tasks.task_id.shape[0], family.act_dim)
 
 
 def _write_three_steps(writer):

@@ -18,6 +18,7 @@ REGISTRY: dict[str, Method] = {m.name: m for m in (
     metadiffuser.METADIFFUSER,
     metadiffuser.NO_GUIDE,
     metadiffuser.OURS_GT,
+    metadiffuser.OURS_CORRO,
     metadiffuser.UDIFFUSER,
     cvae_planner.CVAE_PLANNER,
     prompt_dt.PROMPT_DT,

@@ -4,6 +4,7 @@ Stages (per training seed): `context` (E_phi, R_psi, P_omega; Eq. 1), then `diff
 context-conditioned denoiser; Eq. 5). UDiffuser has one stage, `udiffuser` (beta = 1, no
 context). Policies: `policy.make_policy` and `policy.make_udiffuser_policy`.
 """
+from mdx.methods import corro
 from mdx.methods.base import Method, Stage
 from mdx.methods.metadiffuser import context, denoiser, figure3, policy
 
@@ -34,19 +35,43 @@ METADIFFUSER = Method(name='MetaDiffuser', make_policy=policy.make_policy,
                       description='context-conditioned diffusion planning with the dual guide')
 GT_CONTEXT_STAGE = Stage(
     name=context.GT_STAGE,
-    train=lambda config, workdir, seed: context.train_context(config, workdir, seed, gt=True),
-    train_stack=lambda members: context.train_context_stack(members, gt=True),
+    train=lambda config, workdir, seed: context.train_context(config, workdir, seed, source='gt'),
+    train_stack=lambda members: context.train_context_stack(members, source='gt'),
     num_train_steps=lambda config: config.context.num_train_steps, reads=('context',))
 GT_DIFFUSION_STAGE = Stage(
     name=denoiser.GT_STAGE,
-    train=lambda config, workdir, seed: denoiser.train_denoiser(config, workdir, seed, gt=True),
-    train_stack=lambda members: denoiser.train_denoiser_stack(members, gt=True),
+    train=lambda config, workdir, seed: denoiser.train_denoiser(config, workdir, seed,
+                                                                source='gt'),
+    train_stack=lambda members: denoiser.train_denoiser_stack(members, source='gt'),
     num_train_steps=lambda config: config.diffusion.num_train_steps,
     reads=('context', 'diffusion'), after=(context.GT_STAGE,))
 # Table 3's upper reference: the true task parameters as the context, everywhere.
 OURS_GT = Method(name='Ours+GT', make_policy=policy.make_gt_policy,
                  stages=(GT_CONTEXT_STAGE, GT_DIFFUSION_STAGE), sweepable=policy.SWEEPABLE,
                  description='MetaDiffuser with the true task parameters as its context')
+
+# Table 3's Ours+CORRO: CORRO's frozen encoder (its stages corro_cvae and corro_encoder) gives z;
+# R and P are trained on it (corro_context), the denoiser is conditioned on it (corro_diffusion).
+CORRO_CONTEXT_STAGE = Stage(
+    name=context.CORRO_STAGE,
+    train=lambda config, workdir, seed: context.train_context(config, workdir, seed,
+                                                              source='corro'),
+    num_train_steps=lambda config: config.context.num_train_steps,
+    reads=('context', 'corro'), after=(corro.train.ENCODER_STAGE,))
+CORRO_DIFFUSION_STAGE = Stage(
+    name=denoiser.CORRO_STAGE,
+    train=lambda config, workdir, seed: denoiser.train_denoiser(config, workdir, seed,
+                                                                source='corro'),
+    train_stack=lambda members: denoiser.train_denoiser_stack(members, source='corro'),
+    num_train_steps=lambda config: config.diffusion.num_train_steps,
+    reads=('context', 'diffusion', 'corro'),
+    after=(corro.train.ENCODER_STAGE, context.CORRO_STAGE))
+OURS_CORRO = Method(name='Ours+CORRO', make_policy=policy.make_corro_policy,
+                    stages=(corro.CVAE_STAGE, corro.ENCODER_STAGE, CORRO_CONTEXT_STAGE,
+                            CORRO_DIFFUSION_STAGE), uses_warm_start=True,
+                    sweepable=policy.SWEEPABLE,
+                    description='MetaDiffuser with CORRO\'s frozen contrastive encoder as its '
+                    'context')
 
 
 def _no_guide_policy(config, workdir, seed, family):
@@ -62,4 +87,4 @@ UDIFFUSER = Method(name='UDiffuser', make_policy=policy.make_udiffuser_policy,
                    stages=(UDIFFUSER_STAGE,),
                    description='MetaDiffuser without a context: an unconditional diffusion planner')
 
-__all__ = ['METADIFFUSER', 'NO_GUIDE', 'OURS_GT', 'UDIFFUSER', 'context', 'denoiser', 'figure3', 'policy']
+__all__ = ['METADIFFUSER', 'NO_GUIDE', 'OURS_CORRO', 'OURS_GT', 'UDIFFUSER', 'context', 'denoiser', 'figure3', 'policy']

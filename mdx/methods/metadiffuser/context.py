@@ -21,15 +21,32 @@ from mdx.envs import TaskFamily, family_from_config
 from mdx.nets import ContextModel
 from mdx.training import TrainState, load_params, reporting, train, train_stack
 
-STAGE, GT_STAGE = 'context', 'gt_context'
+STAGE, GT_STAGE, CORRO_STAGE = 'context', 'gt_context', 'corro_context'
+# Where z comes from (Table 3): E_phi trained with R and P ('learned', MetaDiffuser), the task's
+# true parameters ('gt', Ours+GT), or CORRO's frozen contrastive encoder ('corro', Ours+CORRO).
+SOURCES = ('learned', 'gt', 'corro')
+STAGES = dict(zip(SOURCES, (STAGE, GT_STAGE, CORRO_STAGE)))
 
 
-def build_context_model(config, family: TaskFamily, *, gt: bool = False) -> ContextModel:
-  """E_phi, R_psi, P_omega; with `gt` (Ours+GT, Table 3) z is the task's normalized parameter
-  vector (`gt_contexts`), so R and P take `task_dim` context entries (the encoder is unused)."""
+def _check_source(source: str) -> None:
+  if source not in SOURCES:
+    raise ValueError(f'context source must be one of {SOURCES}, got {source!r}')
+
+
+def context_dim(config, family: TaskFamily, source: str = 'learned') -> int:
+  """The width of z: E_phi's `context.context_dim`, `task_dim`, or CORRO's `latent_dim`."""
+  _check_source(source)
+  return {'learned': config.context.context_dim, 'gt': family.task_dim,
+          'corro': config.corro.latent_dim}[source]
+
+
+def build_context_model(config, family: TaskFamily, *, source: str = 'learned') -> ContextModel:
+  """E_phi, R_psi, P_omega; with another `source` z is given (Ours+GT's normalized task
+  parameters, `gt_contexts`; Ours+CORRO's embedding, `corro_contexts`), so R and P take its
+  width and the encoder is unused."""
   c = config.context
   return ContextModel(obs_dim=family.obs_dim, act_dim=family.act_dim,
-                      context_dim=family.task_dim if gt else c.context_dim,
+                      context_dim=context_dim(config, family, source),
                       encoder_hidden=tuple(c.encoder_hidden), model_hidden=tuple(c.model_hidden))
 
 
@@ -49,8 +66,19 @@ def adam(lr: float, decay_steps: int | None = None) -> optax.GradientTransformat
   return optax.adam(lr)
 
 
-def init_context_state(config, family, norm, rng, *, gt: bool = False) -> TrainState:
-  model = build_context_model(config, family, gt=gt)
+def corro_contexts(config, family: TaskFamily, encoder_params, windows: jax.Array) -> jax.Array:
+  """Ours+CORRO's z from history windows `[..., n, h, (s, a, r, s')]` (raw units): CORRO's
+  frozen encoder on every transition, the mean, L2-renormalized (SYSTEMS.md section 5 [G])."""
+  from mdx.methods.corro import model as corro_model  # pylint: disable=g-import-not-at-top
+  o, a = family.obs_dim, family.act_dim
+  rows = windows.at[..., o:o + a].divide(corro_model.action_scale(family))
+  z = corro_model.build_encoder(config).apply(encoder_params, rows)
+  z = z.reshape(z.shape[:-3] + (-1, z.shape[-1])).mean(-2)
+  return z / jnp.maximum(jnp.linalg.norm(z, axis=-1, keepdims=True), 1e-12)
+
+
+def init_context_state(config, family, norm, rng, *, source: str = 'learned') -> TrainState:
+  model = build_context_model(config, family, source=source)
   c = config.context
   row = 2 * family.obs_dim + family.act_dim + 1
   params = model.init(rng, norm, jnp.zeros((1, c.num_context, c.history, row)),
@@ -64,7 +92,7 @@ def masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
   return jnp.sum(jnp.where(m, x, 0.0)) / jnp.maximum(jnp.sum(m), 1)
 
 
-def context_loss(model: ContextModel, params, norm, seg: mdata.Segments, gt_z=None):
+def context_loss(model: ContextModel, params, norm, seg: mdata.Segments, z_fn=None):
   """Eq. 1 as Gaussian log-likelihoods with unit variance: MSE of the normalized reward and the
   normalized state delta of transitions of the same task, given z from the history windows,
   over the window's valid steps only.
@@ -72,10 +100,10 @@ def context_loss(model: ContextModel, params, norm, seg: mdata.Segments, gt_z=No
   DESIGN: the predicted transitions come from a window drawn independently of the context
   histories (same task, any episode), so the encoder must carry task information rather than copy
   the rewards of the very transitions it is asked to predict."""
-  if gt_z is None:
+  if z_fn is None:
     z = model.apply(params, norm, seg.context, method=ContextModel.encode)[:, None, :]
-  else:  # Ours+GT: the segment's task parameters, normalized (`gt_z [num_tasks, task_dim]`)
-    z = gt_z[seg.task_index][:, None, :]
+  else:  # a given z (Ours+GT, Ours+CORRO): `z_fn(segments) -> [B, C]`
+    z = z_fn(seg)[:, None, :]
   r_hat = model.apply(params, norm, seg.states, seg.actions, z,
                       method=ContextModel.reward_normalized)
   d_hat = model.apply(params, norm, seg.states, seg.actions, z,
@@ -87,28 +115,30 @@ def context_loss(model: ContextModel, params, norm, seg: mdata.Segments, gt_z=No
   return loss, {'loss': loss, 'reward_mse': r_loss, 'dynamics_mse': d_loss}
 
 
-def make_context_update(config, family, data, norm, tier_episodes, *, gt_z=None):
+def make_context_update(config, family, data, norm, tier_episodes, *, source='learned',
+                        z_fn=None):
   """The context model's update `(state, rng) -> (state, metrics)`, not jitted (one run jits
   it, a stack vmaps it). Every sample's histories come from one data tier (`tier_episodes`:
-  episodes per tier of `data`), as a test context comes from one tier. With `gt_z`
-  (`[num_tasks, task_dim]`, Ours+GT) R and P are conditioned on it instead of E_phi's z."""
-  model = build_context_model(config, family, gt=gt_z is not None)
+  episodes per tier of `data`), as a test context comes from one tier. With `z_fn`
+  (`segments -> z [B, C]`: Ours+GT, Ours+CORRO) R and P are conditioned on it instead of
+  E_phi's z."""
+  model = build_context_model(config, family, source=source)
   c = config.context
 
   def update(state: TrainState, rng):
     seg = mdata.sample_segments(rng, data, c.batch_size, history=c.history,
                                 horizon=c.target_window, num_context=c.num_context,
                                 context_blocks=tier_episodes)
-    grads, metrics = jax.grad(lambda p: context_loss(model, p, norm, seg, gt_z),
+    grads, metrics = jax.grad(lambda p: context_loss(model, p, norm, seg, z_fn),
                               has_aux=True)(state.params)
     metrics = dict(metrics, grad_norm=optax.global_norm(grads))
     return state.apply_gradients(grads, ema_decay=c.ema_decay), metrics
   return update
 
 
-def make_context_step(config, family, data, norm, tier_episodes, *, gt_z=None):
+def make_context_step(config, family, data, norm, tier_episodes, **kwargs):
   """The jitted update of one run (`make_context_update`)."""
-  return jax.jit(make_context_update(config, family, data, norm, tier_episodes, gt_z=gt_z),
+  return jax.jit(make_context_update(config, family, data, norm, tier_episodes, **kwargs),
                  donate_argnums=0)
 
 
@@ -124,36 +154,55 @@ def context_training_data(config, loaded):
   return mdata.concat_episodes(datasets), tuple(d.episodes_per_task for d in datasets)
 
 
-def normalizer_path(workdir: str, seed: int, *, gt: bool = False) -> str:
-  return os.path.join(layout.stage_dir(workdir, GT_STAGE if gt else STAGE, seed),
-                      'normalizer.npz')
+def normalizer_path(workdir: str, seed: int, *, source: str = 'learned') -> str:
+  _check_source(source)
+  return os.path.join(layout.stage_dir(workdir, STAGES[source], seed), 'normalizer.npz')
 
 
-def _setup(config, members, gt):
+def given_context_fn(config, family, data, workdir: str, seed: int, source: str):
+  """`segments -> z [B, C]` for a given context (None for 'learned'): Ours+GT's normalized task
+  parameters, or Ours+CORRO's embedding by the seed's trained CORRO encoder."""
+  _check_source(source)
+  if source == 'gt':
+    gt_z = gt_contexts(family, jnp.asarray(data.task_params))
+    return lambda seg: gt_z[seg.task_index]
+  if source == 'corro':
+    from mdx.methods.corro import train as corro_train  # pylint: disable=g-import-not-at-top
+    params = corro_train.load_encoder(config, workdir, seed, family)
+    return lambda seg: corro_contexts(config, family, params, seg.context)
+  return None
+
+
+def _setup(config, members, source):
   """`(update, initial states, train keys)` of the context runs of `members`
-  (`[(workdir, seed)]`, one config); writes each member's normalizer."""
+  (`[(workdir, seed)]`, one config); writes each member's normalizer. A given context that
+  depends on the seed (Ours+CORRO) trains one member at a time."""
+  if source == 'corro' and len(members) > 1:
+    raise ValueError('the corro_context stage trains one seed at a time (each seed has its own '
+                     'CORRO encoder)')
   family = family_from_config(config)
   loaded = load_train_tiers(members[0][0], family, ('expert', *config.context.tiers))
   norm = mdata.init_normalizer(loaded['expert'])
   data, tier_episodes = context_training_data(config, loaded)
   states, keys = [], []
   for workdir, seed in members:
-    nz.save_normalizer(normalizer_path(workdir, seed, gt=gt), norm)
+    nz.save_normalizer(normalizer_path(workdir, seed, source=source), norm)
     init_rng, train_rng = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), 1))
-    states.append(init_context_state(config, family, norm, init_rng, gt=gt))
+    states.append(init_context_state(config, family, norm, init_rng, source=source))
     keys.append(train_rng)
-  gt_z = gt_contexts(family, jnp.asarray(data.task_params)) if gt else None
+  z_fn = given_context_fn(config, family, data, *members[0], source)
   update = make_context_update(config, family, jax.device_put(data), norm, tier_episodes,
-                               gt_z=gt_z)
+                               source=source, z_fn=z_fn)
   return update, states, keys
 
 
 def train_context(config: ml_collections.ConfigDict, workdir: str, seed: int, *,
-                  gt: bool = False) -> TrainState:
+                  source: str = 'learned') -> TrainState:
   """Trains E_phi, R_psi, P_omega of training seed `seed` (tiers `config.context.tiers`); with
-  `gt`, R and P on the true task parameters (stage `gt_context`, Ours+GT)."""
-  update, (state,), (train_rng,) = _setup(config, [(workdir, seed)], gt)
-  name = GT_STAGE if gt else STAGE
+  another `source`, R and P on the given z (stage `gt_context`, Ours+GT; `corro_context`,
+  Ours+CORRO)."""
+  update, (state,), (train_rng,) = _setup(config, [(workdir, seed)], source)
+  name = STAGES[source]
   return train(layout.stage_dir(workdir, name, seed), state,
                jax.jit(update, donate_argnums=0), train_rng,
                num_steps=config.context.num_train_steps, **reporting(config),
@@ -161,7 +210,7 @@ def train_context(config: ml_collections.ConfigDict, workdir: str, seed: int, *,
                hparams=config.context.to_dict())
 
 
-def train_context_stack(members, *, gt: bool = False) -> TrainState:
+def train_context_stack(members, *, source: str = 'learned') -> TrainState:
   """`train_context(config, workdir, seed)` of every `(config, workdir, seed)` of `members` as one
   vmapped program (`training.train_stack`; one config); member `i` writes what its own run
   writes."""
@@ -169,8 +218,8 @@ def train_context_stack(members, *, gt: bool = False) -> TrainState:
   if any(c is not config and c.to_dict() != config.to_dict() for c, _, _ in members):
     raise ValueError('the context model\'s stack members must share one config (only their '
                      'seeds and workdirs differ)')
-  update, states, keys = _setup(config, [(w, s) for _, w, s in members], gt)
-  name = GT_STAGE if gt else STAGE
+  update, states, keys = _setup(config, [(w, s) for _, w, s in members], source)
+  name = STAGES[source]
   return train_stack([layout.stage_dir(w, name, s) for _, w, s in members], states,
                      jax.jit(jax.vmap(update), donate_argnums=0), keys,
                      num_steps=config.context.num_train_steps, **reporting(config),
@@ -178,10 +227,10 @@ def train_context_stack(members, *, gt: bool = False) -> TrainState:
                      hparams=[config.context.to_dict()] * len(members))
 
 
-def load_context(config, workdir: str, seed: int, family=None, *, gt: bool = False):
+def load_context(config, workdir: str, seed: int, family=None, *, source: str = 'learned'):
   """`(context_model, params (EMA), normalizer)` of a trained context stage."""
   family = family or family_from_config(config)
-  norm = nz.load_normalizer(normalizer_path(workdir, seed, gt=gt))
-  template = init_context_state(config, family, norm, jax.random.PRNGKey(0), gt=gt)
-  params = load_params(layout.checkpoint_dir(workdir, GT_STAGE if gt else STAGE, seed), template)
-  return build_context_model(config, family, gt=gt), params, norm
+  norm = nz.load_normalizer(normalizer_path(workdir, seed, source=source))
+  template = init_context_state(config, family, norm, jax.random.PRNGKey(0), source=source)
+  params = load_params(layout.checkpoint_dir(workdir, STAGES[source], seed), template)
+  return build_context_model(config, family, source=source), params, norm

@@ -25,11 +25,14 @@ from mdx.nets import ContextModel, TemporalUNet
 from mdx.training import (TrainState, load_params, reporting, stack_trees, train,
                           train_stack)
 
-STAGE, UNCONDITIONAL_STAGE, GT_STAGE = 'diffusion', 'udiffuser', 'gt_diffusion'
+STAGE, UNCONDITIONAL_STAGE, GT_STAGE, CORRO_STAGE = ('diffusion', 'udiffuser', 'gt_diffusion',
+                                                     'corro_diffusion')
+STAGES = dict(zip(ctx_stage.SOURCES, (STAGE, GT_STAGE, CORRO_STAGE)))
 
 
-def stage_name(unconditional: bool, gt: bool = False) -> str:
-  return UNCONDITIONAL_STAGE if unconditional else (GT_STAGE if gt else STAGE)
+def stage_name(unconditional: bool, source: str = 'learned') -> str:
+  ctx_stage._check_source(source)  # pylint: disable=protected-access
+  return UNCONDITIONAL_STAGE if unconditional else STAGES[source]
 
 
 def build_denoiser(config, family: TaskFamily, *, unconditional: bool = False) -> TemporalUNet:
@@ -39,12 +42,13 @@ def build_denoiser(config, family: TaskFamily, *, unconditional: bool = False) -
                       embed_hidden=d.embed_hidden, use_context=not unconditional)
 
 
-def init_denoiser_state(config, family, rng, *, unconditional=False, gt=False) -> TrainState:
-  """With `gt` (Ours+GT) the context is the `task_dim` normalized task parameters, through the
-  same context embedding MLP."""
+def init_denoiser_state(config, family, rng, *, unconditional=False,
+                        source='learned') -> TrainState:
+  """With another `source` the context is Ours+GT's `task_dim` normalized task parameters or
+  Ours+CORRO's embedding, through the same context embedding MLP."""
   net = build_denoiser(config, family, unconditional=unconditional)
   d = config.diffusion
-  dim = family.task_dim if gt else config.context.context_dim
+  dim = ctx_stage.context_dim(config, family, source)
   params = net.init(rng, jnp.zeros((1, d.horizon, family.obs_dim + family.act_dim)),
                     jnp.zeros((1,), jnp.int32), jnp.zeros((1, dim)), jnp.ones((1,), bool))
   return TrainState.create(params, ctx_stage.adam(d.learning_rate))
@@ -105,7 +109,7 @@ def _load_data(config, workdir, family):
   return data, loaded, jax.device_put(context_data), tier_episodes
 
 
-def _member(config, workdir, seed, family, loaded, *, unconditional, gt):
+def _member(config, workdir, seed, family, loaded, *, unconditional, source):
   """What training seed `seed` brings to a run: `(initial state, train key, member)`."""
   if unconditional:
     norm = mdata.init_normalizer(loaded['expert'])  # the context stage's normalizer, recomputed
@@ -113,47 +117,58 @@ def _member(config, workdir, seed, family, loaded, *, unconditional, gt):
                                     'normalizer.npz'), norm)
     label_params = None
   else:
-    _, label_params, norm = ctx_stage.load_context(config, workdir, seed, family, gt=gt)
-    label_params = None if gt else label_params
+    _, label_params, norm = ctx_stage.load_context(config, workdir, seed, family, source=source)
+    if source == 'gt':
+      label_params = None
+    elif source == 'corro':  # the seed's CORRO encoder labels its windows
+      from mdx.methods.corro import train as corro_train  # pylint: disable=g-import-not-at-top
+      label_params = corro_train.load_encoder(config, workdir, seed, family)
   rng = jax.random.fold_in(jax.random.PRNGKey(seed), 3 if unconditional else 2)
   init_rng, train_rng = jax.random.split(rng)
-  state = init_denoiser_state(config, family, init_rng, unconditional=unconditional, gt=gt)
+  state = init_denoiser_state(config, family, init_rng, unconditional=unconditional,
+                              source=source)
   member = {'norm': norm, 'label': label_params,
             'context_dropout': jnp.float32(1.0 if unconditional
                                            else config.diffusion.context_dropout)}
   return state, train_rng, member
 
 
-def _label_fn(config, family, data, *, unconditional, gt):
-  """`label(member, segments) -> z`: E_phi of the member's context params, or Ours+GT's
-  normalized task parameters (None when `unconditional`)."""
+def _label_fn(config, family, data, *, unconditional, source):
+  """`label(member, segments) -> z`: E_phi of the member's context params, Ours+GT's
+  normalized task parameters, or Ours+CORRO's embedding by the member's CORRO encoder (None
+  when `unconditional`)."""
   if unconditional:
     return None
-  if gt:
+  if source == 'gt':
     gt_z = ctx_stage.gt_contexts(family, jnp.asarray(data.task_params))
     return lambda member, seg: gt_z[seg.task_index]
+  if source == 'corro':
+    return lambda member, seg: ctx_stage.corro_contexts(config, family, member['label'],
+                                                        seg.context)
   model = ctx_stage.build_context_model(config, family)
   return lambda member, seg: model.apply(member['label'], member['norm'], seg.context,
                                          method=ContextModel.encode)
 
 
 def train_denoiser(config: ml_collections.ConfigDict, workdir: str, seed: int, *,
-                   unconditional: bool = False, gt: bool = False) -> TrainState:
+                   unconditional: bool = False, source: str = 'learned') -> TrainState:
   """Trains the denoiser of training seed `seed` on the windows of `config.diffusion.tiers`.
 
   DESIGN: z is computed from histories drawn from the task's data in `config.context.tiers`, all
   windows of one z from one tier, so the denoiser is trained on the contexts that warm-start data
-  of any quality produces at test time (paper, Section 5.4). With `gt` (Ours+GT) z is the
-  window's task parameters, normalized (`context.gt_contexts`)."""
+  of any quality produces at test time (paper, Section 5.4). With `source='gt'` (Ours+GT) z is
+  the window's task parameters, normalized (`context.gt_contexts`); with 'corro' (Ours+CORRO)
+  CORRO's embedding of the same histories (`context.corro_contexts`)."""
   family = family_from_config(config)
   data, loaded, context_data, tier_episodes = _load_data(config, workdir, family)
   state, train_rng, member = _member(config, workdir, seed, family, loaded,
-                                     unconditional=unconditional, gt=gt)
+                                     unconditional=unconditional, source=source)
   step = make_diffusion_step(config, family, data,
-                             _label_fn(config, family, data, unconditional=unconditional, gt=gt),
+                             _label_fn(config, family, data, unconditional=unconditional,
+                                       source=source),
                              member, unconditional=unconditional, context_data=context_data,
                              context_tier_episodes=tier_episodes)
-  name = stage_name(unconditional, gt)
+  name = stage_name(unconditional, source)
   return train(layout.stage_dir(workdir, name, seed), state, step, train_rng,
                num_steps=_num_steps(config, unconditional), **reporting(config),
                name=f'{name}/seed_{seed}',
@@ -171,7 +186,7 @@ MEMBER_FIELDS = ('diffusion.context_dropout',)
 
 
 def train_denoiser_stack(members, *, unconditional: bool = False,
-                           gt: bool = False) -> TrainState:
+                         source: str = 'learned') -> TrainState:
   """`train_denoiser(config, workdir, seed)` of every `(config, workdir, seed)` of `members` as
   one vmapped program (`training.train_stack`): member `i` writes the folder, checkpoints and
   metrics of its own run, with that run's initial parameters, keys and context model. The
@@ -187,15 +202,15 @@ def train_denoiser_stack(members, *, unconditional: bool = False,
                        f'member {workdir} (seed {seed}) also differs in {diffs}')
   family = family_from_config(config)
   data, loaded, context_data, tier_episodes = _load_data(config, members[0][1], family)
-  runs = [_member(c, w, s, family, loaded, unconditional=unconditional, gt=gt)
+  runs = [_member(c, w, s, family, loaded, unconditional=unconditional, source=source)
           for c, w, s in members]
   stacked = stack_trees([m for _, _, m in runs])
   update = make_diffusion_update(config, family, data,
                                  _label_fn(config, family, data, unconditional=unconditional,
-                                           gt=gt), unconditional=unconditional,
+                                           source=source), unconditional=unconditional,
                                  context_data=context_data, context_tier_episodes=tier_episodes)
   batched = jax.jit(jax.vmap(update), donate_argnums=0)
-  name = stage_name(unconditional, gt)
+  name = stage_name(unconditional, source)
   tags = [os.path.relpath(w, members[0][1]) for _, w, _ in members]
   return train_stack([layout.stage_dir(w, name, s) for _, w, s in members],
                      [st for st, _, _ in runs], lambda st, keys: batched(st, keys, stacked),
@@ -207,12 +222,12 @@ def train_denoiser_stack(members, *, unconditional: bool = False,
 
 
 def load_denoiser(config, workdir: str, seed: int, family=None, *, unconditional=False,
-                  gt=False):
+                  source='learned'):
   """`(net, params (EMA))` of a trained denoiser stage."""
   family = family or family_from_config(config)
   template = init_denoiser_state(config, family, jax.random.PRNGKey(0),
-                                 unconditional=unconditional, gt=gt)
-  params = load_params(layout.checkpoint_dir(workdir, stage_name(unconditional, gt), seed),
+                                 unconditional=unconditional, source=source)
+  params = load_params(layout.checkpoint_dir(workdir, stage_name(unconditional, source), seed),
                        template)
   return build_denoiser(config, family, unconditional=unconditional), params
 

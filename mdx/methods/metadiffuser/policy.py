@@ -124,20 +124,43 @@ def make_policy(config, workdir, seed, family, *, traced: tuple[str, ...] = (),
   return planner_policy(config, context_model, net, params, pconfig)
 
 
-def make_gt_policy(config, workdir, seed, family, *, traced: tuple[str, ...] = ()) -> Policy:
-  """Ours+GT (Table 3) of training seed `seed`: MetaDiffuser's planner whose context, for the
-  denoiser and for the reward and dynamics models of the dual guide, is the task's true parameter
-  vector, normalized (`context.gt_contexts`). It reads no warm-start data."""
+def _given_context_planner(config, workdir, seed, family, source, traced) -> Policy:
   context_model, context_params, norm = ctx_stage.load_context(config, workdir, seed, family,
-                                                               gt=True)
-  net, den_params = den_stage.load_denoiser(config, workdir, seed, family, gt=True)
+                                                               source=source)
+  net, den_params = den_stage.load_denoiser(config, workdir, seed, family, source=source)
   params = {'context': context_params, 'denoiser': den_params, 'norm': norm}
   pconfig = plan_config(config)
   if traced:
     params['knobs'] = {f: jnp.asarray(getattr(pconfig, f), jnp.float32) for f in traced}
-  planner = planner_policy(config, context_model, net, params, pconfig)
+  return planner_policy(config, context_model, net, params, pconfig)
+
+
+def make_gt_policy(config, workdir, seed, family, *, traced: tuple[str, ...] = ()) -> Policy:
+  """Ours+GT (Table 3) of training seed `seed`: MetaDiffuser's planner whose context, for the
+  denoiser and for the reward and dynamics models of the dual guide, is the task's true parameter
+  vector, normalized (`context.gt_contexts`). It reads no warm-start data."""
+  planner = _given_context_planner(config, workdir, seed, family, 'gt', traced)
   return planner.replace(
       init_fn=lambda p, rng, tasks, warm: ctx_stage.gt_contexts(family, tasks.params))
+
+
+def make_corro_policy(config, workdir, seed, family, *, traced: tuple[str, ...] = ()) -> Policy:
+  """Ours+CORRO (Table 3) of training seed `seed`: MetaDiffuser's planner whose z, for the
+  denoiser and the dual guide's models, is CORRO's frozen embedding of `context.num_context`
+  history windows of the task's warm-start data (the windows MetaDiffuser's encoder reads)."""
+  from mdx.methods.corro import train as corro_train  # pylint: disable=g-import-not-at-top
+  planner = _given_context_planner(config, workdir, seed, family, 'corro', traced)
+  planner = planner.replace(params={**planner.params, 'corro': corro_train.load_encoder(
+      config, workdir, seed, family)})
+  c = config.context
+
+  def init(params, rng, tasks, warm):
+    del tasks
+    if warm is None:
+      raise ValueError('Ours+CORRO infers the task from warm-start data: pass warm_start')
+    encode = lambda w: ctx_stage.corro_contexts(config, family, params['corro'], w)
+    return infer_contexts(encode, warm, rng, history=c.history, num_context=c.num_context)
+  return planner.replace(init_fn=init)
 
 
 def make_udiffuser_policy(config, workdir, seed, family) -> Policy:
