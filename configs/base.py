@@ -121,6 +121,8 @@ def get_config() -> ml_collections.ConfigDict:
   o.encoder_num_calls = 1000  # x updates_per_call (reference: 1000 x 200)
   o.hidden = (256, 256)  # SAC's Q and policy (reference; Point-Robot 64, 64)
   o.alpha, o.discount, o.tau, o.learning_rate, o.reward_scale = 0.2, 0.99, 0.005, 3e-4, 1.0
+  # CQL(H) on the critic (the reference's `use_cql`, False in all its configs; 0 = off)
+  o.cql_weight, o.cql_samples = 0.0, 10
   o.meta_batch, o.batch_size = 16, 256  # tasks (with replacement) x transitions per update
   o.sac_num_calls = 1000  # x updates_per_call (reference: 1000 x 200)
   o.updates_per_call = 200

@@ -261,6 +261,8 @@ def check_config(config, family=None) -> None:
                'reward_scale'):
     c.real(o + name, 0, low_open=True)
   c.real(o + 'cvae_beta', 0)
+  c.real(o + 'cql_weight', 0)
+  c.int(o + 'cql_samples', 1)
   c.real(o + 'alpha', 0)
   c.real(o + 'discount', 0, 1)
   c.real(o + 'tau', 0, 1, low_open=True)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mdx import rl
-from mdx.rl import brac, networks
+from mdx.rl import brac, networks, sac
 
 
 def test_tanh_gaussian_log_prob_is_the_change_of_variables():
@@ -219,3 +219,43 @@ def test_corro_aggregator_ignores_padded_transitions():
   np.testing.assert_allclose(agg.apply(params, z, mask), agg.apply(params, changed, mask))
   one = agg.apply(params, z[:1, :1], jnp.ones((1, 1), bool))
   np.testing.assert_allclose(one, z[:1, 0], rtol=1e-6)  # a single transition is its own z
+
+
+def test_cql_term_is_the_logsumexp_gap_by_hand():
+  config = rl.SACConfig(hidden=(4,), cql_weight=2.0)
+  state = rl.init_sac(jax.random.PRNGKey(0), 1, 1, config)
+  obs, act, target = jnp.zeros((3, 1)), jnp.array([[0.1], [0.2], [0.3]]), jnp.zeros((3,))
+  actions = jnp.array([[[-0.5], [0.5]]] * 3)
+  log_density = jnp.array([[-0.7, 0.4]] * 3)
+  q_net = rl.TwinQ(config.hidden)
+  plain, q = sac.critic_loss(state.critic.params, obs, act, target, config)
+  with_cql, _ = sac.critic_loss(state.critic.params, obs, act, target, config,
+                                (actions, log_density))
+  qs = np.stack([q_net.apply(state.critic.params, obs, actions[:, i]) for i in range(2)], -1)
+  lse = np.log(np.exp(qs - np.asarray(log_density)[None]).sum(-1))  # [2, 3]
+  np.testing.assert_allclose(with_cql - plain, 2.0 * (lse - np.asarray(q)).mean(1).sum(),
+                             rtol=1e-5)
+
+
+def test_cql_keeps_offline_q_values_below_the_data_maximum():
+  # Data actions ~ N(-0.5, 0.1^2) with reward peaked at +0.5, s' = s, never terminal: plain
+  # offline SAC's actor follows the critic's extrapolation off the data (Q near 0, the value of
+  # a = 0.5 that no datum shows); CQL's Q at the policy's action stays below the best value the
+  # data support (about r(-0.3) / (1 - gamma) = -6.4; the data's mean is -10).
+  data = lambda r, n: jnp.clip(-0.5 + 0.1 * jax.random.normal(r, (n,)), -0.99, 0.99)
+
+  def sample(rng):
+    a = data(rng, 128)
+    return rl.Batch(obs=jnp.zeros((128, 1)), act=a[:, None], rew=-jnp.square(a - 0.5),
+                    next_obs=jnp.zeros((128, 1)), done=jnp.zeros((128,)))
+  q_at_policy = {}
+  for weight in (0.0, 5.0):
+    config = rl.SACConfig(hidden=(32, 32), alpha=0.0, learning_rate=3e-3, discount=0.9, tau=0.05,
+                          cql_weight=weight)
+    state = rl.init_sac(jax.random.PRNGKey(3), 1, 1, config)
+    state, _ = _train(lambda s, b, r, c=config: rl.sac_update(s, b, r, c), state, sample,
+                      calls=3, num_updates=500)
+    a = rl.policy_mode(state.actor.params, jnp.zeros((1, 1)), 1, config.hidden)
+    q_at_policy[weight] = float(rl.TwinQ(config.hidden).apply(state.critic.params,
+                                                               jnp.zeros((1, 1)), a).min())
+  assert q_at_policy[5.0] < -6.0 < q_at_policy[0.0], q_at_policy

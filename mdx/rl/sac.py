@@ -33,6 +33,11 @@ class SACConfig:
   alpha: float = 0.2  # fixed entropy temperature
   reward_scale: float = 1.0
   learning_rate: float = 3e-4
+  # CQL(H) (Kumar et al. 2020): `cql_weight * (logsumexp_a Q(s, a) - Q(s, a_data))` per head
+  # added to the critic loss, the logsumexp estimated from `cql_samples` uniform actions and as
+  # many policy actions at s and at s' (importance-weighted). 0 = off (CORRO's `use_cql=False`).
+  cql_weight: float = 0.0
+  cql_samples: int = 10
 
 
 class SACState(struct.PyTreeNode):
@@ -70,10 +75,40 @@ def sac_target(state: SACState, batch: Batch, rng: jax.Array, config: SACConfig)
 
 
 def critic_loss(q_params, obs: jax.Array, act: jax.Array, target: jax.Array,
-                config: SACConfig) -> tuple[jax.Array, jax.Array]:
-  """`sum_i mean (Q_i(s, a) - y)^2` and the Q values `[2, B]`."""
-  q = TwinQ(config.hidden).apply(q_params, obs, act)
-  return jnp.square(q - target[None]).mean(1).sum(), q
+                config: SACConfig, cql=None) -> tuple[jax.Array, jax.Array]:
+  """`sum_i mean (Q_i(s, a) - y)^2` (plus the CQL term, given `cql = (actions [B, 3n, A],
+  log densities [B, 3n])` from `cql_actions`) and the Q values `[2, B]`."""
+  q_net = TwinQ(config.hidden)
+  q = q_net.apply(q_params, obs, act)
+  loss = jnp.square(q - target[None]).mean(1).sum()
+  if cql is not None:
+    actions, log_density = cql
+    n = actions.shape[1]
+    q_sampled = q_net.apply(q_params, jnp.repeat(obs[:, None], n, 1), actions)  # [2, B, 3n]
+    logsumexp = jax.nn.logsumexp(q_sampled - log_density[None], axis=-1)
+    loss = loss + config.cql_weight * (logsumexp - q).mean(1).sum()
+  return loss, q
+
+
+def cql_actions(actor_params, obs: jax.Array, next_obs: jax.Array, act_dim: int,
+                rng: jax.Array, config: SACConfig) -> tuple[jax.Array, jax.Array]:
+  """CQL's proposal actions at each state and their log densities (no gradient): `n` uniform
+  on [-1, 1]^A, `n` from pi(s), `n` from pi(s') (rlkit's CQL)."""
+  n, b = config.cql_samples, obs.shape[0]
+  policy = TanhGaussianPolicy(config.hidden, act_dim)
+  u_rng, s_rng, n_rng = jax.random.split(rng, 3)
+  uniform = jax.random.uniform(u_rng, (b, n, act_dim), minval=-1.0, maxval=1.0)
+
+  def from_policy(states, key):
+    mean, log_std = policy.apply(actor_params, states)
+    rep = lambda x: jnp.repeat(x[:, None], n, 1)
+    a, logp, _ = sample_tanh_gaussian(rep(mean), rep(log_std), key)
+    return a, logp
+  a_s, lp_s = from_policy(obs, s_rng)
+  a_n, lp_n = from_policy(next_obs, n_rng)
+  actions = jnp.concatenate([uniform, a_s, a_n], 1)
+  log_density = jnp.concatenate([jnp.full((b, n), -act_dim * jnp.log(2.0)), lp_s, lp_n], 1)
+  return jax.lax.stop_gradient(actions), jax.lax.stop_gradient(log_density)
 
 
 def actor_step(actor: TrainState, q_params, obs: jax.Array, act_dim: int, rng: jax.Array,
@@ -91,10 +126,12 @@ def actor_step(actor: TrainState, q_params, obs: jax.Array, act_dim: int, rng: j
 def sac_update(state: SACState, batch: Batch, rng: jax.Array, config: SACConfig
                ) -> tuple[SACState, dict[str, jax.Array]]:
   """One critic step, then one actor step."""
-  next_rng, new_rng = jax.random.split(rng)
+  next_rng, new_rng, cql_rng = jax.random.split(rng, 3)
   target = sac_target(state, batch, next_rng, config)
+  cql = (cql_actions(state.actor.params, batch.obs, batch.next_obs, batch.act.shape[-1], cql_rng,
+                     config) if config.cql_weight > 0 else None)
   (c_loss, q), c_grads = jax.value_and_grad(critic_loss, has_aux=True)(
-      state.critic.params, batch.obs, batch.act, target, config)
+      state.critic.params, batch.obs, batch.act, target, config, cql)
   critic = state.critic.apply_gradients(c_grads, ema_decay=1.0 - config.tau)
   actor, a_loss, logp = actor_step(state.actor, critic.params, batch.obs, batch.act.shape[-1],
                                    new_rng, config)

@@ -84,4 +84,5 @@ def build_encoder(config) -> TransitionEncoder:
 def sac_config(config) -> rl.SACConfig:
   c = config.corro
   return rl.SACConfig(hidden=tuple(c.hidden), discount=c.discount, tau=c.tau, alpha=c.alpha,
-                      reward_scale=c.reward_scale, learning_rate=c.learning_rate)
+                      reward_scale=c.reward_scale, learning_rate=c.learning_rate,
+                      cql_weight=c.cql_weight, cql_samples=c.cql_samples)

@@ -9,7 +9,9 @@
    tell tasks apart by the behaviour policy.
 3. `corro_sac` (`train_offpolicy_with_trained_encoder.py`): offline SAC on `[s, z]`, z the
    attention aggregate of the frozen encoder's embeddings of one episode of the task (the
-   aggregator is trained by the critic loss), tasks drawn with replacement.
+   aggregator is trained by the critic loss), tasks drawn with replacement; with
+   `corro.cql_weight > 0` the critic has CQL's term (the reference's `use_cql`, off in its
+   configs).
 
 Each writes `WORKDIR/seed_{s}/<stage>/`: checkpoints, `metrics.jsonl`, TensorBoard files; every
 compiled call runs `updates_per_call` updates (`mdx.rl.make_train_step`).
@@ -211,11 +213,15 @@ def train_sac(config, workdir: str, seed: int) -> CorroSACState:
                         act=flat(t.actions), rew=flat(t.rewards),
                         next_obs=jax.lax.stop_gradient(with_z(agg_params, t.next_states)),
                         done=flat(t.terminals))
+    target_rng, cql_rng = jax.random.split(target_rng)
     target = sac.sac_target(state.sac, detached, target_rng, sc)
+    cql = (sac.cql_actions(state.sac.actor.params, detached.obs, detached.next_obs,
+                           family.act_dim, cql_rng, sc) if sc.cql_weight > 0 else None)
 
     def loss(params):  # the critic loss trains the critic and the aggregator
       q_params, a_params = params
-      return sac.critic_loss(q_params, with_z(a_params, t.states), detached.act, target, sc)
+      return sac.critic_loss(q_params, with_z(a_params, t.states), detached.act, target, sc,
+                             cql)
     (c_loss, q), (q_grads, a_grads) = jax.value_and_grad(loss, has_aux=True)(
         (state.sac.critic.params, agg_params))
     critic = state.sac.critic.apply_gradients(q_grads, ema_decay=1.0 - sc.tau)
