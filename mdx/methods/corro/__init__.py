@@ -7,11 +7,19 @@ The policy (`policy.py`) infers z from one warm-start episode of the evaluated t
 from mdx.methods.base import Method, Stage
 from mdx.methods.corro import losses, model, policy, train
 
+# The fields each stage reads (its stale-output check compares them): changing SAC's settings
+# keeps the trained CVAE and encoder.
+CVAE_FIELDS = tuple('corro.' + f for f in (
+    'cvae_hidden', 'cvae_latent_dim', 'cvae_beta', 'cvae_learning_rate', 'cvae_batch',
+    'cvae_num_calls', 'updates_per_call', 'tiers'))
+ENCODER_FIELDS = CVAE_FIELDS[:2] + tuple('corro.' + f for f in (
+    'encoder_hidden', 'latent_dim', 'num_negatives', 'temperature', 'encoder_learning_rate',
+    'encoder_batch', 'encoder_num_calls', 'updates_per_call', 'tiers'))
 CVAE_STAGE = Stage(name=train.CVAE_STAGE, train=train.train_cvae,
-                   num_train_steps=lambda config: config.corro.cvae_num_calls, reads=('corro',))
+                   num_train_steps=lambda config: config.corro.cvae_num_calls, reads=CVAE_FIELDS)
 ENCODER_STAGE = Stage(name=train.ENCODER_STAGE, train=train.train_encoder,
                       num_train_steps=lambda config: config.corro.encoder_num_calls,
-                      reads=('corro',), after=(train.CVAE_STAGE,))
+                      reads=ENCODER_FIELDS, after=(train.CVAE_STAGE,))
 SAC_STAGE = Stage(name=train.SAC_STAGE, train=train.train_sac,
                   num_train_steps=lambda config: config.corro.sac_num_calls, reads=('corro',),
                   after=(train.ENCODER_STAGE,))

@@ -57,14 +57,14 @@ CORRO_CONTEXT_STAGE = Stage(
     train=lambda config, workdir, seed: context.train_context(config, workdir, seed,
                                                               source='corro'),
     num_train_steps=lambda config: config.context.num_train_steps,
-    reads=('context', 'corro'), after=(corro.train.ENCODER_STAGE,))
+    reads=('context',) + corro.ENCODER_FIELDS, after=(corro.train.ENCODER_STAGE,))
 CORRO_DIFFUSION_STAGE = Stage(
     name=denoiser.CORRO_STAGE,
     train=lambda config, workdir, seed: denoiser.train_denoiser(config, workdir, seed,
                                                                 source='corro'),
     train_stack=lambda members: denoiser.train_denoiser_stack(members, source='corro'),
     num_train_steps=lambda config: config.diffusion.num_train_steps,
-    reads=('context', 'diffusion', 'corro'),
+    reads=('context', 'diffusion') + corro.ENCODER_FIELDS,
     after=(corro.train.ENCODER_STAGE, context.CORRO_STAGE))
 OURS_CORRO = Method(name='Ours+CORRO', make_policy=policy.make_corro_policy,
                     stages=(corro.CVAE_STAGE, corro.ENCODER_STAGE, CORRO_CONTEXT_STAGE,
