@@ -102,12 +102,15 @@ def test_policy_with_carried_state_under_rollout(family):
 
 
 def test_registry_names_every_method_and_explains_unknown_ones():
-  assert {'MetaDiffuser', 'UDiffuser', 'PromptDT', 'Oracle', 'Random'} <= set(methods.REGISTRY)
+  assert {'MetaDiffuser', 'UDiffuser', 'PromptDT', 'FOCAL', 'CORRO', 'Ours+CORRO', 'Oracle',
+          'Random'} <= set(methods.REGISTRY)
   assert methods.get_method('MetaDiffuser').uses_warm_start
   assert [s.name for s in methods.get_method('MetaDiffuser').stages] == ['context', 'diffusion']
   assert not methods.get_method('Oracle').stages
-  with pytest.raises(ValueError, match=r"unknown method 'FOCAL'; registered: \["):
-    methods.get_method('FOCAL')
+  assert [s.name for s in methods.get_method('Ours+CORRO').stages] == [
+      'corro_cvae', 'corro_encoder', 'corro_context', 'corro_diffusion']
+  with pytest.raises(ValueError, match=r"unknown method 'MTDiff'; registered: \["):
+    methods.get_method('MTDiff')
 
 
 def test_oracle_and_random_policies_score_as_their_behaviour_policies(family):
