@@ -33,18 +33,33 @@ METADIFFUSER = Method(name='MetaDiffuser', make_policy=policy.make_policy,
                       sweepable=policy.SWEEPABLE,
                       analyses=(figure3.plan_vs_reached,),
                       description='context-conditioned diffusion planning with the dual guide')
-GT_CONTEXT_STAGE = Stage(
-    name=context.GT_STAGE,
-    train=lambda config, workdir, seed: context.train_context(config, workdir, seed, source='gt'),
-    train_stack=lambda members: context.train_context_stack(members, source='gt'),
-    num_train_steps=lambda config: config.context.num_train_steps, reads=('context',))
-GT_DIFFUSION_STAGE = Stage(
-    name=denoiser.GT_STAGE,
-    train=lambda config, workdir, seed: denoiser.train_denoiser(config, workdir, seed,
-                                                                source='gt'),
-    train_stack=lambda members: denoiser.train_denoiser_stack(members, source='gt'),
-    num_train_steps=lambda config: config.diffusion.num_train_steps,
-    reads=('context', 'diffusion'), after=(context.GT_STAGE,))
+
+
+def given_context_stages(source: str, *, reads: tuple[str, ...] = (),
+                         upstream: tuple[str, ...] = ()) -> tuple[Stage, Stage]:
+  """The context-model and denoiser stages of MetaDiffuser with a given context `source`
+  ('gt', 'corro'): R and P trained on it, the denoiser conditioned on it. `reads`: the config
+  fields of the context's producer; `upstream`: its stages. A seed-dependent source (CORRO's
+  encoder) trains its context model one seed at a time (no stack)."""
+  ctx = Stage(
+      name=context.STAGES[source],
+      train=lambda config, workdir, seed: context.train_context(config, workdir, seed,
+                                                                source=source),
+      train_stack=(None if source == 'corro' else
+                   lambda members: context.train_context_stack(members, source=source)),
+      num_train_steps=lambda config: config.context.num_train_steps,
+      reads=('context',) + reads, after=upstream)
+  den = Stage(
+      name=denoiser.STAGES[source],
+      train=lambda config, workdir, seed: denoiser.train_denoiser(config, workdir, seed,
+                                                                  source=source),
+      train_stack=lambda members: denoiser.train_denoiser_stack(members, source=source),
+      num_train_steps=lambda config: config.diffusion.num_train_steps,
+      reads=('context', 'diffusion') + reads, after=upstream + (ctx.name,))
+  return ctx, den
+
+
+GT_CONTEXT_STAGE, GT_DIFFUSION_STAGE = given_context_stages('gt')
 # Table 3's upper reference: the true task parameters as the context, everywhere.
 OURS_GT = Method(name='Ours+GT', make_policy=policy.make_gt_policy,
                  stages=(GT_CONTEXT_STAGE, GT_DIFFUSION_STAGE), sweepable=policy.SWEEPABLE,
@@ -52,20 +67,8 @@ OURS_GT = Method(name='Ours+GT', make_policy=policy.make_gt_policy,
 
 # Table 3's Ours+CORRO: CORRO's frozen encoder (its stages corro_cvae and corro_encoder) gives z;
 # R and P are trained on it (corro_context), the denoiser is conditioned on it (corro_diffusion).
-CORRO_CONTEXT_STAGE = Stage(
-    name=context.CORRO_STAGE,
-    train=lambda config, workdir, seed: context.train_context(config, workdir, seed,
-                                                              source='corro'),
-    num_train_steps=lambda config: config.context.num_train_steps,
-    reads=('context',) + corro.ENCODER_FIELDS, after=(corro.train.ENCODER_STAGE,))
-CORRO_DIFFUSION_STAGE = Stage(
-    name=denoiser.CORRO_STAGE,
-    train=lambda config, workdir, seed: denoiser.train_denoiser(config, workdir, seed,
-                                                                source='corro'),
-    train_stack=lambda members: denoiser.train_denoiser_stack(members, source='corro'),
-    num_train_steps=lambda config: config.diffusion.num_train_steps,
-    reads=('context', 'diffusion') + corro.ENCODER_FIELDS,
-    after=(corro.train.ENCODER_STAGE, context.CORRO_STAGE))
+CORRO_CONTEXT_STAGE, CORRO_DIFFUSION_STAGE = given_context_stages(
+    'corro', reads=corro.ENCODER_FIELDS, upstream=(corro.train.ENCODER_STAGE,))
 OURS_CORRO = Method(name='Ours+CORRO', make_policy=policy.make_corro_policy,
                     stages=(corro.CVAE_STAGE, corro.ENCODER_STAGE, CORRO_CONTEXT_STAGE,
                             CORRO_DIFFUSION_STAGE), uses_warm_start=True,
