@@ -29,8 +29,8 @@ def get_config(preset: str = 'cpu', family: str = 'hopper_param') -> ml_collecti
   # as the paper's low-return SAC-training data, not uniform actions. Chosen on Hopper-Param's
   # validation tasks (training seed 0, cpu preset): random warm start 0.73 [0.63, 0.82] against
   # 0.59 [0.48, 0.70] with uniform actions (expert 0.89 / 0.86; results/hopper_param/NOTES.md).
-  # The walker has its checkpoint but keeps uniform actions until the choice is made on its own
-  # validation tasks (its committed results are uniform-random runs).
-  if family == 'hopper_param':
-    config.data.random_from = 'checkpoint'
+  # The walker takes the same choice, made on the hopper's validation tasks and never on the
+  # walker's test tasks (its uniform-random run is kept as results/walker_param run
+  # `uniform_random`).
+  config.data.random_from = 'checkpoint'
   return config
