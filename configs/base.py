@@ -148,6 +148,33 @@ def get_config() -> ml_collections.ConfigDict:
   t.target_return = 0.0  # the return-to-go the first step is conditioned on (per family)
   t.return_scale = 1.0  # returns-to-go are divided by it (per family)
 
+  m = config.mtdiff = ml_collections.ConfigDict()  # MTDiff-P (reference: tinnerhrhe/MTDiff)
+  m.prompt_len = 20  # J: demonstration steps (s, a) of the task (paper: 20)
+  m.history = 2  # L: the last states the plan is conditioned on (paper: 2 for Meta-World)
+  m.horizon = 32  # H of the training windows (reference: 32)
+  m.plan_horizon = 16  # H at test (reference: 14; causal attention: the first action's chain
+  #                      does not depend on it)
+  m.width = 256  # d (reference: 256)
+  m.num_layers, m.num_heads = 6, 4  # GPT-2 blocks (paper: 6 x 4; reference code: 4 x 2)
+  m.hidden = 1024  # the blocks' MLP width (reference: 1024)
+  m.dropout = 0.1  # (reference: 0.1)
+  m.mlp_layers = 2  # the action embedding's and the head's layers (paper: 2; reference: 1)
+  m.num_diffusion_steps = 200  # K (paper: 200)
+  m.schedule = 'vp'  # the VP schedule, beta 0.1 .. 10 (paper)
+  m.return_dropout = 0.25  # CFG training: P(return dropped) (paper: 0.25; reference: 0.2)
+  m.discount = 0.99  # of R, the reward-to-go per remaining step (reference: 0.99)
+  m.target_quantile = 0.95  # the test return: this quantile of the training windows' R
+  m.cfg_weight = 1.2  # omega (paper: 1.2)
+  m.noise_scale = 0.5  # the variance of x_K and of each step's noise (paper: beta = 0.5)
+  m.clip_denoised = 1.0  # the predicted x0 clipped to [-1, 1] (reference)
+  m.action_weight = 10.0  # the loss weight of the first action (reference: 10)
+  m.learning_rate = 2e-4  # Adam (paper: 2e-4)
+  m.batch_per_task = 8  # windows of every training task per step (paper: 8)
+  m.num_train_steps = 100_000  # (paper: 2e6 on Meta-World's 50 tasks; SYSTEMS.md: 50k at the
+  #                               Cheetah-Vel/Ant-Dir overlap scale)
+  m.ema_decay, m.ema_start = 0.995, 2000  # (reference: 0.995 from step 2000)
+  m.tiers = ('expert',)  # training data (the paper: near-optimal data)
+
   e = config.eval = ml_collections.ConfigDict()
   e.episodes_per_task = 2  # evaluation episodes per task and evaluation seed
   e.num_eval_seeds = 3  # independent evaluation seeds (contexts and episodes), one program
@@ -237,11 +264,28 @@ def corro_presets(config, preset: str) -> None:
     o.log_every, o.checkpoint_every = 1, 1
 
 
+def mtdiff_presets(config, preset: str) -> None:
+  """MTDiff-P's `cpu` and `test` sizes (`paper` keeps the paper's), windows fit to the episode."""
+  m = config.mtdiff
+  if config.family == 'point_robot':  # 20-step episodes: half an episode of prompt
+    m.prompt_len, m.horizon, m.plan_horizon = 10, 8, 4
+  if preset == 'cpu':
+    # A quarter of the width (d = 64, MLP 256), 2 blocks x 2 heads, K = 20, 2 windows per task,
+    # 5000 steps: about 0.1% of the paper's sample-updates at 1/40 of its per-sample FLOPs.
+    m.width, m.hidden, m.num_layers, m.num_heads = 64, 256, 2, 2
+    m.num_diffusion_steps, m.batch_per_task, m.num_train_steps, m.ema_start = 20, 2, 5000, 500
+  elif preset == 'test':
+    m.width, m.hidden, m.num_layers, m.num_heads = 16, 32, 1, 1
+    m.prompt_len, m.history, m.horizon, m.plan_horizon = 2, 2, 4, 2
+    m.num_diffusion_steps, m.batch_per_task, m.num_train_steps, m.ema_start = 4, 1, 10, 0
+
+
 def prompt_dt_presets(config, preset: str) -> None:
   """Prompt-DT's family returns and the `cpu` / `test` sizes (`paper` keeps the reference's);
-  the CVAE-Planner's, FOCAL's and CORRO's sizes alike."""
+  the CVAE-Planner's, FOCAL's, CORRO's and MTDiff-P's sizes alike."""
   focal_presets(config, preset)
   corro_presets(config, preset)
+  mtdiff_presets(config, preset)
   v = config.cvae
   if preset == 'cpu':
     v.num_train_steps = 20_000  # a tenth of the `paper` preset's (an MLP: minutes on 2 cores)

@@ -17,6 +17,7 @@ from mdx.sweep import parse_sweep
 GUIDE_FORMS = ('mean', 'eps', 'x0')
 GUIDE_UNITS = ('normalized', 'env')
 SAMPLERS = ('ddpm', 'ddim')
+SCHEDULES = ('cosine', 'vp')  # mdx.diffusion.schedule.SCHEDULES
 
 
 class ConfigError(ValueError):
@@ -230,6 +231,32 @@ def check_config(config, family=None) -> None:
   c.tiers(t + 'tiers', within=tuple(x for x in TIERS if x in episodes))
   c.real(t + 'target_return', -math.inf, low_open=True)
   c.real(t + 'return_scale', 0, low_open=True)
+
+  m = 'mtdiff.'
+  for name in ('prompt_len', 'history', 'num_layers', 'hidden', 'mlp_layers',
+               'num_diffusion_steps', 'batch_per_task', 'num_train_steps'):
+    c.int(m + name, 1)
+  c.int(m + 'ema_start', 0)
+  horizon = c.int(m + 'horizon', 1, length, note=' (at most the episode length)')
+  if isinstance(horizon, numbers.Integral):
+    c.int(m + 'plan_horizon', 1, horizon, note=' (at most mtdiff.horizon: the position table)')
+  width = c.int(m + 'width', 1)
+  heads = c.int(m + 'num_heads', 1)
+  if isinstance(width, numbers.Integral) and isinstance(heads, numbers.Integral) and heads >= 1 \
+      and width % heads:
+    c.fail(m + 'width', width, f'must be divisible by mtdiff.num_heads = {heads}')
+  c.choice(m + 'schedule', SCHEDULES)
+  c.real(m + 'dropout', 0, 1, high_open=True)
+  c.real(m + 'return_dropout', 0, 1)
+  c.real(m + 'discount', 0, 1)
+  c.real(m + 'target_quantile', 0, 1)
+  c.real(m + 'cfg_weight', -math.inf, low_open=True)
+  c.real(m + 'noise_scale', 0)
+  c.real(m + 'clip_denoised', 0)
+  c.real(m + 'action_weight', 0)
+  c.real(m + 'learning_rate', 0, low_open=True)
+  c.real(m + 'ema_decay', 0, 1)
+  c.tiers(m + 'tiers', within=tuple(x for x in TIERS if x in episodes))
 
   f = 'focal.'
   for name in ('latent_dim', 'meta_batch', 'batch_size', 'embedding_batch', 'c_iter',

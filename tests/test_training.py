@@ -110,6 +110,7 @@ def test_pipeline_end_to_end(test_config, data_workdir):
   assert set(by) == {('Oracle', 'n/a'), ('Random', 'n/a'), ('UDiffuser', 'n/a'),
                      ('MetaDiffuser', 'expert'), ('MetaDiffuser', 'random'),
                      ('PromptDT', 'expert'), ('PromptDT', 'random'), ('Ours+GT', 'n/a'),
+                     ('MTDiff-P', 'expert'), ('MTDiff-P', 'random'),
                      ('MetaDiffuser-NoGuide', 'expert'), ('MetaDiffuser-NoGuide', 'random'),
                      ('CVAE-Planner', 'expert'), ('CVAE-Planner', 'random'),
                      ('FOCAL', 'expert'), ('FOCAL', 'random'), ('CORRO', 'expert'),

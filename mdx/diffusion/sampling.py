@@ -55,6 +55,7 @@ class SampleConfig:
   noise_scale: float = 1.0  # alpha: variance multiplier of x_K and of every step's noise
   predict_epsilon: bool = True  # the network's parameterization (must match training)
   clip_denoised: Optional[float] = None  # clip the predicted x0 to [-c, c]
+  schedule: str = 'cosine'  # the trained noise schedule (`mdx.diffusion.schedule.SCHEDULES`)
 
   def __post_init__(self):
     k = self.num_diffusion_steps
@@ -68,6 +69,7 @@ class SampleConfig:
         ('cfg_weight', not is_number(self.cfg_weight) or np.isfinite(self.cfg_weight), 'finite'),
         ('clip_denoised', self.clip_denoised is None or self.clip_denoised > 0, 'None or > 0'),
         ('eta', not is_number(self.eta) or 0.0 <= self.eta <= 1.0, 'in [0, 1]'),
+        ('schedule', self.schedule in sch.SCHEDULES, f'one of {sorted(sch.SCHEDULES)}'),
     ]
     for name, ok, want in checks:
       if not ok:
@@ -101,12 +103,13 @@ def draw_noise(keys: jax.Array, shape: tuple[int, ...], num_draws: int) -> jax.A
 
 def guided_output(denoise_fn: SampleDenoiseFn, x: jax.Array, k: jax.Array, context: jax.Array,
                   cfg_weight: float) -> jax.Array:
-  """The network's output at `x [M, ...]`, step `k [M]`, combined by CFG in one batched call."""
+  """The network's output at `x [M, ...]`, step `k [M]`, combined by CFG in one batched call.
+  `context` is an array or a pytree of arrays with leading `[M]` (a prompt, a history, a return)."""
   on = jnp.ones(k.shape, bool)
   if is_number(cfg_weight) and cfg_weight == 1.0:
     return denoise_fn(x, k, context, on)
-  both = denoise_fn(jnp.concatenate([x, x]), jnp.concatenate([k, k]),
-                    jnp.concatenate([context, context]), jnp.concatenate([on, ~on]))
+  twice = lambda v: jnp.concatenate([v, v])
+  both = denoise_fn(twice(x), twice(k), jax.tree.map(twice, context), jnp.concatenate([on, ~on]))
   out_c, out_u = jnp.split(both, 2)
   return out_u + cfg_weight * (out_c - out_u)
 
@@ -119,7 +122,7 @@ def sample(denoise_fn: SampleDenoiseFn, keys: jax.Array, context: jax.Array, *,
   Args:
     denoise_fn: the network, `(x_k, k, context, mask) -> eps or x0` (per `config.predict_epsilon`).
     keys: `[M]` PRNG keys, one per sample.
-    context: `[M, C]` conditioning passed to `denoise_fn` (any array with leading `[M]`).
+    context: `[M, C]` conditioning passed to `denoise_fn` (any array or pytree with leading `[M]`).
     shape: the shape of one sample (e.g. `(H, obs_dim + act_dim)`).
     config: the static knobs.
     guide: optional hook on the predicted x0 and the posterior mean (see the module docstring).
@@ -128,7 +131,7 @@ def sample(denoise_fn: SampleDenoiseFn, keys: jax.Array, context: jax.Array, *,
   Returns:
     `[M, *shape]`, the final samples x_0 (after `inpaint`).
   """
-  sched = sch.make_schedule(config.num_diffusion_steps)
+  sched = sch.make_schedule(config.num_diffusion_steps, config.schedule)
   ts = config.timesteps
   prev = np.concatenate([ts[1:], [-1]]).astype(np.int32)  # the step each one lands on
   inpaint = inpaint or (lambda x: x)

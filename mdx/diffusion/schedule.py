@@ -1,4 +1,5 @@
-"""DDPM with a cosine schedule (Nichol & Dhariwal 2021), as in Diffuser's `GaussianDiffusion`.
+"""DDPM schedules: the cosine one (Nichol & Dhariwal 2021) of Diffuser's `GaussianDiffusion`, and
+the discrete VP one (beta_min 0.1, beta_max 10) of Diffusion-QL and MTDiff.
 
 Diffuser's conventions: `betas` from the cosine `alphas_cumprod` with s = 0.008, clipped at 0.999;
 steps are indexed `k = 0..K-1` (k = 0 is the last denoising step, which adds no noise);
@@ -42,9 +43,22 @@ def cosine_betas(num_steps: int, s: float = 0.008) -> np.ndarray:
   return np.clip(betas, 0, 0.999)
 
 
-def make_schedule(num_steps: int) -> Schedule:
-  """The cosine schedule's constants for K = `num_steps` steps (computed in float64)."""
-  betas = cosine_betas(num_steps)
+def vp_betas(num_steps: int, beta_min: float = 0.1, beta_max: float = 10.0) -> np.ndarray:
+  """The discrete variance-preserving schedule (Diffusion-QL's and MTDiff's `vp_beta_schedule`):
+  `beta_k = 1 - exp(-beta_min / K - (beta_max - beta_min) (2k - 1) / (2 K^2))`, k = 1..K."""
+  k = np.arange(1, num_steps + 1, dtype=np.float64)
+  t = float(num_steps)
+  return 1.0 - np.exp(-beta_min / t - 0.5 * (beta_max - beta_min) * (2 * k - 1) / t ** 2)
+
+
+SCHEDULES = {'cosine': cosine_betas, 'vp': vp_betas}
+
+
+def make_schedule(num_steps: int, kind: str = 'cosine') -> Schedule:
+  """The constants of schedule `kind` (`SCHEDULES`) for K = `num_steps` steps (in float64)."""
+  if kind not in SCHEDULES:
+    raise ValueError(f'schedule must be one of {sorted(SCHEDULES)}, got {kind!r}')
+  betas = SCHEDULES[kind](num_steps)
   alphas = 1.0 - betas
   ac = np.cumprod(alphas)
   ac_prev = np.concatenate([[1.0], ac[:-1]])

@@ -11,7 +11,8 @@ from typing import Optional
 
 from mdx.envs import TaskFamily, family_from_config
 from mdx.evaluation.policy import Policy
-from mdx.methods import corro, cvae_planner, focal, metadiffuser, oracle, prompt_dt, random
+from mdx.methods import (corro, cvae_planner, focal, metadiffuser, mtdiff, oracle, prompt_dt,
+                         random)
 from mdx.methods.base import Method, Stage
 
 REGISTRY: dict[str, Method] = {m.name: m for m in (
@@ -22,6 +23,7 @@ REGISTRY: dict[str, Method] = {m.name: m for m in (
     metadiffuser.UDIFFUSER,
     cvae_planner.CVAE_PLANNER,
     prompt_dt.PROMPT_DT,
+    mtdiff.MTDIFF_P,
     focal.FOCAL,
     corro.CORRO,
     oracle.ORACLE,

@@ -10,7 +10,8 @@ so does this module: positions come only from the tokens' own timestep embedding
 Attention is causal (token i sees tokens j <= i) and a `mask [B, L]` removes padded tokens as
 keys; a padded query still attends to itself, so no row of the softmax is empty. Weights are
 initialized as GPT-2's (`GPT2PreTrainedModel._init_weights`): N(0, 0.02), the residual output
-projections N(0, 0.02 / sqrt(2 num_layers)), zero biases.
+projections N(0, 0.02 / sqrt(2 num_layers)), zero biases. The MLP's activation is ReLU (Prompt-DT's
+`activation_function='relu'`) or Mish (MTDiff's).
 """
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mdx.nets.unet import mish
 
 INIT_STD = 0.02
+ACTIVATIONS = {'relu': jax.nn.relu, 'gelu': jax.nn.gelu, 'mish': mish}
 
 
 def _dense(features, name, std=INIT_STD):
@@ -62,6 +65,7 @@ class Block(nn.Module):
   hidden: int  # the MLP's inner width (GPT-2: 4 d)
   dropout: float = 0.1
   proj_std: float = INIT_STD  # of the residual projections
+  activation: str = 'relu'  # of the MLP (`ACTIVATIONS`)
 
   @nn.compact
   def __call__(self, x, mask, *, train: bool):
@@ -69,7 +73,7 @@ class Block(nn.Module):
     x = x + CausalSelfAttention(self.num_heads, self.dropout, self.proj_std, name='attn')(
         nn.LayerNorm(epsilon=1e-5, name='ln_1')(x), mask, train=train)
     h = _dense(self.hidden, 'c_fc')(nn.LayerNorm(epsilon=1e-5, name='ln_2')(x))
-    h = _dense(d, 'c_proj', self.proj_std)(jax.nn.relu(h))
+    h = _dense(d, 'c_proj', self.proj_std)(ACTIVATIONS[self.activation](h))
     return x + nn.Dropout(self.dropout)(h, deterministic=not train)
 
 
@@ -79,15 +83,20 @@ class GPT(nn.Module):
   num_heads: int = 1
   hidden: int = 512
   dropout: float = 0.1
+  activation: str = 'relu'
 
   @nn.compact
   def __call__(self, x: jax.Array, mask: Optional[jax.Array] = None, *,
                train: bool = False) -> jax.Array:
+    if self.activation not in ACTIVATIONS:
+      raise ValueError(f'GPT.activation must be one of {sorted(ACTIVATIONS)}, '
+                       f'got {self.activation!r}')
     if mask is None:
       mask = jnp.ones(x.shape[:2], bool)
     x = nn.Dropout(self.dropout)(x, deterministic=not train)
     proj_std = INIT_STD / (2 * self.num_layers) ** 0.5
     for i in range(self.num_layers):
-      x = Block(self.num_heads, self.hidden, self.dropout, proj_std, name=f'h_{i}')(
+      x = Block(self.num_heads, self.hidden, self.dropout, proj_std, self.activation,
+                name=f'h_{i}')(
           x, mask, train=train)
     return nn.LayerNorm(epsilon=1e-5, name='ln_f')(x)

@@ -64,10 +64,17 @@ class PlanConfig:
   clip_denoised: Optional[float] = None  # clip the predicted x0 to [-c, c] (normalized units).
   guide_form: str = 'mean'  # 'mean' (mu + s Sigma g), 'eps' (paper's Alg. 1) or 'x0' (on x0_hat)
   guide_units: str = 'normalized'  # the space of the guide's step: 'normalized' or 'env'
+  schedule: str = 'cosine'  # the trained noise schedule ('cosine' or 'vp')
+  # True: plans are state-action rows `[H, obs + act]` with the current state inpainted (Diffuser,
+  # MetaDiffuser); False: action sequences `[H, act]` whose state enters through the context
+  # (Decision Diffuser's and MTDiff-P's planners; no inpainting, no dual guide).
+  plan_states: bool = True
 
   def __post_init__(self):
     checks = [('horizon', self.horizon >= 1, '>= 1'),
-              ('num_candidates', self.num_candidates >= 1, '>= 1'),
+              ('num_candidates', self.num_candidates >= 1 and (
+                  self.plan_states or self.num_candidates == 1),
+               '>= 1 (1 with plan_states=False: no guide scores action-only plans)'),
               ('guide_scale', _finite(self.guide_scale), 'finite'),
               ('dynamics_weight', _finite(self.dynamics_weight), 'finite'),
               ('t_stopgrad', 0 <= self.t_stopgrad <= self.num_diffusion_steps,
@@ -85,7 +92,7 @@ class PlanConfig:
         num_diffusion_steps=self.num_diffusion_steps, sampler=self.sampler,
         num_sample_steps=self.num_sample_steps, eta=self.eta, cfg_weight=self.cfg_weight,
         noise_scale=self.noise_scale, predict_epsilon=self.predict_epsilon,
-        clip_denoised=self.clip_denoised)
+        clip_denoised=self.clip_denoised, schedule=self.schedule)
 
 
 def _finite(v) -> bool:
@@ -108,7 +115,7 @@ class PlanOutput:
 def dual_guide(objective: Callable[[jax.Array], jax.Array], *, config: PlanConfig,
                inpaint_fn: Callable[[jax.Array], jax.Array], precond) -> sampling.GuideHook:
   """The sampler's guide hook for `config.guide_form`; `objective(x [M, H, D]) -> [M]`."""
-  sched = sch.make_schedule(config.num_diffusion_steps)
+  sched = sch.make_schedule(config.num_diffusion_steps, config.schedule)
   grad = lambda y: precond * jax.grad(lambda u: objective(u).sum())(y)
 
   def hook(x, x0, k):
@@ -133,26 +140,34 @@ def plan(params: Params, rng: jax.Array, obs: jax.Array, context: jax.Array,
     params: passed unchanged to `denoise_fn` and `guide_fn`.
     rng: PRNG key.
     obs: `[B, obs_dim]` current states (environment units).
-    context: `[B, C]` task contexts z.
-    denoise_fn: `(params, x_k [M, H, D], k [M], context [M, C], mask [M]) -> [M, H, D]`, the
-      network in normalized units, predicting eps or x0 per `config.predict_epsilon`.
+    context: `[B, C]` task contexts z (or any pytree of `[B, ...]` arrays: a prompt, a history).
+    denoise_fn: `(params, x_k [M, H, D], k [M], context [M, ...], mask [M]) -> [M, H, D]`, the
+      network in normalized units, predicting eps or x0 per `config.predict_epsilon`; D is
+      obs + act, or act with `config.plan_states=False`.
     guide_fn: `(params, states, actions, context) -> (J [M], zeta [M])` in environment units, or
       None (no guide, no candidate scoring: the first candidate is kept).
     normalizer: maps environment units to the denoiser's normalized units.
     config: the static knobs.
 
   Returns:
-    `PlanOutput` with leading axis `[B]`.
+    `PlanOutput` with leading axis `[B]` (with `plan_states=False` its `states` are NaN: nothing
+    was planned for them).
   """
   batch, obs_dim = obs.shape
   n, horizon = config.num_candidates, config.horizon
   act_dim = normalizer.act_lo.shape[-1]
+  if not config.plan_states:
+    if guide_fn is not None:
+      raise ValueError('plan: the dual guide scores planned states; PlanConfig.plan_states=False '
+                       'plans actions only (pass guide_fn=None)')
+    return _plan_actions(params, rng, obs, context, denoise_fn, normalizer=normalizer,
+                         config=config)
   use_guide = guide_fn is not None and not (sampling.is_number(config.guide_scale)
                                             and config.guide_scale == 0.0)
 
   flat = lambda x: x.reshape((batch * n,) + x.shape[2:])  # [B, N, ...] -> [BN, ...]
   obs_n = flat(jnp.repeat(nz.normalize_obs(normalizer, obs)[:, None], n, axis=1))
-  ctx_n = flat(jnp.repeat(context[:, None], n, axis=1))
+  ctx_n = jax.tree.map(lambda c: flat(jnp.repeat(c[:, None], n, axis=1)), context)
 
   def objective(x):  # [BN, H, D] normalized -> [BN] J - lambda zeta, and (J, zeta)
     states, actions = nz.unnormalize_traj(normalizer, x)
@@ -192,6 +207,21 @@ def plan(params: Params, rng: jax.Array, obs: jax.Array, context: jax.Array,
   states, actions = pick(states), pick(actions)
   return PlanOutput(action=actions[:, 0], states=states, actions=actions, value=pick(j),
                     discrepancy=pick(zeta))
+
+
+def _plan_actions(params, rng, obs, context, denoise_fn, *, normalizer, config) -> PlanOutput:
+  """`plan` of action sequences (`config.plan_states=False`): one plan per state (no candidate
+  is scored without a guide), the context carrying everything the network knows of the state."""
+  batch, obs_dim = obs.shape
+  act_dim = normalizer.act_lo.shape[-1]
+  x = sampling.sample(lambda xk, k, c, m: denoise_fn(params, xk, k, c, m),
+                      jax.random.split(rng, batch), context, shape=(config.horizon, act_dim),
+                      config=config.sample_config)
+  actions = nz.unnormalize_act(normalizer, x)
+  nan = jnp.full((batch,), jnp.nan)
+  states = jnp.full((batch, config.horizon, obs_dim), jnp.nan)
+  return PlanOutput(action=actions[:, 0], states=states, actions=actions, value=nan,
+                    discrepancy=nan)
 
 
 def trajectory_objective(reward_fn: Callable, next_state_fn: Callable) -> Callable:
