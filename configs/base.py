@@ -18,6 +18,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Environment steps between progress lines of in-graph programs (collection, evaluation, the
   # Figure-3 replays; `mdx.progress`); 0: none. Results are the same either way.
   config.progress_every = 20
+  # Devices the evaluation's environment batch is sharded over (`mdx.mesh`): 1 one device, 0 all
+  # local devices, n the first n. Results equal the one-device run's up to float tolerance.
+  config.mesh_devices = 1
   # Weights & Biases, beside metrics.jsonl and TensorBoard (`pip install -e '.[wandb]'`):
   # training metrics go to `project` ('' = off); mode 'offline' (files under each stage's
   # folder, `wandb sync` later) or 'online' (needs `wandb login`).

@@ -114,6 +114,7 @@ def check_config(config, family=None) -> None:
   c.int('log_every', 1)
   c.int('checkpoint_every', 1)
   c.int('progress_every', 0)
+  c.int('mesh_devices', 0, note=' (0: all local devices, 1: one device)')
   c.choice('wandb.mode', ('offline', 'online', 'disabled'))
 
   episodes = dict(_get(config, 'data.train_episodes'))

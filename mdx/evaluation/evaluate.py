@@ -25,6 +25,7 @@ import numpy as np
 
 from mdx import data as mdata
 from mdx import io
+from mdx import mesh as mmesh
 from mdx import provenance
 from mdx.sweep import parse_sweep, record_setting, sweep_key, sweep_tag, with_fields
 from mdx.config_check import check_config
@@ -133,20 +134,24 @@ def run_method(config, workdir: str, method, family: TaskFamily, split: str, *,
   fields = tuple(settings[0])
   policy = sweep_policy(config, workdir, method, family, settings, seeds)
   tiers = list(e.warm_starts) if method.uses_warm_start else [NO_TIER]
-  # Environment b of the batch: tier b // (n_tasks eps), task (b // eps) % n_tasks.
+  # Environment b of the batch: tier b // (n_tasks eps), task (b // eps) % n_tasks. With a mesh
+  # (`config.mesh_devices`) the batch is padded to a multiple of its devices and sharded.
   task_index = np.tile(np.repeat(np.arange(n_tasks), eps), len(tiers))
-  batch_tasks = _take(tasks, task_index)
+  mesh = mmesh.make_mesh(config)
+  padded = mmesh.padded_index(len(task_index), mesh)
+  batch_tasks = mmesh.shard_batch(_take(tasks, task_index[padded]), mesh)
   warm = None
   if method.uses_warm_start:
     data = [mdata.load_dataset(workdir, family, split, t) for t in tiers]
     warm = jax.tree.map(lambda *xs: jnp.concatenate(xs), *[_take(d, np.repeat(
         np.arange(n_tasks), eps)) for d in data])
+    warm = mmesh.shard_batch(_take(warm, padded), mesh)
   rng = method_key(jax.random.fold_in(jax.random.PRNGKey(config.seed), 7), method.name)
   eval_keys = jax.random.split(rng, e.num_eval_seeds)
 
   report = progress_from_config(config, f'eval/{split} {method.name}')
 
-  def one(pol, key):
+  def one(pol, key, batch_tasks, warm):
     ep = rollout(family, batch_tasks, pol, key, warm_start=warm, keep_info=False,
                  progress=report)
     finite = jnp.isfinite(ep.returns) & jnp.all(
@@ -154,17 +159,19 @@ def run_method(config, workdir: str, method, family: TaskFamily, split: str, *,
     return (ep if keep_episodes else ep.returns), finite
 
   t0 = time.time()
-  run = jax.vmap(one, in_axes=(None, 0))  # evaluation seeds
+  shared = (None, None)  # the batch's tasks and warm-start data, the same for every seed
+  run = jax.vmap(one, in_axes=(None, 0) + shared)  # evaluation seeds
   if jax.tree.leaves(policy.params):  # the training seeds' stacked params
-    run = jax.vmap(run, in_axes=(0, None))
+    run = jax.vmap(run, in_axes=(0, None) + shared)
     if fields:  # and the settings'
-      run = jax.vmap(run, in_axes=(0, None))
-    out = jax.jit(run)(policy, eval_keys)
+      run = jax.vmap(run, in_axes=(0, None) + shared)
+    out = jax.jit(run)(policy, eval_keys, batch_tasks, warm)
   else:  # nothing trained: a training-seed axis of one
-    out = jax.tree.map(lambda x: x[None], jax.jit(run)(policy, eval_keys))
+    out = jax.tree.map(lambda x: x[None], jax.jit(run)(policy, eval_keys, batch_tasks, warm))
   if not fields:
     out = jax.tree.map(lambda x: x[None], out)  # a settings axis of one
   out, finite = jax.device_get(jax.block_until_ready(out))
+  out, finite = jax.tree.map(lambda x: x[:, :, :, :len(task_index)], (out, finite))  # unpad
   returns = np.asarray(out.returns if keep_episodes else out)  # [S_set, S_train, S_eval, B]
   swept = f'{len(settings)} settings x ' if fields else ''
   print(f'[eval/{split}] {method.name}: {swept}{len(seeds)} training seeds x '

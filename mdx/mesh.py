@@ -1,0 +1,47 @@
+"""The device mesh: evaluation's environment batch sharded over devices (`config.mesh_devices`).
+
+`config.mesh_devices`: 1 (the default) runs on one device, as before; 0 uses every local device;
+n uses the first n. The mesh has one axis, 'batch'. An evaluation's batch (warm-start tiers x
+tasks x episodes) is padded at its end to a multiple of the device count with copies of its first
+environments, placed with `NamedSharding(mesh, P('batch'))`, and the padding is dropped from the
+results. Padding changes no environment's randomness: with JAX's partitionable threefry (the
+default), `split(key, n + p)[:n] == split(key, n)` and `normal(key, (n + p, ...))[:n] ==
+normal(key, (n, ...))`, so every episode is that of the one-device run, up to float tolerance
+(tests/test_mesh.py runs both on four forced host devices).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+AXIS = 'batch'
+
+
+def make_mesh(config) -> Optional[Mesh]:
+  """The mesh of `config.mesh_devices`, or None for one device."""
+  n = config.mesh_devices
+  devices = jax.local_devices()
+  if not isinstance(n, int) or isinstance(n, bool) or n < 0 or n > len(devices):
+    raise ValueError(f'mesh_devices = {n!r}: must be an integer in [0, {len(devices)}] (0: all '
+                     f'{len(devices)} local devices, 1: one device)')
+  n = n or len(devices)
+  return None if n == 1 else Mesh(np.asarray(devices[:n]), (AXIS,))
+
+
+def padded_index(batch: int, mesh: Optional[Mesh]) -> np.ndarray:
+  """`[batch + pad]` indices into the batch: itself, then its first `pad` entries, so that the
+  length is a multiple of the mesh's devices."""
+  n = 1 if mesh is None else mesh.devices.size
+  pad = (-batch) % n
+  return np.concatenate([np.arange(batch), np.arange(pad) % batch]).astype(np.int32)
+
+
+def shard_batch(tree: Any, mesh: Optional[Mesh]) -> Any:
+  """`tree`'s arrays (leading axis the batch) placed along the mesh's batch axis."""
+  if mesh is None or tree is None:
+    return tree
+  sharding = NamedSharding(mesh, PartitionSpec(AXIS))
+  return jax.tree.map(lambda x: jax.device_put(x, sharding), tree)
