@@ -1,7 +1,16 @@
-"""The device mesh: evaluation's environment batch sharded over devices (`config.mesh_devices`).
+"""The device mesh (`config.mesh_devices`): evaluation's environment batch and training's sampled
+batch sharded over devices.
 
 `config.mesh_devices`: 1 (the default) runs on one device, as before; 0 uses every local device;
-n uses the first n. The mesh has one axis, 'batch'. An evaluation's batch (warm-start tiers x
+n uses the first n. The mesh has one axis, 'batch'.
+
+Training is data-parallel: the state is replicated (`replicate`, in `mdx.training.train`), each
+step's sampled batch is constrained to be split along the batch axis (`constrain_batch`, in the
+stages' updates), and XLA's partitioner computes each device's share of the loss and sums the
+gradients across devices. The parameters equal the one-device run's up to the rounding of that
+sum (tests/test_mesh.py).
+
+Evaluation: an evaluation's batch (warm-start tiers x
 tasks x episodes) is padded at its end to a multiple of the device count with copies of its first
 environments, placed with `NamedSharding(mesh, P('batch'))`, and the padding is dropped from the
 results. Padding changes no environment's randomness: with JAX's partitionable threefry (the
@@ -37,6 +46,25 @@ def padded_index(batch: int, mesh: Optional[Mesh]) -> np.ndarray:
   n = 1 if mesh is None else mesh.devices.size
   pad = (-batch) % n
   return np.concatenate([np.arange(batch), np.arange(pad) % batch]).astype(np.int32)
+
+
+def replicate(tree: Any, mesh: Optional[Mesh]) -> Any:
+  """`tree`'s arrays placed whole on every device of the mesh (a training state)."""
+  if mesh is None:
+    return tree
+  sharding = NamedSharding(mesh, PartitionSpec())
+  return jax.tree.map(lambda x: jax.device_put(x, sharding), tree)
+
+
+def constrain_batch(tree: Any, mesh: Optional[Mesh]) -> Any:
+  """Inside a jitted step: `tree`'s arrays split along their leading (batch) axis over the mesh;
+  arrays whose leading axis the device count does not divide stay whole (replicated)."""
+  if mesh is None:
+    return tree
+  n = mesh.devices.size
+  sharding = NamedSharding(mesh, PartitionSpec(AXIS))
+  return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, sharding)
+                      if x.ndim >= 1 and x.shape[0] % n == 0 else x, tree)
 
 
 def shard_batch(tree: Any, mesh: Optional[Mesh]) -> Any:

@@ -28,6 +28,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from jax_loop_utils import periodic_actions
 
+from mdx import mesh as mmesh
 from mdx.training import checkpoints
 from mdx.training.state import TrainState
 from mdx.training.writers import create_writer
@@ -88,14 +89,15 @@ def _check_finite(first_bad: dict, names: Sequence[str], last_saved: int) -> Non
 
 def reporting(config) -> dict:
   """The keyword arguments of `train` / `train_stack` that a config's top-level fields set:
-  `log_every`, `checkpoint_every` and the Weights & Biases writer's `wandb` fields."""
+  `log_every`, `checkpoint_every`, the Weights & Biases writer's `wandb` fields and the device
+  `mesh` (`config.mesh_devices`; the state is replicated on it)."""
   return dict(log_every=config.log_every, checkpoint_every=config.checkpoint_every,
-              wandb=config.wandb)
+              wandb=config.wandb, mesh=mmesh.make_mesh(config))
 
 
 def train(workdir: str, state: TrainState, step_fn: StepFn, rng: jax.Array, *, num_steps: int,
           log_every: int, checkpoint_every: int, name: str, hparams: dict | None = None,
-          wandb: Mapping | None = None) -> TrainState:
+          wandb: Mapping | None = None, mesh=None) -> TrainState:
   """Runs `step_fn` (already jitted) from the restored step to `num_steps`.
 
   Args:
@@ -110,20 +112,22 @@ def train(workdir: str, state: TrainState, step_fn: StepFn, rng: jax.Array, *, n
     hparams: written once to the metrics at the start of a fresh run.
     wandb: a config's `wandb` fields (project, entity, mode): also log to Weights & Biases
       when a project is named (`writers.WandbWriter`).
+    mesh: a `jax.sharding.Mesh` to replicate the state on (`mdx.mesh`; data-parallel steps
+      constrain their batch to it), or None for one device.
 
   Returns:
     The final state.
   """
   return _run([workdir], [state], step_fn, [rng], stacked=False, num_steps=num_steps,
               log_every=log_every, checkpoint_every=checkpoint_every, names=[name],
-              hparams=[hparams], wandb=wandb)
+              hparams=[hparams], wandb=wandb, mesh=mesh)
 
 
 def train_stack(workdirs: Sequence[str], states: Sequence[TrainState], step_fn: StepFn,
                 rngs: Sequence[jax.Array], *, num_steps: int, log_every: int,
                 checkpoint_every: int, names: Sequence[str],
                 hparams: Sequence[dict | None] | None = None,
-                wandb: Mapping | None = None) -> TrainState:
+                wandb: Mapping | None = None, mesh=None) -> TrainState:
   """Runs the members of a stack as one program from their restored step to `num_steps`.
 
   Member `i` is the single run `train(workdirs[i], states[i], step, rngs[i], ...)`: the same
@@ -134,7 +138,7 @@ def train_stack(workdirs: Sequence[str], states: Sequence[TrainState], step_fn: 
     workdirs, states, rngs, names, hparams: one per member (as `train`'s `workdir`, ...).
     step_fn: `(stacked state, keys [N, 2]) -> (stacked state, metrics [N, ...])`, the single
       step vmapped over members and jitted; it should donate the state.
-    num_steps, log_every, checkpoint_every, wandb: as `train`'s, shared by the members.
+    num_steps, log_every, checkpoint_every, wandb, mesh: as `train`'s, shared by the members.
 
   Returns:
     The final stacked state. A stack whose members were saved at different steps (a kill
@@ -147,11 +151,11 @@ def train_stack(workdirs: Sequence[str], states: Sequence[TrainState], step_fn: 
                      f'{len(hparams) if hparams else None}')
   return _run(list(workdirs), list(states), step_fn, list(rngs), stacked=True,
               num_steps=num_steps, log_every=log_every, checkpoint_every=checkpoint_every,
-              names=list(names), hparams=list(hparams or [None] * n), wandb=wandb)
+              names=list(names), hparams=list(hparams or [None] * n), wandb=wandb, mesh=mesh)
 
 
 def _run(workdirs, states, step_fn, rngs, *, stacked, num_steps, log_every, checkpoint_every,
-         names, hparams, wandb):
+         names, hparams, wandb, mesh):
   """`train` (one member, `stacked=False`) and `train_stack`."""
   with contextlib.ExitStack() as stack:
     managers = [stack.enter_context(checkpoints.checkpoint_manager(
@@ -183,7 +187,7 @@ def _run(workdirs, states, step_fn, rngs, *, stacked, num_steps, log_every, chec
     for writer, hp in zip(writers, hparams):
       if initial_step == 0 and hp:
         writer.write_hparams(hp)
-    state = stack_trees(states) if stacked else states[0]
+    state = mmesh.replicate(stack_trees(states) if stacked else states[0], mesh)
     keys = jnp.stack(rngs) if stacked else rngs[0]
     fold = jax.jit(jax.vmap(jax.random.fold_in, (0, None))) if stacked else jax.random.fold_in
     report = periodic_actions.ReportProgress(num_train_steps=num_steps, writer=writers[0],

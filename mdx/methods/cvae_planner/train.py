@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import optax
 
 from mdx import data as mdata
+from mdx import mesh as mmesh
 from mdx import workdir as layout
 from mdx.data import normalizer as nz
 from mdx.diffusion import loss_weights
@@ -61,6 +62,7 @@ def cvae_loss(model, params, x0, z, valid, weights, obs_dim, kl_weight, rng):
 def make_step(config, family, data, norm, encode, context_data, tier_episodes):
   model, d, c, v = build_cvae(config, family), config.diffusion, config.context, config.cvae
   weights = loss_weights(d.horizon, family.obs_dim, family.act_dim, d.action_weight)
+  mesh = mmesh.make_mesh(config)
 
   @functools.partial(jax.jit, donate_argnums=0)
   def step(state: TrainState, rng):
@@ -68,6 +70,7 @@ def make_step(config, family, data, norm, encode, context_data, tier_episodes):
     seg = mdata.sample_segments(seg_rng, data, v.batch_size, history=c.history,
                                 horizon=d.horizon, num_context=c.num_context,
                                 context_data=context_data, context_blocks=tier_episodes)
+    seg = mmesh.constrain_batch(seg, mesh)  # data-parallel over `config.mesh_devices`
     z = jax.lax.stop_gradient(encode(seg.context))
     x0 = nz.normalize_traj(norm, seg.states, seg.actions)
     grads, metrics = jax.grad(lambda p: cvae_loss(

@@ -15,6 +15,7 @@ import ml_collections
 import optax
 
 from mdx import data as mdata
+from mdx import mesh as mmesh
 from mdx import workdir as layout
 from mdx.data import normalizer as nz
 from mdx.envs import TaskFamily, family_from_config
@@ -124,11 +125,13 @@ def make_context_update(config, family, data, norm, tier_episodes, *, source='le
   E_phi's z."""
   model = build_context_model(config, family, source=source)
   c = config.context
+  mesh = mmesh.make_mesh(config)
 
   def update(state: TrainState, rng):
     seg = mdata.sample_segments(rng, data, c.batch_size, history=c.history,
                                 horizon=c.target_window, num_context=c.num_context,
                                 context_blocks=tier_episodes)
+    seg = mmesh.constrain_batch(seg, mesh)  # data-parallel over `config.mesh_devices`
     grads, metrics = jax.grad(lambda p: context_loss(model, p, norm, seg, z_fn),
                               has_aux=True)(state.params)
     metrics = dict(metrics, grad_norm=optax.global_norm(grads))

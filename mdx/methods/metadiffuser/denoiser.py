@@ -15,6 +15,7 @@ import ml_collections
 import optax
 
 from mdx import data as mdata
+from mdx import mesh as mmesh
 from mdx import provenance
 from mdx import workdir as layout
 from mdx.data import normalizer as nz
@@ -67,12 +68,14 @@ def make_diffusion_update(config, family, data, label, *, unconditional=False,
   d, c = config.diffusion, config.context
   sched = make_schedule(d.num_diffusion_steps)
   weights = loss_weights(d.horizon, family.obs_dim, family.act_dim, d.action_weight)
+  mesh = mmesh.make_mesh(config)
 
   def update(state: TrainState, rng, member):
     seg_rng, loss_rng = jax.random.split(rng)  # two named keys, each used once
     seg = mdata.sample_segments(seg_rng, data, d.batch_size, history=c.history,
                                 horizon=d.horizon, num_context=c.num_context,
                                 context_data=context_data, context_blocks=context_tier_episodes)
+    seg = mmesh.constrain_batch(seg, mesh)  # data-parallel over `config.mesh_devices`
     z = (jnp.zeros((d.batch_size, c.context_dim)) if unconditional
          else jax.lax.stop_gradient(label(member, seg)))
     x0 = nz.normalize_traj(member['norm'], seg.states, seg.actions)

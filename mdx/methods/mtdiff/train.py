@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import optax
 
 from mdx import data as mdata
+from mdx import mesh as mmesh
 from mdx import workdir as layout
 from mdx.diffusion import denoising_loss, loss_weights, make_schedule
 from mdx.envs import family_from_config
@@ -55,6 +56,7 @@ def make_step(config, family, data, returns, scales):
   model, m = build_model(config, family), config.mtdiff
   sched = make_schedule(m.num_diffusion_steps, m.schedule)
   weights = loss_weights(m.horizon, 0, family.act_dim, m.action_weight)
+  mesh = mmesh.make_mesh(config)
 
   @functools.partial(jax.jit, donate_argnums=0)
   def step(state: TrainState, rng):
@@ -62,6 +64,7 @@ def make_step(config, family, data, returns, scales):
     batch = md_data.sample_batch(batch_rng, data, returns, scales, per_task=m.batch_per_task,
                                  horizon=m.horizon, history_len=m.history,
                                  prompt_len=m.prompt_len)
+    batch = mmesh.constrain_batch(batch, mesh)  # data-parallel over `config.mesh_devices`
     net = lambda p, x, k, c, keep: model.apply(p, x, k, c, keep, train=True,
                                                rngs={'dropout': dropout_rng})
     loss_fn = lambda p: denoising_loss(net, p, sched, loss_rng, batch.actions, batch.condition,

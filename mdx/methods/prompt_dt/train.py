@@ -18,6 +18,7 @@ import numpy as np
 import optax
 
 from mdx import data as mdata
+from mdx import mesh as mmesh
 from mdx import workdir as layout
 from mdx.envs import family_from_config
 from mdx.io import write_atomic
@@ -54,12 +55,14 @@ def loss_fn(model, params, prompts, segments, rng):
 
 def make_step(config, family, arrays, scales):
   model, t = build_model(config, family), config.prompt_dt
+  mesh = mmesh.make_mesh(config)
 
   @functools.partial(jax.jit, donate_argnums=0)
   def step(state: TrainState, rng):
     batch_rng, dropout_rng = jax.random.split(rng)
     prompts, segments = dt_data.sample_batch(batch_rng, arrays, arrays, t.batch_per_task,
                                              t.context_len, t.prompt_len, scales)
+    prompts, segments = mmesh.constrain_batch((prompts, segments), mesh)  # data-parallel
     grads, metrics = jax.grad(lambda p: loss_fn(model, p, prompts, segments, dropout_rng),
                               has_aux=True)(state.params)
     metrics = dict(metrics, grad_norm=optax.global_norm(grads))
