@@ -178,6 +178,19 @@ def get_config() -> ml_collections.ConfigDict:
   m.ema_decay, m.ema_start = 0.995, 2000  # (reference: 0.995 from step 2000)
   m.tiers = ('expert',)  # training data (the paper: near-optimal data)
 
+  # MTDiff-S (the same paper): transitions (s, a, r, s') of a task generated from its prompt
+  # (`mdx.methods.mtdiff.synthesis`, `experiments/mtdiff_synthesize.py`); the network's fields as
+  # MTDiff-P's, without return or state history.
+  s = config.mtdiff_s = ml_collections.ConfigDict()
+  s.prompt_len = 20  # J (paper: 20; reference code: 50)
+  s.horizon = 16  # H transitions per window (the reference's position table allows at most 20)
+  s.width, s.num_layers, s.num_heads, s.hidden = 256, 6, 4, 1024  # (paper: 6 x 4; code: 6 x 4)
+  s.dropout, s.mlp_layers = 0.1, 2  # (code: per-type 2-layer heads)
+  s.num_diffusion_steps, s.schedule, s.clip_denoised = 200, 'vp', 1.0
+  s.learning_rate, s.batch_per_task, s.num_train_steps = 2e-4, 8, 100_000
+  s.ema_decay, s.ema_start = 0.995, 2000
+  s.tiers = ('expert',)
+
   e = config.eval = ml_collections.ConfigDict()
   e.episodes_per_task = 2  # evaluation episodes per task and evaluation seed
   e.num_eval_seeds = 3  # independent evaluation seeds (contexts and episodes), one program
@@ -269,18 +282,23 @@ def corro_presets(config, preset: str) -> None:
 
 def mtdiff_presets(config, preset: str) -> None:
   """MTDiff-P's `cpu` and `test` sizes (`paper` keeps the paper's), windows fit to the episode."""
-  m = config.mtdiff
+  m, s = config.mtdiff, config.mtdiff_s
   if config.family == 'point_robot':  # 20-step episodes: half an episode of prompt
     m.prompt_len, m.horizon, m.plan_horizon = 10, 8, 4
+    s.prompt_len, s.horizon = 10, 8
   if preset == 'cpu':
     # A quarter of the width (d = 64, MLP 256), 2 blocks x 2 heads, K = 20, 2 windows per task,
     # 5000 steps: about 0.1% of the paper's sample-updates at 1/40 of its per-sample FLOPs.
     m.width, m.hidden, m.num_layers, m.num_heads = 64, 256, 2, 2
     m.num_diffusion_steps, m.batch_per_task, m.num_train_steps, m.ema_start = 20, 2, 5000, 500
+    s.width, s.hidden, s.num_layers, s.num_heads = 64, 256, 2, 2
+    s.num_diffusion_steps, s.batch_per_task, s.num_train_steps, s.ema_start = 20, 2, 5000, 500
   elif preset == 'test':
     m.width, m.hidden, m.num_layers, m.num_heads = 16, 32, 1, 1
     m.prompt_len, m.history, m.horizon, m.plan_horizon = 2, 2, 4, 2
     m.num_diffusion_steps, m.batch_per_task, m.num_train_steps, m.ema_start = 4, 1, 10, 0
+    s.width, s.hidden, s.num_layers, s.num_heads, s.prompt_len, s.horizon = 16, 32, 1, 1, 2, 4
+    s.num_diffusion_steps, s.batch_per_task, s.num_train_steps, s.ema_start = 4, 1, 10, 0
 
 
 def prompt_dt_presets(config, preset: str) -> None:

@@ -259,6 +259,24 @@ def check_config(config, family=None) -> None:
   c.real(m + 'ema_decay', 0, 1)
   c.tiers(m + 'tiers', within=tuple(x for x in TIERS if x in episodes))
 
+  s = 'mtdiff_s.'
+  for name in ('prompt_len', 'num_layers', 'hidden', 'mlp_layers', 'num_diffusion_steps',
+               'batch_per_task', 'num_train_steps'):
+    c.int(s + name, 1)
+  c.int(s + 'ema_start', 0)
+  c.int(s + 'horizon', 1, length, note=' (at most the episode length)')
+  width = c.int(s + 'width', 1)
+  heads = c.int(s + 'num_heads', 1)
+  if isinstance(width, numbers.Integral) and isinstance(heads, numbers.Integral) and heads >= 1 \
+      and width % heads:
+    c.fail(s + 'width', width, f'must be divisible by mtdiff_s.num_heads = {heads}')
+  c.choice(s + 'schedule', SCHEDULES)
+  c.real(s + 'dropout', 0, 1, high_open=True)
+  c.real(s + 'clip_denoised', 0)
+  c.real(s + 'learning_rate', 0, low_open=True)
+  c.real(s + 'ema_decay', 0, 1)
+  c.tiers(s + 'tiers', within=tuple(x for x in TIERS if x in episodes))
+
   f = 'focal.'
   for name in ('latent_dim', 'meta_batch', 'batch_size', 'embedding_batch', 'c_iter',
                'num_iterations', 'updates_per_iteration', 'log_every', 'checkpoint_every'):

@@ -207,3 +207,74 @@ def test_policy_carries_the_last_states(test_config, data_workdir):
   assert a1.shape == (tasks.task_id.shape[0], family.act_dim)
   assert info['plan_actions'].shape == (tasks.task_id.shape[0], m.plan_horizon, family.act_dim)
   assert float(jnp.abs(a1).max()) <= family.action_high + 1e-5
+
+
+def test_mtdiff_s_network_has_no_return():
+  net = PromptTransformerDenoiser(out_dim=7, max_horizon=4, prompt_len=3, history_len=0,
+                                  width=16, num_layers=1, num_heads=2, hidden=32, dropout=0.0,
+                                  use_return=False)
+  cond = PromptCondition(prompt=jnp.ones((2, 3, 5)), history=jnp.zeros((2, 0, 2)),
+                         returns=jnp.zeros((2,)))
+  x, k = jnp.ones((2, 4, 7)), jnp.zeros((2,), jnp.int32)
+  params = net.init(jax.random.PRNGKey(0), x, k, cond, jnp.ones((2,), bool))
+  assert 'return_mlp' not in params['params']
+  assert params['params']['position_emb'].shape == (1 + 3 + 0 + 4, 16)
+  # The mask (CFG's) is ignored: there is no return to drop.
+  np.testing.assert_array_equal(net.apply(params, x, k, cond, jnp.zeros((2,), bool)),
+                                net.apply(params, x, k, cond, jnp.ones((2,), bool)))
+
+
+def _point_robot_windows(family, goals, rng, noise=0.0):
+  """Windows of exact Point-Robot transitions (`noise` added to s'), chained s_{t+1} = s'_t."""
+  from mdx.data.trajectories import Trajectories  # pylint: disable=g-import-not-at-top
+  n, m, h = goals.shape[0], 3, 5
+  acts = jax.random.uniform(rng, (n, m, h, 2), minval=-0.1, maxval=0.1)
+  start = jnp.zeros((n, m, 2))
+  pos = start[:, :, None] + jnp.cumsum(acts, axis=2)  # s'_t
+  obs = jnp.concatenate([start[:, :, None], pos[:, :, :-1]], axis=2)
+  rew = -jnp.linalg.norm(pos - goals[:, None, None], axis=-1)
+  shape = rew.shape
+  return Trajectories(observations=obs, actions=acts, rewards=rew,
+                      next_observations=pos + noise, terminals=jnp.zeros(shape, bool),
+                      timeouts=jnp.zeros(shape, bool).at[..., -1].set(True),
+                      valid=jnp.ones(shape, bool), task_params=goals,
+                      task_ids=jnp.arange(n, dtype=jnp.int32))
+
+
+def test_synthetic_transitions_checked_against_the_simulator(test_config):
+  from mdx.envs import family_from_config  # pylint: disable=g-import-not-at-top
+  from mdx.methods.mtdiff import synthesis  # pylint: disable=g-import-not-at-top
+  family = family_from_config(test_config)
+  goals = jnp.asarray([[0.5, -0.5], [0.2, 0.9]])
+  exact = synthesis.check(family, _point_robot_windows(family, goals, jax.random.PRNGKey(0)))
+  assert exact == pytest.approx({'dynamics_error': 0.0, 'reward_error': 0.0,
+                                 'consistency_gap': 0.0}, abs=1e-6)
+  off = synthesis.check(family, _point_robot_windows(family, goals, jax.random.PRNGKey(0),
+                                                     noise=0.1))
+  assert off['dynamics_error'] == pytest.approx(0.1, abs=1e-6)
+  assert off['consistency_gap'] == pytest.approx(0.1, abs=1e-6)
+
+
+def test_mtdiff_s_trains_synthesizes_and_writes_a_valid_dataset(test_config, data_workdir,
+                                                                tmp_path):
+  from mdx import data as mdata  # pylint: disable=g-import-not-at-top
+  from mdx.data.trajectories import DatasetError  # pylint: disable=g-import-not-at-top
+  from mdx.envs import family_from_config  # pylint: disable=g-import-not-at-top
+  from mdx.methods.mtdiff import synthesis  # pylint: disable=g-import-not-at-top
+  family = family_from_config(test_config)
+  synthesis.train_mtdiff_s(test_config, data_workdir, 0)
+  params = synthesis.load_mtdiff_s(test_config, data_workdir, 0, family)
+  prompts = mdata.load_dataset(data_workdir, family, 'validation', 'expert')
+  rows = synthesis.synthesize(test_config, family, params, jax.random.PRNGKey(0), prompts, 3)
+  s = test_config.mtdiff_s
+  assert rows.shape == (prompts.num_tasks, 3, s.horizon, synthesis.row_dim(family))
+  data = synthesis.to_trajectories(family, params['norm'], rows, prompts)
+  path = str(tmp_path / 'synthetic')
+  synthesis.save_synthetic(path, family, data, {'family': family.name})
+  loaded, _ = mdata.load(path, obs_dim=family.obs_dim, act_dim=family.act_dim,
+                         task_dim=family.task_dim, family=family.name)
+  np.testing.assert_allclose(loaded.observations, data.observations, rtol=1e-6)
+  np.testing.assert_array_equal(loaded.task_ids, prompts.task_ids)
+  assert float(jnp.abs(loaded.actions).max()) <= family.action_high + 1e-6
+  with pytest.raises(DatasetError, match='already there'):
+    synthesis.save_synthetic(path, family, data, {'family': family.name})

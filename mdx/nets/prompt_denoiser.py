@@ -19,6 +19,10 @@ is added to every token, E_pos is learned and starts at zero), LayerNorm, then a
 (`mdx.nets.GPT`, Mish MLPs, no position embedding of its own). The output rows are read at the
 last H tokens through the head (`mlp_layers` Dense layers: the paper's 2, the code's 1).
 
+With `use_return=False` (MTDiff-S, the code's `TasksAug`) there is no R token and no R term:
+`[t, P_1 .. P_J, S_1 .. S_L, x_1 .. x_H]`, `t * tokens + E_pos`, and the mask is ignored; with
+`history_len=0` there are no state tokens.
+
 Causality: row h is denoised from t, R, the prompt, the history and rows <= h only, so the first
 row (the executed action) does not depend on the plan's horizon: planning H' < H steps at test (the
 code's 14 of 32) leaves the first row's chain unchanged given its noise.
@@ -67,6 +71,7 @@ class PromptTransformerDenoiser(nn.Module):
   hidden: int = 1024  # the blocks' MLP width (the code: 1024)
   dropout: float = 0.1
   mlp_layers: int = 2  # of f_A and of the head (the paper: 2; the code: 1)
+  use_return: bool = True  # condition on R (MTDiff-P, with CFG); False: no R token (MTDiff-S)
 
   @nn.compact
   def __call__(self, x: jax.Array, k: jax.Array, cond: PromptCondition, mask: jax.Array, *,
@@ -81,17 +86,21 @@ class PromptTransformerDenoiser(nn.Module):
                        f'[B, {cond.history.shape[1]}, .] must have prompt_len={self.prompt_len} '
                        f'and history_len={self.history_len} steps')
     t = _MLP((2 * d, d), name='time_mlp')(sinusoidal_embedding(k, d))[:, None]  # [B, 1, d]
-    r = _MLP((d, 2 * d, d), name='return_mlp')(cond.returns[:, None].astype(x.dtype))
-    r = (r * mask[:, None].astype(x.dtype))[:, None] + 1e-8  # [B, 1, d]
+    if self.use_return:
+      r = _MLP((d, 2 * d, d), name='return_mlp')(cond.returns[:, None].astype(x.dtype))
+      r = (r * mask[:, None].astype(x.dtype))[:, None] + 1e-8  # [B, 1, d]
+      extra = [r]
+    else:
+      r, extra = 0.0, []
     prompt = _MLP((2 * d, 4 * d, d), name='prompt_mlp')(
         nn.LayerNorm(epsilon=1e-5, name='prompt_ln')(cond.prompt))
     history = _MLP((2 * d, 4 * d, d), name='history_mlp')(
         nn.LayerNorm(epsilon=1e-5, name='history_ln')(cond.history))
     rows = _MLP((d,) * self.mlp_layers, name='row_mlp')(x)
-    tokens = jnp.concatenate([t, r, prompt, history, rows], axis=1)
+    tokens = jnp.concatenate([t, *extra, prompt, history, rows], axis=1)
     n = tokens.shape[1]
     pos = self.param('position_emb', nn.initializers.zeros,
-                     (2 + self.prompt_len + self.history_len + self.max_horizon, d))
+                     (1 + len(extra) + self.prompt_len + self.history_len + self.max_horizon, d))
     h = nn.LayerNorm(epsilon=1e-5, name='embed_ln')(t * tokens + r + pos[None, :n])
     h = GPT(self.num_layers, self.num_heads, self.hidden, self.dropout, activation='mish',
             name='transformer')(h, train=train)
