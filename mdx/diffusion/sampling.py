@@ -116,7 +116,7 @@ def guided_output(denoise_fn: SampleDenoiseFn, x: jax.Array, k: jax.Array, conte
 
 def sample(denoise_fn: SampleDenoiseFn, keys: jax.Array, context: jax.Array, *,
            shape: tuple[int, ...], config: SampleConfig, guide: Optional[GuideHook] = None,
-           inpaint: Optional[InpaintHook] = None) -> jax.Array:
+           inpaint: Optional[InpaintHook] = None, remat: bool = False) -> jax.Array:
   """Draws M samples with the reverse chain.
 
   Args:
@@ -127,6 +127,8 @@ def sample(denoise_fn: SampleDenoiseFn, keys: jax.Array, context: jax.Array, *,
     config: the static knobs.
     guide: optional hook on the predicted x0 and the posterior mean (see the module docstring).
     inpaint: optional hook applied to `x_K` and after every step.
+    remat: rematerialize each step in the backward pass (`jax.checkpoint`): gradients through the
+      chain (Prompt Diffuser's L_DT) then keep one step's activations, not all S steps'.
 
   Returns:
     `[M, *shape]`, the final samples x_0 (after `inpaint`).
@@ -161,5 +163,7 @@ def sample(denoise_fn: SampleDenoiseFn, keys: jax.Array, context: jax.Array, *,
     return inpaint(x), None
 
   x = inpaint(scale * noise[0])
+  if remat:
+    step = jax.checkpoint(step)
   x, _ = jax.lax.scan(step, x, (jnp.asarray(ts), jnp.asarray(prev), noise[1:]))
   return x
