@@ -162,6 +162,7 @@ def get_config() -> ml_collections.ConfigDict:
   m.hidden = 1024  # the blocks' MLP width (reference: 1024)
   m.dropout = 0.1  # (reference: 0.1)
   m.mlp_layers = 2  # the action embedding's and the head's layers (paper: 2; reference: 1)
+  m.input_layernorm = True  # LayerNorm on each prompt step's and state's features (paper, code)
   m.num_diffusion_steps = 200  # K (paper: 200)
   m.schedule = 'vp'  # the VP schedule, beta 0.1 .. 10 (paper)
   m.return_dropout = 0.25  # CFG training: P(return dropped) (paper: 0.25; reference: 0.2)
@@ -190,6 +191,17 @@ def get_config() -> ml_collections.ConfigDict:
   s.learning_rate, s.batch_per_task, s.num_train_steps = 2e-4, 8, 100_000
   s.ema_decay, s.ema_start = 0.995, 2000
   s.tiers = ('expert',)
+
+  # Prompt Diffuser (paper 004, no public code): a prompt generator for the frozen Prompt-DT.
+  g = config.prompt_diffuser = ml_collections.ConfigDict()
+  g.hidden, g.step_dim = 256, 32  # the 3-layer Mish MLP (App. B); the step embedding ([G])
+  g.num_diffusion_steps = 100  # K (Table 4)
+  g.chain_steps = 10  # L_DT's differentiable DDIM chain over 10 of the K steps ([G]: 10-20)
+  g.noise_scale = 0.5  # the sampling noise's variance (low temperature; beta not given, [G])
+  g.learning_rate, g.weight_decay, g.grad_clip = 1e-4, 1e-4, 0.25  # (Table 4; Adam betas .9/.95)
+  g.batch_size = 32  # prompts (and Prompt-DT segments) per update (Table 4)
+  g.num_train_steps = 2000  # pre-training on the training tasks ([G]: as fine-tuning's)
+  g.finetune_steps = 2000  # on each test task's warm-start data (Table 4: 20 epochs x 100)
 
   e = config.eval = ml_collections.ConfigDict()
   e.episodes_per_task = 2  # evaluation episodes per task and evaluation seed
@@ -282,6 +294,12 @@ def corro_presets(config, preset: str) -> None:
 
 def mtdiff_presets(config, preset: str) -> None:
   """MTDiff-P's `cpu` and `test` sizes (`paper` keeps the paper's), windows fit to the episode."""
+  g = config.prompt_diffuser
+  if preset == 'cpu':  # a tenth of fine-tuning per task (each environment fine-tunes its own copy)
+    g.num_train_steps, g.finetune_steps = 2000, 200
+  elif preset == 'test':
+    g.hidden, g.step_dim, g.num_diffusion_steps, g.chain_steps = 16, 8, 4, 2
+    g.batch_size, g.num_train_steps, g.finetune_steps = 4, 10, 2
   m, s = config.mtdiff, config.mtdiff_s
   if config.family == 'point_robot':  # 20-step episodes: half an episode of prompt
     m.prompt_len, m.horizon, m.plan_horizon = 10, 8, 4

@@ -84,7 +84,8 @@ def get_config(preset: str = 'cpu') -> ml_collections.ConfigDict:
     e.num_eval_seeds = 2
     e.warm_starts = ('expert', 'random')
     e.methods = ('MetaDiffuser', 'MetaDiffuser-NoGuide', 'Ours+GT', 'UDiffuser', 'CVAE-Planner',
-                 'PromptDT', 'MTDiff-P', 'FOCAL', 'CORRO', 'Ours+CORRO', 'Oracle', 'Random')
+                 'PromptDT', 'PromptDiffuser', 'MTDiff-P', 'FOCAL', 'CORRO', 'Ours+CORRO',
+                 'Oracle', 'Random')
   else:
     raise ValueError(f"preset must be 'paper', 'cpu', 'demo' or 'test', got {preset!r}")
   base.prompt_dt_presets(config, 'cpu' if preset == 'demo' else preset)

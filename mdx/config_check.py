@@ -238,6 +238,7 @@ def check_config(config, family=None) -> None:
                'num_diffusion_steps', 'batch_per_task', 'num_train_steps'):
     c.int(m + name, 1)
   c.int(m + 'ema_start', 0)
+  c.bool(m + 'input_layernorm')
   horizon = c.int(m + 'horizon', 1, length, note=' (at most the episode length)')
   if isinstance(horizon, numbers.Integral):
     c.int(m + 'plan_horizon', 1, horizon, note=' (at most mtdiff.horizon: the position table)')
@@ -276,6 +277,18 @@ def check_config(config, family=None) -> None:
   c.real(s + 'learning_rate', 0, low_open=True)
   c.real(s + 'ema_decay', 0, 1)
   c.tiers(s + 'tiers', within=tuple(x for x in TIERS if x in episodes))
+
+  g = 'prompt_diffuser.'
+  for name in ('hidden', 'step_dim', 'batch_size', 'num_train_steps'):
+    c.int(g + name, 1)
+  k_steps = c.int(g + 'num_diffusion_steps', 1)
+  if isinstance(k_steps, numbers.Integral):
+    c.int(g + 'chain_steps', 1, k_steps, note=' (at most prompt_diffuser.num_diffusion_steps)')
+  c.int(g + 'finetune_steps', 0, note=' (0: the pre-trained generator, zero-shot)')
+  c.real(g + 'noise_scale', 0)
+  c.real(g + 'learning_rate', 0, low_open=True)
+  c.real(g + 'weight_decay', 0)
+  c.real(g + 'grad_clip', 0, low_open=True)
 
   f = 'focal.'
   for name in ('latent_dim', 'meta_batch', 'batch_size', 'embedding_batch', 'c_iter',

@@ -54,3 +54,33 @@ def test_gradient_through_the_chain_matches_finite_differences():
   analytic = jnp.vdot(ravel_pytree(grad)[0], direction)
   assert abs(float(analytic)) > 1e-4  # the test is not vacuous
   np.testing.assert_allclose(float(numeric), float(analytic), rtol=2e-2)
+
+
+def test_a_real_prompt_survives_the_round_trip_to_prompt_dt(test_config, data_workdir):
+  """x0 of a real prompt, mapped back (`to_steps`), is Prompt-DT's own prompt of those steps."""
+  from mdx import data as mdata  # pylint: disable=g-import-not-at-top
+  from mdx.data import normalizer as nz  # pylint: disable=g-import-not-at-top
+  from mdx.envs import family_from_config  # pylint: disable=g-import-not-at-top
+  from mdx.methods.prompt_diffuser import data as pd_data  # pylint: disable=g-import-not-at-top
+  from mdx.methods.prompt_dt import data as dt_data  # pylint: disable=g-import-not-at-top
+  family = family_from_config(test_config)
+  data = mdata.load_dataset(data_workdir, family, 'train', 'expert')
+  t = test_config.prompt_dt
+  dt_scales = dt_data.make_scales(data, family, t.return_scale)
+  norm = nz.init_normalizer(data)
+  arrays = pd_data.episode_arrays(data)
+  tasks = jnp.arange(data.num_tasks)
+  prompts, segments = pd_data.sample_batch(jax.random.PRNGKey(0), arrays, tasks,
+                                           context_len=t.context_len, prompt_len=t.prompt_len,
+                                           dt_scales=dt_scales, norm=norm,
+                                           max_episode_length=t.max_episode_length)
+  assert prompts.x0.shape == (data.num_tasks, t.prompt_len, 2 * family.act_dim + 1)
+  assert float(jnp.abs(prompts.x0).max()) <= 1.0 + 1e-5
+  back = pd_data.to_steps(prompts.x0, prompts.steps, dt_scales, norm)
+  np.testing.assert_allclose(back.states, prompts.steps.states, atol=1e-4)
+  np.testing.assert_allclose(back.actions, prompts.steps.actions, atol=1e-5)
+  # y holds the prompt's returns-to-go and timesteps: the prompt is the end of an episode.
+  np.testing.assert_allclose(prompts.y[..., 0], prompts.steps.returns_to_go)
+  last = int(prompts.steps.timesteps.max())
+  assert last == family.episode_length - 2  # the last steps but the final one
+  assert segments.states.shape[:2] == (data.num_tasks, t.context_len)

@@ -111,6 +111,7 @@ def test_pipeline_end_to_end(test_config, data_workdir):
                      ('MetaDiffuser', 'expert'), ('MetaDiffuser', 'random'),
                      ('PromptDT', 'expert'), ('PromptDT', 'random'), ('Ours+GT', 'n/a'),
                      ('MTDiff-P', 'expert'), ('MTDiff-P', 'random'),
+                     ('PromptDiffuser', 'expert'), ('PromptDiffuser', 'random'),
                      ('MetaDiffuser-NoGuide', 'expert'), ('MetaDiffuser-NoGuide', 'random'),
                      ('CVAE-Planner', 'expert'), ('CVAE-Planner', 'random'),
                      ('FOCAL', 'expert'), ('FOCAL', 'random'), ('CORRO', 'expert'),

@@ -11,8 +11,8 @@ from typing import Optional
 
 from mdx.envs import TaskFamily, family_from_config
 from mdx.evaluation.policy import Policy
-from mdx.methods import (corro, cvae_planner, focal, metadiffuser, mtdiff, oracle, prompt_dt,
-                         random)
+from mdx.methods import (corro, cvae_planner, focal, metadiffuser, mtdiff, oracle,
+                         prompt_diffuser, prompt_dt, random)
 from mdx.methods.base import Method, Stage
 
 REGISTRY: dict[str, Method] = {m.name: m for m in (
@@ -24,6 +24,7 @@ REGISTRY: dict[str, Method] = {m.name: m for m in (
     cvae_planner.CVAE_PLANNER,
     prompt_dt.PROMPT_DT,
     mtdiff.MTDIFF_P,
+    prompt_diffuser.PROMPT_DIFFUSER,
     focal.FOCAL,
     corro.CORRO,
     oracle.ORACLE,

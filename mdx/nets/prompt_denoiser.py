@@ -9,7 +9,8 @@ Tokens, in the code's order (the paper's formula lists h_P before h_Ti):
 - `R`: the return, Dense(d) -> Mish -> Dense(2d) -> Mish -> Dense(d) (f_R), times the CFG mask
   (a dropped return is the zero embedding, plus the code's 1e-8);
 - `P_j`: the J demonstration steps (s*, a*) of the task, LayerNorm -> 3-layer Mish MLP (f_P; the
-  LayerNorm over a step's features makes it blind to their common offset and scale);
+  LayerNorm over a step's features makes it blind to their common offset and scale, which for a
+  2-D state leaves only the sign of x - y: `input_layernorm=False` drops it and f_H's);
 - `S_l`: the last L states, the current one last, LayerNorm -> 3-layer Mish MLP (f_H);
 - `x_h`: the H noisy rows being denoised (actions for MTDiff-P), `mlp_layers` Dense layers (f_A:
   the paper's 2-layer MLP; the code's one Linear).
@@ -72,6 +73,7 @@ class PromptTransformerDenoiser(nn.Module):
   dropout: float = 0.1
   mlp_layers: int = 2  # of f_A and of the head (the paper: 2; the code: 1)
   use_return: bool = True  # condition on R (MTDiff-P, with CFG); False: no R token (MTDiff-S)
+  input_layernorm: bool = True  # LayerNorm the prompt's and the history's rows (paper, code)
 
   @nn.compact
   def __call__(self, x: jax.Array, k: jax.Array, cond: PromptCondition, mask: jax.Array, *,
@@ -92,10 +94,10 @@ class PromptTransformerDenoiser(nn.Module):
       extra = [r]
     else:
       r, extra = 0.0, []
-    prompt = _MLP((2 * d, 4 * d, d), name='prompt_mlp')(
-        nn.LayerNorm(epsilon=1e-5, name='prompt_ln')(cond.prompt))
-    history = _MLP((2 * d, 4 * d, d), name='history_mlp')(
-        nn.LayerNorm(epsilon=1e-5, name='history_ln')(cond.history))
+    norm = ((lambda v, name: nn.LayerNorm(epsilon=1e-5, name=name)(v)) if self.input_layernorm
+            else (lambda v, name: v))
+    prompt = _MLP((2 * d, 4 * d, d), name='prompt_mlp')(norm(cond.prompt, 'prompt_ln'))
+    history = _MLP((2 * d, 4 * d, d), name='history_mlp')(norm(cond.history, 'history_ln'))
     rows = _MLP((d,) * self.mlp_layers, name='row_mlp')(x)
     tokens = jnp.concatenate([t, *extra, prompt, history, rows], axis=1)
     n = tokens.shape[1]

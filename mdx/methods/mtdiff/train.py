@@ -33,7 +33,8 @@ def build_model(config, family) -> PromptTransformerDenoiser:
   return PromptTransformerDenoiser(
       out_dim=family.act_dim, max_horizon=m.horizon, prompt_len=m.prompt_len,
       history_len=m.history, width=m.width, num_layers=m.num_layers, num_heads=m.num_heads,
-      hidden=m.hidden, dropout=m.dropout, mlp_layers=m.mlp_layers)
+      hidden=m.hidden, dropout=m.dropout, mlp_layers=m.mlp_layers,
+      input_layernorm=m.input_layernorm)
 
 
 def empty_condition(config, family, batch: int = 1) -> PromptCondition:
