@@ -191,6 +191,7 @@ def get_config() -> ml_collections.ConfigDict:
   s.horizon = 16  # H transitions per window (the reference's position table allows at most 20)
   s.width, s.num_layers, s.num_heads, s.hidden = 256, 6, 4, 1024  # (paper: 6 x 4; code: 6 x 4)
   s.dropout, s.mlp_layers = 0.1, 2  # (code: per-type 2-layer heads)
+  s.input_layernorm = False  # as MTDiff-P's (chosen there, on Point-Robot's validation tasks)
   s.num_diffusion_steps, s.schedule, s.clip_denoised = 200, 'vp', 1.0
   s.learning_rate, s.batch_per_task, s.num_train_steps = 2e-4, 8, 100_000
   s.ema_decay, s.ema_start = 0.995, 2000

@@ -265,6 +265,7 @@ def check_config(config, family=None) -> None:
                'batch_per_task', 'num_train_steps'):
     c.int(s + name, 1)
   c.int(s + 'ema_start', 0)
+  c.bool(s + 'input_layernorm')
   c.int(s + 'horizon', 1, length, note=' (at most the episode length)')
   width = c.int(s + 'width', 1)
   heads = c.int(s + 'num_heads', 1)

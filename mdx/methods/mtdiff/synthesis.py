@@ -54,7 +54,8 @@ def build_model(config, family) -> PromptTransformerDenoiser:
   return PromptTransformerDenoiser(
       out_dim=row_dim(family), max_horizon=m.horizon, prompt_len=m.prompt_len, history_len=0,
       width=m.width, num_layers=m.num_layers, num_heads=m.num_heads, hidden=m.hidden,
-      dropout=m.dropout, mlp_layers=m.mlp_layers, use_return=False)
+      dropout=m.dropout, mlp_layers=m.mlp_layers, use_return=False,
+      input_layernorm=m.input_layernorm)
 
 
 def condition(prompt: jax.Array, obs_dim: int) -> PromptCondition:
