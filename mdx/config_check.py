@@ -68,6 +68,12 @@ class _Checker:
       self.fail(field, v, 'must be True or False')
     return v
 
+  def divisible(self, field, by_field):
+    """Both positive integers, `field` a multiple of `by_field` (a width and its heads)."""
+    v, by = self.int(field, 1), self.int(by_field, 1)
+    if isinstance(v, numbers.Integral) and isinstance(by, numbers.Integral) and by >= 1 and v % by:
+      self.fail(field, v, f'must be divisible by {by_field} = {by}')
+
   def choice(self, field, options):
     v = _get(self.config, field)
     if v not in options:
@@ -213,11 +219,7 @@ def check_config(config, family=None) -> None:
   t = 'prompt_dt.'
   c.int(t + 'context_len', 1)
   c.int(t + 'prompt_len', 1)
-  width = c.int(t + 'embed_dim', 1)
-  heads = c.int(t + 'num_heads', 1)
-  if isinstance(width, numbers.Integral) and isinstance(heads, numbers.Integral) and heads >= 1 \
-      and width % heads:
-    c.fail(t + 'embed_dim', width, f'must be divisible by prompt_dt.num_heads = {heads}')
+  c.divisible(t + 'embed_dim', t + 'num_heads')
   c.int(t + 'num_layers', 1)
   c.int(t + 'hidden', 1)
   c.real(t + 'dropout', 0, 1, high_open=True)
@@ -242,11 +244,7 @@ def check_config(config, family=None) -> None:
   horizon = c.int(m + 'horizon', 1, length, note=' (at most the episode length)')
   if isinstance(horizon, numbers.Integral):
     c.int(m + 'plan_horizon', 1, horizon, note=' (at most mtdiff.horizon: the position table)')
-  width = c.int(m + 'width', 1)
-  heads = c.int(m + 'num_heads', 1)
-  if isinstance(width, numbers.Integral) and isinstance(heads, numbers.Integral) and heads >= 1 \
-      and width % heads:
-    c.fail(m + 'width', width, f'must be divisible by mtdiff.num_heads = {heads}')
+  c.divisible(m + 'width', m + 'num_heads')
   c.choice(m + 'schedule', SCHEDULES)
   c.real(m + 'dropout', 0, 1, high_open=True)
   c.real(m + 'return_dropout', 0, 1)
@@ -267,11 +265,7 @@ def check_config(config, family=None) -> None:
   c.int(s + 'ema_start', 0)
   c.bool(s + 'input_layernorm')
   c.int(s + 'horizon', 1, length, note=' (at most the episode length)')
-  width = c.int(s + 'width', 1)
-  heads = c.int(s + 'num_heads', 1)
-  if isinstance(width, numbers.Integral) and isinstance(heads, numbers.Integral) and heads >= 1 \
-      and width % heads:
-    c.fail(s + 'width', width, f'must be divisible by mtdiff_s.num_heads = {heads}')
+  c.divisible(s + 'width', s + 'num_heads')
   c.choice(s + 'schedule', SCHEDULES)
   c.real(s + 'dropout', 0, 1, high_open=True)
   c.real(s + 'clip_denoised', 0)

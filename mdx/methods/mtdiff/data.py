@@ -118,20 +118,28 @@ class Batch:
   condition: PromptCondition
 
 
-def sample_batch(rng, data: Trajectories, returns: jax.Array, scales: Scales, *,
-                 per_task: int, horizon: int, history_len: int, prompt_len: int) -> Batch:
-  """`per_task` windows of every task (task-major), each with a prompt of its own task.
-  `returns [N, E, T]` are `window_returns` of `data`."""
+def sample_windows(ep_rng, start_rng, data: Trajectories, *, per_task: int, horizon: int):
+  """`(task, episode, start, valid, take)`: `per_task` windows of every task (task-major), a
+  random episode and a start uniform over its valid steps; `valid [B, H]` marks the window's
+  steps before the episode's end, `take(x [N, E, T, ...]) -> [B, H, ...]` reads them (clipped at
+  the last step)."""
   n, e, t = data.valid.shape
-  ep_rng, start_rng, prompt_rng = jax.random.split(rng, 3)
   task = jnp.repeat(jnp.arange(n), per_task)
   episode = jax.random.randint(ep_rng, task.shape, 0, e)
   length = data.valid[task, episode].sum(-1).astype(jnp.int32)
   start = jnp.floor(jax.random.uniform(start_rng, task.shape) * length).astype(jnp.int32)
   steps = start[:, None] + jnp.arange(horizon)[None]  # [B, H]
-  valid = steps < length[:, None]
-  safe = jnp.minimum(steps, t - 1)
-  take = lambda x: x[task[:, None], episode[:, None], safe]
+  take = lambda x: x[task[:, None], episode[:, None], jnp.minimum(steps, t - 1)]
+  return task, episode, start, steps < length[:, None], take
+
+
+def sample_batch(rng, data: Trajectories, returns: jax.Array, scales: Scales, *,
+                 per_task: int, horizon: int, history_len: int, prompt_len: int) -> Batch:
+  """`per_task` windows of every task (task-major), each with a prompt of its own task.
+  `returns [N, E, T]` are `window_returns` of `data`."""
+  ep_rng, start_rng, prompt_rng = jax.random.split(rng, 3)
+  task, episode, start, valid, take = sample_windows(ep_rng, start_rng, data, per_task=per_task,
+                                                     horizon=horizon)
   actions = nz.normalize_act(scales.norm, take(data.actions))
   obs = data.observations[task, episode]  # [B, T, S]
   history = jax.vmap(lambda o, s: state_history(o, s, history_len, scales.norm))(obs, start)

@@ -80,15 +80,9 @@ def sample_batch(rng, data: Trajectories, norm: nz.Normalizer, *, per_task: int,
                  prompt_len: int):
   """`(rows [B, H, D], valid [B, H], prompts [B, J, obs + act])`, `per_task` windows of every
   task from uniform starts over each episode's valid steps, prompts from the same task."""
-  n, e, t = data.valid.shape
   ep_rng, start_rng, prompt_rng = jax.random.split(rng, 3)
-  task = jnp.repeat(jnp.arange(n), per_task)
-  episode = jax.random.randint(ep_rng, task.shape, 0, e)
-  length = data.valid[task, episode].sum(-1).astype(jnp.int32)
-  start = jnp.floor(jax.random.uniform(start_rng, task.shape) * length).astype(jnp.int32)
-  steps = start[:, None] + jnp.arange(horizon)[None]
-  valid = steps < length[:, None]
-  take = lambda x: x[task[:, None], episode[:, None], jnp.minimum(steps, t - 1)]
+  task, _, _, valid, take = md_data.sample_windows(ep_rng, start_rng, data, per_task=per_task,
+                                                   horizon=horizon)
   rows = normalize_rows(norm, take(data.observations), take(data.actions), take(data.rewards),
                         take(data.next_observations))
   prompts = md_data.sample_prompts(prompt_rng, data, task, prompt_len, norm)
