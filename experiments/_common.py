@@ -13,12 +13,25 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+# Multi-host runs (`mdx.distributed`): the flags of `jax.distributed.initialize`, the same command
+# on every process with its own --process_id.
+_COORDINATOR = flags.DEFINE_string('coordinator_address', None, 'Multi-process runs: host:port '
+                                   'of process 0 (jax.distributed.initialize).')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Multi-process runs: the number of '
+                                      'processes.')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None, 'Multi-process runs: this process\'s '
+                                   'index, 0 .. num_processes - 1 (process 0 writes the files).')
 
 
 def setup() -> None:
-  """Persistent compilation cache under the repo; absl logs at WARNING (Orbax logs every save
-  at INFO; the training loop prints its own progress lines with rate and ETA)."""
+  """Joins a multi-process run when its flags are given (`mdx.distributed`, before any JAX
+  computation); persistent compilation cache under the repo; absl logs at WARNING (Orbax logs
+  every save at INFO; the training loop prints its own progress lines with rate and ETA)."""
   from absl import logging  # pylint: disable=g-import-not-at-top
+  from mdx import distributed  # pylint: disable=g-import-not-at-top
+  distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   logging.set_verbosity(logging.WARNING)
   cache = os.environ.get('JAX_COMPILATION_CACHE_DIR',
                          os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),

@@ -1,7 +1,8 @@
 """Atomic writes: a file is written beside its final name, then renamed into place.
 
 Every writer of mdx goes through `write_atomic` (bytes or text) or `write_json`, so an interrupted
-run leaves the previous complete file or none, never half of one.
+run leaves the previous complete file or none, never half of one. In a multi-process run only
+process 0 writes (`mdx.distributed`); the others' writes are no-ops.
 """
 from __future__ import annotations
 
@@ -10,11 +11,16 @@ import os
 import pathlib
 from typing import Any, Union
 
+from mdx import distributed
+
 PathLike = Union[str, os.PathLike]
 
 
 def write_atomic(path: PathLike, data: Union[bytes, str]) -> None:
-  """Writes `data` to `path` through a temporary file in the same folder and a rename."""
+  """Writes `data` to `path` through a temporary file in the same folder and a rename (process 0
+  of a multi-process run alone writes)."""
+  if not distributed.is_writer():
+    return
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}')

@@ -2,7 +2,8 @@
 batch sharded over devices.
 
 `config.mesh_devices`: 1 (the default) runs on one device, as before; 0 uses every local device;
-n uses the first n. The mesh has one axis, 'batch'.
+n uses the first n. The mesh has one axis, 'batch'. In a multi-process run (`mdx.distributed`)
+the mesh spans every process's devices: `mesh_devices` must then be 0 (all of them).
 
 Training is data-parallel: the state is replicated (`replicate`, in `mdx.training.train`), each
 step's sampled batch is constrained to be split along the batch axis (`constrain_batch`, in the
@@ -26,12 +27,20 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from mdx import distributed
+
 AXIS = 'batch'
 
 
 def make_mesh(config) -> Optional[Mesh]:
   """The mesh of `config.mesh_devices`, or None for one device."""
   n = config.mesh_devices
+  if distributed.process_count() > 1:
+    devices = jax.devices()
+    if n != 0 and n != len(devices):
+      raise ValueError(f'mesh_devices = {n!r}: a run of {distributed.process_count()} processes '
+                       f'shards over all {len(devices)} devices of its processes; use 0')
+    return Mesh(np.asarray(devices), (AXIS,))
   devices = jax.local_devices()
   if not isinstance(n, int) or isinstance(n, bool) or n < 0 or n > len(devices):
     raise ValueError(f'mesh_devices = {n!r}: must be an integer in [0, {len(devices)}] (0: all '
@@ -48,12 +57,22 @@ def padded_index(batch: int, mesh: Optional[Mesh]) -> np.ndarray:
   return np.concatenate([np.arange(batch), np.arange(pad) % batch]).astype(np.int32)
 
 
+def _place(x, sharding: NamedSharding):
+  """`x` placed with `sharding`. With several processes each builds its devices' shards from
+  its own copy of `x` (the same value on every process: loaded or computed alike), as a device
+  transfer across hosts is not what is meant."""
+  if distributed.process_count() == 1:
+    return jax.device_put(x, sharding)
+  host = np.asarray(jax.device_get(x))
+  return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
 def replicate(tree: Any, mesh: Optional[Mesh]) -> Any:
   """`tree`'s arrays placed whole on every device of the mesh (a training state)."""
   if mesh is None:
     return tree
   sharding = NamedSharding(mesh, PartitionSpec())
-  return jax.tree.map(lambda x: jax.device_put(x, sharding), tree)
+  return jax.tree.map(lambda x: _place(x, sharding), tree)
 
 
 def constrain_batch(tree: Any, mesh: Optional[Mesh]) -> Any:
@@ -72,4 +91,4 @@ def shard_batch(tree: Any, mesh: Optional[Mesh]) -> Any:
   if mesh is None or tree is None:
     return tree
   sharding = NamedSharding(mesh, PartitionSpec(AXIS))
-  return jax.tree.map(lambda x: jax.device_put(x, sharding), tree)
+  return jax.tree.map(lambda x: _place(x, sharding), tree)

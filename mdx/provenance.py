@@ -27,7 +27,7 @@ import time
 import uuid
 from typing import Any, Iterable, Optional
 
-from mdx import io
+from mdx import distributed, io
 from mdx import workdir as layout
 
 RECORD_FILE = 'stage.json'
@@ -195,6 +195,7 @@ def run_stage(config, workdir: str, stage, seed: int) -> bool:
   stage.train(config, workdir, seed)
   write_record(config, workdir, stage, seed, status='done', run_id=rec['run_id'],
                extra=dict(wall_time_s=round(time.time() - t0, 1)))
+  distributed.barrier(f'mdx_stage_{stage.name}_{seed}')  # the record, before others read it
   return True
 
 
@@ -227,6 +228,7 @@ def run_members(stage, members) -> list[tuple]:
     write_record(config, workdir, stage, seed, status='done', run_id=rec['run_id'],
                  extra=dict(wall_time_s=wall, stacked_with=names,
                             stacked_seeds=sorted({s for _, _, s in todo})))
+  distributed.barrier(f'mdx_stack_{stage.name}')  # the records, before others read them
   return todo
 
 

@@ -24,6 +24,8 @@ import contextlib
 import fcntl
 import os
 
+from mdx import distributed
+
 
 def dataset_dir(workdir: str, split: str, tier: str) -> str:
   return os.path.join(workdir, 'data', f'{split}_{tier}')
@@ -79,6 +81,9 @@ def lock(workdir: str, what: str = 'mdx'):
     WorkdirLockedError: at once, naming the holder's process id and command, when another
       process holds it.
   """
+  if not distributed.is_writer():  # a multi-process run: process 0 holds it for all
+    yield
+    return
   os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, LOCK_FILE)
   fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

@@ -21,6 +21,8 @@ import jax
 import numpy as np
 from flax import struct
 
+from mdx import distributed
+
 FORMAT_VERSION = 1
 DATA_FILE = 'data.npz'
 META_FILE = 'meta.json'
@@ -146,8 +148,11 @@ def to_numpy(data: Trajectories) -> dict[str, np.ndarray]:
 def save(path: str, data: Trajectories, meta: dict[str, Any]) -> None:
   """Writes `data` and `meta` to the folder `path` atomically (temp folder, then rename).
 
-  An existing dataset at `path` is replaced only after the new one is completely written.
+  An existing dataset at `path` is replaced only after the new one is completely written. In a
+  multi-process run only process 0 writes (`mdx.distributed`).
   """
+  if not distributed.is_writer():
+    return
   arrays = to_numpy(data)
   returns = data.returns()
   meta = dict(meta, format_version=FORMAT_VERSION,

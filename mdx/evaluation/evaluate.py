@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mdx import data as mdata
+from mdx import distributed
 from mdx import io
 from mdx import mesh as mmesh
 from mdx import provenance
@@ -147,7 +148,8 @@ def run_method(config, workdir: str, method, family: TaskFamily, split: str, *,
         np.arange(n_tasks), eps)) for d in data])
     warm = mmesh.shard_batch(_take(warm, padded), mesh)
   rng = method_key(jax.random.fold_in(jax.random.PRNGKey(config.seed), 7), method.name)
-  eval_keys = jax.random.split(rng, e.num_eval_seeds)
+  eval_keys = mmesh.replicate(jax.random.split(rng, e.num_eval_seeds), mesh)
+  policy = policy.replace(params=mmesh.replicate(policy.params, mesh))  # restored on one device
 
   report = progress_from_config(config, f'eval/{split} {method.name}')
 
@@ -170,7 +172,7 @@ def run_method(config, workdir: str, method, family: TaskFamily, split: str, *,
     out = jax.tree.map(lambda x: x[None], jax.jit(run)(policy, eval_keys, batch_tasks, warm))
   if not fields:
     out = jax.tree.map(lambda x: x[None], out)  # a settings axis of one
-  out, finite = jax.device_get(jax.block_until_ready(out))
+  out, finite = distributed.to_host(jax.block_until_ready(out))  # all processes' shards
   out, finite = jax.tree.map(lambda x: x[:, :, :, :len(task_index)], (out, finite))  # unpad
   returns = np.asarray(out.returns if keep_episodes else out)  # [S_set, S_train, S_eval, B]
   swept = f'{len(settings)} settings x ' if fields else ''

@@ -14,6 +14,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
+from mdx import distributed
 from mdx.evaluation.rollout import replay_mask
 
 
@@ -66,7 +67,8 @@ def fit_texts(fig, min_size: float = 6.0) -> None:
 def save_figure(fig, path: str, dpi: int = 110) -> None:
   """Lays `fig` out so that every text fits (`fit_texts`), writes it to `path`, closes it."""
   fit_texts(fig)
-  fig.savefig(path, dpi=dpi)
+  if distributed.is_writer():  # process 0 of a multi-process run
+    fig.savefig(path, dpi=dpi)
   plt.close(fig)
 
 

@@ -24,7 +24,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from mdx import io
+from mdx import distributed, io
 
 DIGEST_FILE = 'mdx_digest.json'
 
@@ -53,7 +53,7 @@ def _leaf_path(path) -> str:
 def digest(tree: Any) -> dict[str, dict]:
   """`{leaf path: {shape, dtype, sha256}}` of a pytree of arrays."""
   out = {}
-  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+  for path, leaf in jax.tree_util.tree_flatten_with_path(distributed.to_host(tree))[0]:
     x = np.ascontiguousarray(np.asarray(leaf))
     out[_leaf_path(path)] = dict(shape=list(x.shape), dtype=x.dtype.name,
                                  sha256=hashlib.sha256(x.tobytes()).hexdigest())
@@ -65,10 +65,13 @@ def step_dir(manager: ocp.CheckpointManager, step: int) -> str:
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any) -> None:
-  """Saves `state` as `step` and writes its digest beside Orbax's files (atomically, last)."""
+  """Saves `state` as `step` and writes its digest beside Orbax's files (atomically, last). In a
+  multi-process run every process takes part in Orbax's save and process 0 writes the digest
+  (`io`); the others wait for it."""
   manager.save(step, args=ocp.args.StandardSave(state))
   manager.wait_until_finished()
   io.write_json(os.path.join(step_dir(manager, step), DIGEST_FILE), digest(state))
+  distributed.barrier(f'mdx_checkpoint_{step}')
 
 
 def _move_step(manager: ocp.CheckpointManager, step: int, folder: str) -> str:
@@ -76,8 +79,10 @@ def _move_step(manager: ocp.CheckpointManager, step: int, folder: str) -> str:
   so that training can write that step again; returns the new path."""
   dest = os.path.join(os.path.dirname(str(manager.directory)), folder,
                       f'{step}-{time.strftime("%Y%m%d-%H%M%S")}')
-  os.makedirs(os.path.dirname(dest), exist_ok=True)
-  shutil.move(step_dir(manager, step), dest)
+  if distributed.is_writer():  # a multi-process run: process 0 moves it, the others wait
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    shutil.move(step_dir(manager, step), dest)
+  distributed.barrier(f'mdx_move_{step}_{folder}')
   manager.reload()
   return dest
 

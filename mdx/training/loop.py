@@ -28,10 +28,11 @@ import numpy as np
 import orbax.checkpoint as ocp
 from jax_loop_utils import periodic_actions
 
+from mdx import distributed
 from mdx import mesh as mmesh
 from mdx.training import checkpoints
 from mdx.training.state import TrainState
-from mdx.training.writers import create_writer
+from mdx.training.writers import NullWriter, create_writer
 
 StepFn = Callable[[TrainState, jax.Array], tuple[TrainState, dict[str, jax.Array]]]
 
@@ -77,7 +78,7 @@ def _track_non_finite(first_bad: dict, metrics: dict, step: jax.Array) -> dict:
 
 
 def _check_finite(first_bad: dict, names: Sequence[str], last_saved: int) -> None:
-  bad = [(int(s), k, i) for k, v in jax.device_get(first_bad).items()
+  bad = [(int(s), k, i) for k, v in distributed.to_host(first_bad).items()
          for i, s in enumerate(np.atleast_1d(v)) if int(s) >= 0]
   if bad:
     step, metric, i = min(bad)
@@ -180,15 +181,15 @@ def _run(workdirs, states, step_fn, rngs, *, stacked, num_steps, log_every, chec
     if initial_step >= num_steps:
       print(f'[{label}] already trained to step {initial_step}', flush=True)
       return stack_trees(states) if stacked else states[0]
-    writers = [create_writer(w, to_log=False, wandb=wandb, name=n)
-               for w, n in zip(workdirs, names)]
+    writers = [create_writer(w, to_log=False, wandb=wandb, name=n) if distributed.is_writer()
+               else NullWriter() for w, n in zip(workdirs, names)]  # process 0 writes metrics
     for writer in writers:  # closed (a wandb run finished) also when training stops on an error
       stack.callback(writer.close)
     for writer, hp in zip(writers, hparams):
       if initial_step == 0 and hp:
         writer.write_hparams(hp)
     state = mmesh.replicate(stack_trees(states) if stacked else states[0], mesh)
-    keys = jnp.stack(rngs) if stacked else rngs[0]
+    keys = mmesh.replicate(jnp.stack(rngs) if stacked else rngs[0], mesh)
     fold = jax.jit(jax.vmap(jax.random.fold_in, (0, None))) if stacked else jax.random.fold_in
     report = periodic_actions.ReportProgress(num_train_steps=num_steps, writer=writers[0],
                                              every_steps=log_every)
@@ -205,7 +206,8 @@ def _run(workdirs, states, step_fn, rngs, *, stacked, num_steps, log_every, chec
       report(done)
       if done % log_every == 0 or done == num_steps:
         _check_finite(first_bad, names, last_saved)
-        values = {f'train/{k}': np.asarray(v) for k, v in jax.device_get(metrics).items()}
+        values = {f'train/{k}': np.asarray(v)
+                  for k, v in distributed.to_host(metrics).items()}
         for i, writer in enumerate(writers):
           writer.write_scalars(done, {k: float(v[i] if stacked else v)
                                       for k, v in values.items()})

@@ -99,7 +99,9 @@ def make_diffusion_step(config, family, data, label, member, *, unconditional=Fa
 
   # `member` is an argument, not a constant of the program: every seed and setting of one
   # config compiles the same program (a hit in the persistent compilation cache).
+  # On a mesh it is replicated like the state (restored context parameters sit on one device).
   jitted = jax.jit(update, donate_argnums=0)
+  member = mmesh.replicate(member, mmesh.make_mesh(config))
   return lambda state, rng: jitted(state, rng, member)
 
 
@@ -207,7 +209,7 @@ def train_denoiser_stack(members, *, unconditional: bool = False,
   data, loaded, context_data, tier_episodes = _load_data(config, members[0][1], family)
   runs = [_member(c, w, s, family, loaded, unconditional=unconditional, source=source)
           for c, w, s in members]
-  stacked = stack_trees([m for _, _, m in runs])
+  stacked = mmesh.replicate(stack_trees([m for _, _, m in runs]), mmesh.make_mesh(config))
   update = make_diffusion_update(config, family, data,
                                  _label_fn(config, family, data, unconditional=unconditional,
                                            source=source), unconditional=unconditional,
