@@ -33,6 +33,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.rollout_family = 'hopper_param'
   config.rollout_batch = 32
   config.progress_every = (0, 20, 1)
+  # matmul_ceiling: XLA's fp32 matmul at these square sizes; the best is each row's ceiling
+  config.ceiling_sizes = (256, 512, 1024, 2048)  # ('()' = off)
+  # evaluation: one test episode per task of MetaDiffuser as the pipeline compiles it ('' = off)
+  config.eval_config = 'configs/cheetah_vel.py:cpu'
+  config.eval_repeats = 3  # timed evaluation programs after one warm-up
   config.repeats = 5  # at least this many timed runs after one warm-up; the median is reported
   config.min_time_s = 3.0  # ... and more runs until this much time is spent (fast programs)
   config.seed = 0

@@ -12,7 +12,15 @@ measurement: the median over rounds of each variant's medians and their ratio.
 Keys: name, batch, num_steps, compile_s (lowering + XLA compilation, measured without the
 persistent cache), median_s (median of at least `repeats` runs after one warm-up, more until
 `min_time_s` is spent), runs, plans_per_s,
-flops_per_plan, gflops_per_s. `rollout` lines time one evaluation episode of a random policy on
+flops_per_plan, gflops_per_s, ceiling_fraction (gflops_per_s over the `matmul_ceiling` line's
+GFLOP/s: the best fp32 matmul XLA runs on this machine, square sizes `ceiling_sizes`, measured
+first in the same run). `evaluation` lines time one whole evaluation program of a method as the
+pipeline runs it (MetaDiffuser of `eval_config`: its planner with CFG, the dual guide and the
+candidates at every environment step, context inference from warm-start data; randomly
+initialized networks, which cost what trained ones cost) on the family's test tasks, one
+episode each: environment steps with planning per second, and the program's compile time without
+and with the persistent compilation cache (a fresh cache folder, filled by the first compile;
+the second compile after `jax.clear_caches()` reads it). `rollout` lines time one evaluation episode of a random policy on
 `rollout_family`'s test tasks for each `progress_every` (0: no progress callbacks), in one run.
 XLA's cost analysis counts a while-loop body once, so FLOPs are
 taken from the planner lowered with K = 1 and multiplied by K (the initial noise and the final
@@ -87,7 +95,8 @@ def _compare(c) -> None:
             cmd = [sys.executable, os.path.abspath(__file__), f'--config={config_flags.get_config_filename(flags.FLAGS["config"])}',
                    '--config.compare_with=', f"--config.modes=('{mode}',)",
                    f'--config.num_diffusion_steps=({k},)', f'--config.batches=({b},)',
-                   '--config.train_batch=0', '--config.rollout_family=']
+                   '--config.train_batch=0', '--config.rollout_family=',
+                   '--config.eval_config=', '--config.ceiling_sizes=()']
             out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
             line = json.loads(out.stdout.strip().splitlines()[-1])
             line.update(variant=variant, round=r)
@@ -132,6 +141,7 @@ def main(argv):
                                                         apply(ContextModel.next_state))(s_, a_, z_)
   print(json.dumps({'devices': str(jax.devices()), 'cpu_count': os.cpu_count(),
                     'loadavg_1m': os.getloadavg()[0]}), flush=True)
+  ceiling = _matmul_ceiling(c)
 
   for mode in c.modes:
     full = mode == 'plan/full'
@@ -155,9 +165,11 @@ def main(argv):
         print(json.dumps(dict(name=mode, batch=b, num_steps=k, compile_s=round(compile_s, 3),
                               median_s=round(median, 5), runs=runs, plans_per_s=round(b / median, 2),
                               flops_per_plan=flops / b, gflops_per_s=round(flops / median / 1e9, 2),
+                              ceiling_fraction=_fraction(flops / median, ceiling),
                               loadavg_1m=os.getloadavg()[0])), flush=True)
 
   _rollouts(c)
+  _evaluation(c)
   if not c.train_batch:
     return None
   # One denoiser update (loss, gradient, Adam, EMA) at the training batch.
@@ -181,6 +193,7 @@ def main(argv):
   print(json.dumps(dict(name='train_step', batch=b, num_steps=1, compile_s=round(compile_s, 3),
                         median_s=round(median, 5), runs=runs, plans_per_s=round(b / median, 2),
                         flops_per_plan=flops / b, gflops_per_s=round(flops / median / 1e9, 2),
+                        ceiling_fraction=_fraction(flops / median, ceiling),
                         loadavg_1m=os.getloadavg()[0])), flush=True)
   # The same update for a stack of N members (`mdx.training.train_stack`: one vmapped program,
   # each member its own parameters, optimizer state and key) against N separate updates.
@@ -196,6 +209,94 @@ def main(argv):
                           separate_runs_s=round(median * n, 5),
                           stack_over_separate=round(median_n / (median * n), 3),
                           loadavg_1m=os.getloadavg()[0])), flush=True)
+
+
+def _fraction(flops_per_s: float, ceiling: float | None):
+  return round(flops_per_s / ceiling, 3) if ceiling else None
+
+
+def _matmul_ceiling(c) -> float | None:
+  """The best fp32 matmul rate (FLOP/s) of XLA here over square sizes `c.ceiling_sizes`, one
+  `matmul` line per size and a `matmul_ceiling` line; None when the sizes are empty."""
+  best = None
+  for n in c.ceiling_sizes:
+    a = jax.random.normal(jax.random.PRNGKey(5), (n, n), jnp.float32)
+    compiled, _ = _compile(lambda x, y: x @ y, (a, a))
+    median, runs = _time(compiled, (a, a), c.repeats, c.min_time_s)
+    rate = 2.0 * n ** 3 / median
+    best = rate if best is None else max(best, rate)
+    print(json.dumps(dict(name='matmul', size=n, median_s=round(median, 6), runs=runs,
+                          gflops_per_s=round(rate / 1e9, 2), loadavg_1m=os.getloadavg()[0])),
+          flush=True)
+  if best is not None:
+    print(json.dumps(dict(name='matmul_ceiling', gflops_per_s=round(best / 1e9, 2),
+                          sizes=list(c.ceiling_sizes))), flush=True)
+  return best
+
+
+def _evaluation(c) -> None:
+  """One evaluation episode of MetaDiffuser (`c.eval_config`, 'path:preset') on every test task
+  of its family, as `mdx.evaluation.run_method` compiles it: environment steps per second and
+  the compile time without and with the persistent cache."""
+  if not c.eval_config:
+    return
+  import tempfile  # pylint: disable=g-import-not-at-top
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  from mdx.data.collect import collect  # pylint: disable=g-import-not-at-top
+  from mdx.data import init_normalizer, policies  # pylint: disable=g-import-not-at-top
+  from mdx.envs import family_from_config  # pylint: disable=g-import-not-at-top
+  from mdx.evaluation.rollout import rollout  # pylint: disable=g-import-not-at-top
+  from mdx.methods.metadiffuser import context as ctx_stage  # pylint: disable=g-import-not-at-top
+  from mdx.methods.metadiffuser import denoiser as den_stage  # pylint: disable=g-import-not-at-top
+  from mdx.methods.metadiffuser import policy as md_policy  # pylint: disable=g-import-not-at-top
+  path, preset = c.eval_config.split(':')
+  spec = importlib.util.spec_from_file_location('eval_config', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config(preset)
+  family = family_from_config(config)
+  tasks = family.test_tasks()
+  warm = collect(family, tasks, policies.random_policy(family), jax.random.PRNGKey(6),
+                 config.data.warm_start_episodes)
+  norm = init_normalizer(warm)
+  context_model = ctx_stage.build_context_model(config, family)
+  net = den_stage.build_denoiser(config, family)
+  params = {'context': ctx_stage.init_context_state(config, family, norm,
+                                                     jax.random.PRNGKey(7)).params,
+            'denoiser': den_stage.init_denoiser_state(config, family,
+                                                      jax.random.PRNGKey(8)).params,
+            'norm': norm}
+  policy = md_policy.planner_policy(config, context_model, net, params,
+                                    md_policy.plan_config(config))
+  fn = lambda p, r, w: rollout(family, tasks, p, r, warm_start=w, keep_info=False).returns
+  args = (policy, jax.random.PRNGKey(9), warm)
+  compiled, compile_s = _compile(fn, args)
+  cache_s = None
+  with tempfile.TemporaryDirectory() as cache:
+    saved = {k: getattr(jax.config, k) for k in (
+        'jax_compilation_cache_dir', 'jax_persistent_cache_min_compile_time_secs',
+        'jax_persistent_cache_min_entry_size_bytes')}
+    try:
+      jax.config.update('jax_compilation_cache_dir', cache)
+      jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
+      jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
+      jax.clear_caches()
+      _compile(fn, args)  # fills the cache
+      jax.clear_caches()
+      _, cache_s = _compile(fn, args)
+    finally:
+      for k, v in saved.items():
+        jax.config.update(k, v)
+  median, runs = _time(compiled, args, c.eval_repeats, 0.0)
+  steps = int(tasks.task_id.shape[0]) * family.episode_length
+  print(json.dumps(dict(name='evaluation', config=c.eval_config, method='MetaDiffuser',
+                        tasks=int(tasks.task_id.shape[0]), episode_length=family.episode_length,
+                        num_diffusion_steps=config.diffusion.num_diffusion_steps,
+                        num_candidates=config.planner.num_candidates,
+                        compile_s=round(compile_s, 2), compile_cached_s=round(cache_s, 2),
+                        median_s=round(median, 3), runs=runs,
+                        env_steps_per_s=round(steps / median, 1),
+                        loadavg_1m=os.getloadavg()[0])), flush=True)
 
 
 def _rollouts(c) -> None:
