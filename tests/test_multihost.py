@@ -25,8 +25,9 @@ def _port() -> int:
 
 
 def _env(devices: int) -> dict:
+  flags = os.environ.get('XLA_FLAGS', '')  # `make test`'s, kept (the same in every process)
   env = dict(os.environ, PYTHONPATH=ROOT,
-             XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
+             XLA_FLAGS=f'{flags} --xla_force_host_platform_device_count={devices}'.strip())
   env.setdefault('JAX_COMPILATION_CACHE_DIR', os.path.join(ROOT, '.jax_cache'))
   return env
 
