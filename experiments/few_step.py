@@ -78,12 +78,13 @@ def plan_speed(config, workdir, family, split, batch):
 
 def _plot(path, rows, family_name, split):
   import matplotlib  # pylint: disable=g-import-not-at-top
+  import matplotlib.ticker  # pylint: disable=g-import-not-at-top,unused-import
   matplotlib.use('Agg')
   from mdx.evaluation import plots  # pylint: disable=g-import-not-at-top
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   fig, ax = plt.subplots(figsize=(6, 4))
   tiers = sorted({r['warm_start'] for row in rows for r in row['records']})
-  for tier in tiers:
+  for i, tier in enumerate(tiers):
     pts = [(row['plans_per_s_batch1'], r, row['label']) for row in rows for r in row['records']
            if r['warm_start'] == tier]
     x = [p[0] for p in pts]
@@ -91,9 +92,11 @@ def _plot(path, rows, family_name, split):
     err = [[p[1]['normalized_score'] - p[1]['ci_low'] for p in pts],
            [p[1]['ci_high'] - p[1]['normalized_score'] for p in pts]]
     ax.errorbar(x, y, yerr=err, marker='o', capsize=3, label=f'warm start: {tier}')
-    for xi, yi, (_, _, label) in zip(x, y, pts):
-      ax.annotate(label, (xi, yi), textcoords='offset points', xytext=(4, 4), fontsize=7)
+    for xi, yi, (_, _, label) in zip(x, y, pts) if i == 0 else ():  # the settings, once
+      ax.annotate(label.replace('DDIM ', ''), (xi, yi), textcoords='offset points',
+                  xytext=(4, 6), fontsize=7)
   ax.set_xscale('log')
+  ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
   ax.set_xlabel('plans per second at batch 1 (this machine)')
   ax.set_ylabel('normalized score (95% interval)')
   ax.set_title(f'{family_name}, {split} split: DDIM sub-steps of MetaDiffuser\'s denoiser')
@@ -110,7 +113,7 @@ def main(argv):
   steps = [int(s) for s in _STEPS.value]
   if any(not 1 <= s <= k for s in steps):
     raise app.UsageError(f'--steps must be in [1, {k}] (the trained K), got {steps}')
-  settings = [('preset', {})] + [
+  settings = [(f'preset ({config.planner.sampler} K={k})', {})] + [
       (f"DDIM K'={s}", {'planner.sampler': 'ddim', 'planner.num_sample_steps': s,
                         'planner.eta': _ETA.value}) for s in steps]
   refs = {}

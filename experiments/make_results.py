@@ -386,7 +386,8 @@ def _few_step_lines(order) -> list[str]:
       rate = f'{speed[steps]:.0f}' if steps in speed else '-'
       lines.append(f"| {PAPER[f]['name']} | {split} | {sampler} | {steps} | "
                    f"{eta:g} | {cells} | {rate} |")
-  if not lines:
+  lines_cpu = _few_step_cpu_lines(order)
+  if not lines and not lines_cpu:
     return []
   return ['', '## Few-step sampling', '',
           'MetaDiffuser with K\' of its trained K denoising steps: DDPM (all K) or DDIM over a '
@@ -396,7 +397,34 @@ def _few_step_lines(order) -> list[str]:
           'steps; a DDIM step costs what a DDPM step costs). See the family notes for the model '
           'and seeds.', '',
           '| family | split | sampler | K\' | eta | expert | medium | random | '
-          'decisions/s |', '|---|---|---|---|---|---|---|---|---|'] + lines
+          'decisions/s |', '|---|---|---|---|---|---|---|---|---|'] + lines + lines_cpu
+
+
+def _few_step_cpu_lines(order) -> list[str]:
+  """The `experiments/few_step.py` runs (`<family>/few_step_cpu/<split>.json`): per setting the
+  scores and the trained policy's plans per second at batch 1 and at the split's batch."""
+  lines = []
+  for f in order:
+    for split in ('validation', 'test'):
+      path = RESULTS / f / 'few_step_cpu' / f'{split}.json'
+      if not path.exists():
+        continue
+      for row in json.loads(path.read_text())['rows']:
+        got = {r['warm_start']: r for r in row['records']}
+        cells = ' | '.join(_cell(got[t]) if t in got else '-' for t in TIERS)
+        lines.append(f"| {PAPER[f]['name']} | {split} | {row['sampler']} | "
+                     f"{row['sample_steps']} | {row['fields'].get('planner.eta', 0):g} | "
+                     f"{cells} | {row['plans_per_s_batch1']:.0f} | "
+                     f"{row['plans_per_s_batch_tasks']:.0f} ({row['batch_tasks']}) |")
+  if not lines:
+    return []
+  return ['', 'The `cpu` preset (one training seed, 3 evaluation seeds), every setting on validation '
+          'and test tasks by `experiments/few_step.py` (`<family>/few_step_cpu/`, with its plots): '
+          'plans per second of the trained policy\'s planning call (the preset\'s candidates, '
+          'CFG, the dual guide) at batch 1 and at the split\'s tasks, on the 2-core CPU (each '
+          'row\'s load average is in its file).', '',
+          '| family | split | sampler | K\' | eta | expert | medium | random | plans/s, batch 1 | '
+          'plans/s, batch (B) |', '|---|---|---|---|---|---|---|---|---|---|'] + lines
 
 
 def _video_lines(order) -> list[str]:
