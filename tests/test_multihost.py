@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = '--config=configs/point_robot.py:test'
@@ -99,3 +100,16 @@ def test_two_processes_train_and_evaluate_as_one(data_workdir, tmp_path):
     np.testing.assert_allclose(b['mean_return'], a['mean_return'], rtol=1e-6)
   evals = [n for n in os.listdir(os.path.join(two_eval, 'config_history')) if 'evaluate' in n]
   assert len(evals) == 2  # the one-process run's (copied) and process 0's, not process 1's
+
+
+def test_distributed_flags_are_checked():
+  from mdx import distributed  # pylint: disable=g-import-not-at-top
+  distributed.initialize(None, None, None)  # one process: nothing to join
+  distributed.initialize(None, 1, None)
+  assert distributed.process_count() == 1 and distributed.is_writer()
+  for args, named in (((None, 2, 0), 'all of --coordinator_address'),
+                      (('localhost:1', 2, None), 'all of --coordinator_address'),
+                      (('localhost:1', 2, 2), 'must be in \\[0, --num_processes\\)')):
+    with pytest.raises(ValueError, match=named):
+      distributed.initialize(*args)
+  assert distributed.process_count() == 1  # nothing was joined
