@@ -1,7 +1,8 @@
 """A multi-process run (`mdx.distributed`) computes what one process computes: two processes on
 localhost, Gloo collectives, two forced host devices each (a mesh of four over both), running the
 binaries as a slice would, against one process with four forced devices (the same partitioned
-programs; `tests/test_mesh.py` compares a mesh with one device). Training: the context model's
+programs; `tests/test_mesh.py` compares a mesh with one device). Collection: both processes
+collect, process 0 writes, the datasets are the one-process ones. Training: the context model's
 stage, data-parallel over the four devices (parameters to float tolerance, one metrics file).
 Evaluation: MetaDiffuser's stages trained by the one-process run, evaluated by both (the same
 returns; process 0 alone writes the results)."""
@@ -71,8 +72,14 @@ def _params(workdir: str):
 
 def test_two_processes_train_and_evaluate_as_one(data_workdir, tmp_path):
   one, two, two_eval = (str(tmp_path / n) for n in ('one', 'two', 'two_eval'))
-  for w in (one, two):
-    shutil.copytree(os.path.join(data_workdir, 'data'), os.path.join(w, 'data'))
+  shutil.copytree(os.path.join(data_workdir, 'data'), os.path.join(one, 'data'))
+  _two('collect.py', f'--workdir={two}')  # both collect, process 0 writes: the same datasets
+  for name in sorted(os.listdir(os.path.join(one, 'data'))):
+    with np.load(os.path.join(one, 'data', name, 'data.npz')) as a, np.load(
+        os.path.join(two, 'data', name, 'data.npz')) as b:
+      assert sorted(a.files) == sorted(b.files)
+      for key in a.files:
+        np.testing.assert_array_equal(b[key], a[key], err_msg=f'{name}/{key}')
   _one('train.py', f'--workdir={one}', '--method=MetaDiffuser')
   _one('evaluate.py', f'--workdir={one}', '--split=validation', '--methods=MetaDiffuser',
        '--config.eval.plan_vs_reached_tasks=0')

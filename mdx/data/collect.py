@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mdx import distributed
 from mdx import workdir as layout
 from mdx.data import policies, trajectories
 from mdx.data.policies import BehaviourFn
@@ -76,7 +77,8 @@ def collect_datasets(config, workdir: str, family: TaskFamily) -> list[str]:
   jobs = [('train', tier, n) for tier, n in dict(config.data.train_episodes).items()]
   jobs += [('test', tier, config.data.warm_start_episodes) for tier in policies.TIERS]
   jobs += [('validation', tier, config.data.warm_start_episodes) for tier in policies.TIERS]
-  remove_stale_temporaries(os.path.join(workdir, 'data'))
+  if distributed.is_writer():  # process 0's own temporaries may be in the making otherwise
+    remove_stale_temporaries(os.path.join(workdir, 'data'))
   paths = []
   for index, (split, tier, episodes) in enumerate(jobs):
     path = layout.dataset_dir(workdir, split, tier)
@@ -101,6 +103,9 @@ def collect_datasets(config, workdir: str, family: TaskFamily) -> list[str]:
     trajectories.save(path, data, meta)
     print(f'[collect] {split}/{tier}: {data.num_tasks} tasks x {episodes} episodes, '
           f'mean return {data.returns().mean():.3f}', flush=True)
+  # A multi-process run: every process collects the same data, process 0 writes it
+  # (`trajectories.save`), and none goes on before it is written.
+  distributed.barrier('mdx_collect')
   return paths
 
 
