@@ -27,12 +27,13 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 from jax_loop_utils import periodic_actions
+from jax_loop_utils.metric_writers.noop_writer import NoOpWriter
 
 from mdx import distributed
 from mdx import mesh as mmesh
 from mdx.training import checkpoints
 from mdx.training.state import TrainState
-from mdx.training.writers import NullWriter, create_writer
+from mdx.training.writers import create_writer
 
 StepFn = Callable[[TrainState, jax.Array], tuple[TrainState, dict[str, jax.Array]]]
 
@@ -182,7 +183,7 @@ def _run(workdirs, states, step_fn, rngs, *, stacked, num_steps, log_every, chec
       print(f'[{label}] already trained to step {initial_step}', flush=True)
       return stack_trees(states) if stacked else states[0]
     writers = [create_writer(w, to_log=False, wandb=wandb, name=n) if distributed.is_writer()
-               else NullWriter() for w, n in zip(workdirs, names)]  # process 0 writes metrics
+               else NoOpWriter() for w, n in zip(workdirs, names)]  # process 0 writes metrics
     for writer in writers:  # closed (a wandb run finished) also when training stops on an error
       stack.callback(writer.close)
     for writer, hp in zip(writers, hparams):

@@ -142,25 +142,6 @@ class WandbWriter(_Writer):
     self._run.finish()
 
 
-class NullWriter(_Writer):
-  """Writes nothing: the metric writer of processes other than 0 in a multi-process run."""
-
-  def write_scalars(self, step, scalars):
-    pass
-
-  def write_hparams(self, hparams):
-    pass
-
-  def write_texts(self, step, texts):
-    pass
-
-  def flush(self):
-    pass
-
-  def close(self):
-    pass
-
-
 def create_writer(logdir: str, *, to_log: bool = True, wandb: Optional[Mapping] = None,
                   name: str = '') -> interface.MetricWriter:
   """The log + `metrics.jsonl` + TensorBoard writer for a run's `logdir`, and a `WandbWriter`
