@@ -35,6 +35,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.progress_every = (0, 20, 1)
   # matmul_ceiling: XLA's fp32 matmul at these square sizes; the best is each row's ceiling
   config.ceiling_sizes = (256, 512, 1024, 2048)  # ('()' = off)
+  # unet_profile: one U-Net step at each batch against its matrix products timed alone ('()' = off)
+  config.profile_batches = (1, 64)
   # evaluation: one test episode per task of MetaDiffuser as the pipeline compiles it ('' = off)
   config.eval_config = 'configs/cheetah_vel.py:cpu'
   config.eval_repeats = 3  # timed evaluation programs after one warm-up

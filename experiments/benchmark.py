@@ -29,6 +29,7 @@ candidate scoring, well under 1% of the work, are then counted K times).
 import dataclasses
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -96,7 +97,8 @@ def _compare(c) -> None:
                    '--config.compare_with=', f"--config.modes=('{mode}',)",
                    f'--config.num_diffusion_steps=({k},)', f'--config.batches=({b},)',
                    '--config.train_batch=0', '--config.rollout_family=',
-                   '--config.eval_config=', '--config.ceiling_sizes=()']
+                   '--config.eval_config=', '--config.ceiling_sizes=()',
+                   '--config.profile_batches=()']
             out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
             line = json.loads(out.stdout.strip().splitlines()[-1])
             line.update(variant=variant, round=r)
@@ -168,6 +170,7 @@ def main(argv):
                               ceiling_fraction=_fraction(flops / median, ceiling),
                               loadavg_1m=os.getloadavg()[0])), flush=True)
 
+  _unet_profile(c, net, params, ceiling)
   _rollouts(c)
   _evaluation(c)
   if not c.train_batch:
@@ -232,6 +235,63 @@ def _matmul_ceiling(c) -> float | None:
     print(json.dumps(dict(name='matmul_ceiling', gflops_per_s=round(best / 1e9, 2),
                           sizes=list(c.ceiling_sizes))), flush=True)
   return best
+
+
+def _dot_shapes(hlo_text: str) -> list[tuple[int, int, int]]:
+  """`(M, K, N)` of every rank-2 `dot` in an optimized HLO module's text (the U-Net's im2col
+  convolutions and dense layers are all of this form)."""
+  shapes, dots = {}, []
+  for line in hlo_text.splitlines():
+    m = re.match(r'\s*(?:ROOT )?%(\S+) = \w+\[([\d,]*)\]', line)
+    if m:
+      shapes[m.group(1)] = [int(v) for v in m.group(2).split(',') if v]
+    m = re.match(r'\s*(?:ROOT )?%\S+ = f32\[(\d+),(\d+)\]\S* dot\(%([^,\s]+),', line)
+    if m and len(shapes.get(m.group(3), ())) == 2:
+      dots.append((int(m.group(1)), shapes[m.group(3)][1], int(m.group(2))))
+  return dots
+
+
+def _unet_profile(c, net, params, ceiling) -> None:
+  """Where one U-Net step's time goes, per batch of `c.profile_batches`: the compiled forward
+  (one denoising step) against its matrix products alone, each dot of its optimized HLO timed as
+  an isolated `[M, K] x [K, N]` program at the same shape, less the launch time of a trivial
+  program. One `unet_dot` line per distinct shape
+  and a `unet_profile` line: the step's time, the dots' summed time and rate, and the rest
+  (im2col copies, GroupNorm, Mish, the embeddings' broadcasts, layouts) as a share of the step."""
+  d = c.obs_dim + c.act_dim
+  tiny = (jnp.ones((1,)),)
+  launch_s, _ = _time(_compile(lambda x: x + 1.0, tiny)[0], tiny, c.repeats, 0.5)
+  for b in c.profile_batches:
+    args = (params['denoiser'], jax.random.normal(jax.random.PRNGKey(4), (b, c.horizon, d)),
+            jnp.zeros(b, jnp.int32), jnp.ones((b, c.context_dim)), jnp.ones(b, bool))
+    forward, _ = _compile(net.apply, args)
+    step_s, runs = _time(forward, args, c.repeats, c.min_time_s)
+    dots = _dot_shapes(forward.as_text())
+    dot_s = dot_flops = 0.0
+    for shape in sorted(set(dots), key=lambda s: -s[0] * s[1] * s[2]):
+      m, k, n = shape
+      count = dots.count(shape)
+      a, w = jnp.ones((m, k)), jnp.ones((k, n))
+      compiled, _ = _compile(lambda x, y: x @ y, (a, w))
+      median, _ = _time(compiled, (a, w), c.repeats, min(c.min_time_s, 0.5))
+      median = max(median - launch_s, 1e-9)  # the dot's own time, not its program's launch
+      dot_s += count * median
+      dot_flops += count * 2.0 * m * k * n
+      print(json.dumps(dict(name='unet_dot', batch=b, m=m, k=k, n=n, count=count,
+                            median_s=round(median, 7),
+                            gflops_per_s=round(2.0 * m * k * n / median / 1e9, 2),
+                            ceiling_fraction=_fraction(2.0 * m * k * n / median, ceiling))),
+            flush=True)
+    flops = _flops(forward)
+    print(json.dumps(dict(name='unet_profile', batch=b, step_s=round(step_s, 6), runs=runs,
+                          gflops_per_s=round(flops / step_s / 1e9, 2),
+                          ceiling_fraction=_fraction(flops / step_s, ceiling),
+                          dots=len(dots), dots_s=round(dot_s, 6),
+                          launch_s_subtracted=round(launch_s, 7),
+                          dots_gflops_per_s=round(dot_flops / dot_s / 1e9, 2),
+                          dots_ceiling_fraction=_fraction(dot_flops / dot_s, ceiling),
+                          rest_share=round(max(step_s - dot_s, 0.0) / step_s, 3),
+                          loadavg_1m=os.getloadavg()[0])), flush=True)
 
 
 def _evaluation(c) -> None:

@@ -10,7 +10,8 @@ on `--split` (one compiled program per setting: K' sets the scan's length), with
 for the normalized score, and the speed of one planning call of the trained policy at batch 1
 and at batch = the split's tasks (compile apart; the median of at least `--repeats` calls and of
 `--min_time_s` seconds). Writes `WORKDIR/few_step/<split>.json` (one record per setting: the
-evaluation's records and `plans_per_s`) and `few_step_<split>.png` (normalized score with its 95%
+evaluation's records and `plans_per_s`, written after every setting: an interrupted run
+resumes, keeping the settings made with the same config and models) and `few_step_<split>.png` (normalized score with its 95%
 interval against plans per second at batch 1). Choose K' on validation tasks; run the test split
 for the curve once.
 """
@@ -28,6 +29,7 @@ from ml_collections import config_flags
 from mdx import data as mdata
 from mdx import io
 from mdx import methods
+from mdx import provenance
 from mdx.envs.base import SPLITS
 from mdx.envs import family_from_config
 from mdx.evaluation.evaluate import make_records, run_method
@@ -102,6 +104,30 @@ def _plot(path, rows, family_name, split):
   plots.save_figure(fig, path)
 
 
+def _normalized(value):
+  return json.loads(json.dumps(value))
+
+
+def _write(path, family_name, split, rows, complete):
+  io.write_json(path, dict(family=family_name, split=split, eta=_ETA.value,
+                           devices=str(jax.devices()), cpu_count=os.cpu_count(),
+                           complete=complete, rows=rows))
+
+
+def _finished_rows(path, family_name, split) -> dict:
+  """The rows of an earlier (possibly interrupted) run at `path`, by label; each is reused only
+  when its `made_with` (the evaluation's config fields, DDIM's included, and the trained
+  models' run ids)
+  equals this run's."""
+  if not os.path.isfile(path):
+    return {}
+  with open(path) as f:
+    old = json.load(f)
+  if old.get('family') != family_name or old.get('split') != split:
+    return {}
+  return {row['label']: row for row in old.get('rows', ()) if 'made_with' in row}
+
+
 def main(argv):
   del argv
   _common.setup()
@@ -114,6 +140,10 @@ def main(argv):
   settings = [(f'preset ({config.planner.sampler} K={k})', {})] + [
       (f"DDIM K'={s}", {'planner.sampler': 'ddim', 'planner.num_sample_steps': s,
                         'planner.eta': _ETA.value}) for s in steps]
+  out = os.path.join(workdir, 'few_step')
+  path = os.path.join(out, f'{split}.json')
+  stages = methods.get_method('MetaDiffuser').stages
+  done = _finished_rows(path, family.name, split)
   refs = {}
   for name in (config.eval.oracle, config.eval.random):
     per_tier, _ = run_method(config, workdir, methods.get_method(name), family, split)
@@ -122,6 +152,13 @@ def main(argv):
   rows = []
   for label, fields in settings:
     cfg = with_fields(config, fields)
+    made_with = _normalized(dict(config=provenance.eval_fields(cfg),
+                                 stages=provenance.stage_runs(workdir, stages, cfg.train_seeds)))
+    if done.get(label, {}).get('made_with') == made_with:
+      rows.append(done[label])
+      print(f'[few_step/{split}] {label}: in {path} already (same config and models), kept',
+            flush=True)
+      continue
     t0 = time.time()
     per_tier, _ = run_method(cfg, workdir, methods.get_method('MetaDiffuser'), family, split)
     eval_s = time.time() - t0
@@ -142,16 +179,14 @@ def main(argv):
                timed_runs_batch1=runs1, plans_per_s_batch_tasks=round(speed_n, 2),
                batch_tasks=n_tasks, timed_runs_batch_tasks=runs_n,
                evaluation_s_with_compile=round(eval_s, 1), records=records,
-               loadavg_1m=os.getloadavg()[0])
+               loadavg_1m=os.getloadavg()[0], made_with=made_with)
     rows.append(row)
+    _write(path, family.name, split, rows, complete=False)  # an interrupted run resumes here
     scores = ', '.join(f"{r['warm_start']} {r['normalized_score']:.2f} [{r['ci_low']:.2f}, "
                        f"{r['ci_high']:.2f}]" for r in records)
     print(f'[few_step/{split}] {label}: {scores}; {speed1:.1f} plans/s at batch 1, '
           f'{speed_n:.1f} at batch {n_tasks}', flush=True)
-  out = os.path.join(workdir, 'few_step')
-  io.write_json(os.path.join(out, f'{split}.json'),
-                dict(family=family.name, split=split, eta=_ETA.value,
-                     devices=str(jax.devices()), cpu_count=os.cpu_count(), rows=rows))
+  _write(path, family.name, split, rows, complete=True)
   _plot(os.path.join(out, f'few_step_{split}.png'), rows, family.name, split)
   print(f'[few_step/{split}] wrote {out}', flush=True)
 
