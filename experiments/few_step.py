@@ -43,6 +43,7 @@ _STEPS = flags.DEFINE_list('steps', ['1', '2', '5', '10', '20'], "DDIM's K' valu
                            'most the trained K).')
 _ETA = flags.DEFINE_float('eta', 0.0, "DDIM's eta (0: deterministic; 1: DDPM's variance).")
 _REPEATS = flags.DEFINE_integer('repeats', 20, 'Timed planning calls at least.')
+_REPLOT = flags.DEFINE_bool('replot', False, 'Only redraw the plot of WORKDIR/few_step/<split>.json.')
 _MIN_TIME = flags.DEFINE_float('min_time_s', 3.0, 'Seconds of timed planning calls at least.')
 flags.mark_flags_as_required(['config', 'workdir'])
 
@@ -84,19 +85,27 @@ def _plot(path, rows, family_name, split):
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   fig, ax = plt.subplots(figsize=(6, 4))
   tiers = sorted({r['warm_start'] for row in rows for r in row['records']})
+  colors = plt.rcParams['axes.prop_cycle'].by_key()['color']
   for i, tier in enumerate(tiers):
-    pts = [(row['plans_per_s_batch1'], r, row['label']) for row in rows for r in row['records']
-           if r['warm_start'] == tier]
-    x = [p[0] for p in pts]
-    y = [p[1]['normalized_score'] for p in pts]
-    err = [[p[1]['normalized_score'] - p[1]['ci_low'] for p in pts],
-           [p[1]['ci_high'] - p[1]['normalized_score'] for p in pts]]
-    ax.errorbar(x, y, yerr=err, marker='o', capsize=3, label=f'warm start: {tier}')
-    for xi, yi, (_, _, label) in zip(x, y, pts) if i == 0 else ():  # the settings, once
-      ax.annotate(label.replace('DDIM ', ''), (xi, yi), textcoords='offset points',
-                  xytext=(4, 6), fontsize=7)
+    pts = sorted(((row['plans_per_s_batch1'], r, row) for row in rows for r in row['records']
+                  if r['warm_start'] == tier), key=lambda p: p[0])
+    for is_ddim in (True, False):  # the DDIM curve by speed; the preset's sampler on its own
+      sel = [p for p in pts if (p[2]['fields'] != {}) == is_ddim]
+      if not sel:
+        continue
+      err = [[p[1]['normalized_score'] - p[1]['ci_low'] for p in sel],
+             [p[1]['ci_high'] - p[1]['normalized_score'] for p in sel]]
+      ax.errorbar([p[0] for p in sel], [p[1]['normalized_score'] for p in sel], yerr=err,
+                  marker='o' if is_ddim else '*', markersize=6 if is_ddim else 12, capsize=3,
+                  color=colors[i % len(colors)], linestyle='-' if is_ddim else 'none',
+                  label=f'warm start: {tier}' + ('' if is_ddim else ', preset'))
+      for x, r, row in sel if i == 0 else ():  # the settings' names, once
+        ax.annotate(row['label'].replace('DDIM ', ''), (x, r['normalized_score']),
+                    textcoords='offset points', xytext=(4, 6), fontsize=7)
   ax.set_xscale('log')
+  ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
   ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+  ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
   ax.set_xlabel('plans per second at batch 1 (this machine)')
   ax.set_ylabel('normalized score (95% interval)')
   ax.set_title(f'{family_name}, {split} split: DDIM sub-steps of MetaDiffuser\'s denoiser')
@@ -144,6 +153,10 @@ def main(argv):
   path = os.path.join(out, f'{split}.json')
   stages = methods.get_method('MetaDiffuser').stages
   done = _finished_rows(path, family.name, split)
+  if _REPLOT.value:
+    with open(path) as f:
+      _plot(os.path.join(out, f'few_step_{split}.png'), json.load(f)['rows'], family.name, split)
+    return
   refs = {}
   for name in (config.eval.oracle, config.eval.random):
     per_tier, _ = run_method(config, workdir, methods.get_method(name), family, split)

@@ -412,19 +412,21 @@ def _few_step_cpu_lines(order) -> list[str]:
       for row in json.loads(path.read_text())['rows']:
         got = {r['warm_start']: r for r in row['records']}
         cells = ' | '.join(_cell(got[t]) if t in got else '-' for t in TIERS)
-        lines.append(f"| {PAPER[f]['name']} | {split} | {row['sampler']} | "
+        seeds = sorted({r['num_eval_seeds'] for r in row['records']})
+        lines.append(f"| {PAPER[f]['name']} | {split} | {','.join(map(str, seeds))} | "
+                     f"{row['sampler']} | "
                      f"{row['sample_steps']} | {row['fields'].get('planner.eta', 0):g} | "
                      f"{cells} | {row['plans_per_s_batch1']:.0f} | "
                      f"{row['plans_per_s_batch_tasks']:.0f} ({row['batch_tasks']}) |")
   if not lines:
     return []
-  return ['', 'The `cpu` preset (one training seed, 3 evaluation seeds), every setting on validation '
-          'and test tasks by `experiments/few_step.py` (`<family>/few_step_cpu/`, with its plots): '
+  return ['', 'The `cpu` preset (one training seed), every setting on validation and test tasks by `experiments/few_step.py` (`<family>/few_step_cpu/`, with its plots): '
           'plans per second of the trained policy\'s planning call (the preset\'s candidates, '
           'CFG, the dual guide) at batch 1 and at the split\'s tasks, on the 2-core CPU (each '
           'row\'s load average is in its file).', '',
-          '| family | split | sampler | K\' | eta | expert | medium | random | plans/s, batch 1 | '
-          'plans/s, batch (B) |', '|---|---|---|---|---|---|---|---|---|---|'] + lines
+          '| family | split | eval seeds | sampler | K\' | eta | expert | medium | random | '
+          'plans/s, batch 1 | plans/s, batch (B) |',
+          '|---|---|---|---|---|---|---|---|---|---|---|'] + lines
 
 
 def _video_lines(order) -> list[str]:
