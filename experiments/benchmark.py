@@ -26,6 +26,7 @@ XLA's cost analysis counts a while-loop body once, so FLOPs are
 taken from the planner lowered with K = 1 and multiplied by K (the initial noise and the final
 candidate scoring, well under 1% of the work, are then counted K times).
 """
+import collections
 import dataclasses
 import json
 import os
@@ -255,8 +256,7 @@ def _unet_profile(c, net, params, ceiling) -> None:
   """Where one U-Net step's time goes, per batch of `c.profile_batches`: the compiled forward
   (one denoising step) against its matrix products alone, each dot of its optimized HLO timed as
   an isolated `[M, K] x [K, N]` program at the same shape, less the launch time of a trivial
-  program. One `unet_dot` line per distinct shape
-  and a `unet_profile` line: the step's time, the dots' summed time and rate, and the rest
+  program. One `unet_dot` line per distinct shape and a `unet_profile` line: the step's time, the dots' summed time and rate, and the rest
   (im2col copies, GroupNorm, Mish, the embeddings' broadcasts, layouts) as a share of the step."""
   d = c.obs_dim + c.act_dim
   tiny = (jnp.ones((1,)),)
@@ -266,11 +266,9 @@ def _unet_profile(c, net, params, ceiling) -> None:
             jnp.zeros(b, jnp.int32), jnp.ones((b, c.context_dim)), jnp.ones(b, bool))
     forward, _ = _compile(net.apply, args)
     step_s, runs = _time(forward, args, c.repeats, c.min_time_s)
-    dots = _dot_shapes(forward.as_text())
+    dots = collections.Counter(_dot_shapes(forward.as_text()))
     dot_s = dot_flops = 0.0
-    for shape in sorted(set(dots), key=lambda s: -s[0] * s[1] * s[2]):
-      m, k, n = shape
-      count = dots.count(shape)
+    for (m, k, n), count in sorted(dots.items(), key=lambda d: -d[0][0] * d[0][1] * d[0][2]):
       a, w = jnp.ones((m, k)), jnp.ones((k, n))
       compiled, _ = _compile(lambda x, y: x @ y, (a, w))
       median, _ = _time(compiled, (a, w), c.repeats, min(c.min_time_s, 0.5))
@@ -286,7 +284,7 @@ def _unet_profile(c, net, params, ceiling) -> None:
     print(json.dumps(dict(name='unet_profile', batch=b, step_s=round(step_s, 6), runs=runs,
                           gflops_per_s=round(flops / step_s / 1e9, 2),
                           ceiling_fraction=_fraction(flops / step_s, ceiling),
-                          dots=len(dots), dots_s=round(dot_s, 6),
+                          dots=sum(dots.values()), dots_s=round(dot_s, 6),
                           launch_s_subtracted=round(launch_s, 7),
                           dots_gflops_per_s=round(dot_flops / dot_s / 1e9, 2),
                           dots_ceiling_fraction=_fraction(dot_flops / dot_s, ceiling),

@@ -10,9 +10,9 @@ on `--split` (one compiled program per setting: K' sets the scan's length), with
 for the normalized score, and the speed of one planning call of the trained policy at batch 1
 and at batch = the split's tasks (compile apart; the median of at least `--repeats` calls and of
 `--min_time_s` seconds). Writes `WORKDIR/few_step/<split>.json` (one record per setting: the
-evaluation's records and `plans_per_s`, written after every setting: an interrupted run
-resumes, keeping the settings made with the same config and models) and `few_step_<split>.png` (normalized score with its 95%
-interval against plans per second at batch 1). Choose K' on validation tasks; run the test split
+evaluation's records and `plans_per_s`; written after every setting, so an interrupted run
+resumes, keeping the settings made with the same config and models) and `few_step_<split>.png`
+(normalized score with its 95% interval against plans per second at batch 1). Choose K' on validation tasks; run the test split
 for the curve once.
 """
 import json
@@ -125,9 +125,8 @@ def _write(path, family_name, split, rows, complete):
 
 def _finished_rows(path, family_name, split) -> dict:
   """The rows of an earlier (possibly interrupted) run at `path`, by label; each is reused only
-  when its `made_with` (the evaluation's config fields, DDIM's included, and the trained
-  models' run ids)
-  equals this run's."""
+  when its `made_with` (the evaluation's config fields, DDIM's included, and the trained models'
+  run ids) equals this run's."""
   if not os.path.isfile(path):
     return {}
   with open(path) as f:
@@ -151,12 +150,12 @@ def main(argv):
                         'planner.eta': _ETA.value}) for s in steps]
   out = os.path.join(workdir, 'few_step')
   path = os.path.join(out, f'{split}.json')
-  stages = methods.get_method('MetaDiffuser').stages
-  done = _finished_rows(path, family.name, split)
   if _REPLOT.value:
     with open(path) as f:
       _plot(os.path.join(out, f'few_step_{split}.png'), json.load(f)['rows'], family.name, split)
     return
+  stages = methods.get_method('MetaDiffuser').stages
+  done = _finished_rows(path, family.name, split)
   refs = {}
   for name in (config.eval.oracle, config.eval.random):
     per_tier, _ = run_method(config, workdir, methods.get_method(name), family, split)
