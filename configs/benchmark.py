@@ -28,6 +28,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.predict_epsilon = False
   config.train_batch = 32  # the train_step measurement's batch (Diffuser: 32)
   config.stack_members = (2, 3, 5)  # train_stack: N members in one vmapped update ('()' = off)
+  # train_parts / train_scan: the update's gradient alone, and this many updates in one call
+  # (a lax.scan) against one call per update (0 = off)
+  config.train_scan = 10
   # rollout: one episode of random actions on this family's test tasks ('' = off), per value of
   # progress_every (environment steps between progress callbacks; 0 = none): their cost.
   config.rollout_family = 'hopper_param'

@@ -181,12 +181,14 @@ def main(argv):
   weights = loss_weights(c.horizon, c.obs_dim, c.act_dim, 10.0)
   state = TrainState.create(params['denoiser'], optax.adam(2e-4))
 
-  def train_step(state, rng, x0, z):
+  def gradient(params, rng, x0, z):
     loss_fn = lambda p: denoising_loss(net.apply, p, sched, rng, x0, z, obs_dim=c.obs_dim,
                                        context_dropout=0.25, predict_epsilon=c.predict_epsilon,
                                        weights=weights)[0]
-    grads = jax.grad(loss_fn)(state.params)
-    return state.apply_gradients(grads, ema_decay=0.995)
+    return jax.grad(loss_fn)(params)
+
+  def train_step(state, rng, x0, z):
+    return state.apply_gradients(gradient(state.params, rng, x0, z), ema_decay=0.995)
 
   b = c.train_batch
   args = (state, jax.random.PRNGKey(2), jax.random.normal(rng, (b, c.horizon, d)),
@@ -213,6 +215,39 @@ def main(argv):
                           separate_runs_s=round(median * n, 5),
                           stack_over_separate=round(median_n / (median * n), 3),
                           loadavg_1m=os.getloadavg()[0])), flush=True)
+  _train_parts(c, gradient, train_step, args, compiled, median)
+
+
+def _train_parts(c, gradient, train_step, args, compiled, update_s) -> None:
+  """Where one update's time goes: the gradient alone (the rest of `update_s` is Adam and the
+  EMA), and `c.train_scan` updates in one call (a `lax.scan`, the state carried) against as many
+  calls of the one-update program issued back to back, as the training loop issues them."""
+  if not c.train_scan:
+    return
+  grad_args = (args[0].params,) + args[1:]
+  compiled_g, _ = _compile(gradient, grad_args)
+  grad_s, runs = _time(compiled_g, grad_args, c.repeats, c.min_time_s)
+  print(json.dumps(dict(name='train_parts', batch=c.train_batch, update_s=round(update_s, 5),
+                        gradient_s=round(grad_s, 5), runs=runs,
+                        optimizer_and_ema_share=round(max(update_s - grad_s, 0.0) / update_s, 3),
+                        loadavg_1m=os.getloadavg()[0])), flush=True)
+  n = c.train_scan
+  keys = jax.random.split(args[1], n)
+  scanned = lambda state, keys, x0, z: jax.lax.scan(
+      lambda s, k: (train_step(s, k, x0, z), None), state, keys)[0]
+  compiled_n, compile_n = _compile(scanned, (args[0], keys) + args[2:])
+
+  def one_per_call(state, keys, x0, z):
+    for i in range(n):
+      state = compiled(state, keys[i], x0, z)
+    return state
+  per_call_s, _ = _time(one_per_call, (args[0], keys) + args[2:], c.repeats, c.min_time_s)
+  scan_s, runs = _time(compiled_n, (args[0], keys) + args[2:], c.repeats, c.min_time_s)
+  print(json.dumps(dict(name='train_scan', batch=c.train_batch, updates_per_call=n,
+                        compile_s=round(compile_n, 3), one_per_call_s=round(per_call_s / n, 5),
+                        scanned_s=round(scan_s / n, 5), runs=runs,
+                        scanned_over_one_per_call=round(scan_s / per_call_s, 3),
+                        loadavg_1m=os.getloadavg()[0])), flush=True)
 
 
 def _fraction(flops_per_s: float, ceiling: float | None):
