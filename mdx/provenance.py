@@ -59,11 +59,19 @@ def flatten(config) -> dict[str, Any]:
 
 
 def fields(config, reads: Iterable[str]) -> dict[str, Any]:
-  """The flattened fields of `config` under the prefixes `reads` ('context' or 'context.h')."""
-  flat = flatten(config)
-  reads = tuple(reads)
-  return {k: v for k, v in flat.items()
-          if any(k == r or k.startswith(r + '.') for r in reads)}
+  """The flattened fields of `config` under the prefixes `reads` ('context' or 'context.h'),
+  less those under a prefix marked with '-' ('-diffusion.num_train_steps': a field under a read
+  prefix that the stage does not read)."""
+  return select(flatten(config), reads)
+
+
+def select(flat: dict[str, Any], reads: Iterable[str]) -> dict[str, Any]:
+  """`fields` of an already flattened config (a record's), so that a record written before a
+  stage stopped reading a field compares without it."""
+  under = lambda k, prefixes: any(k == r or k.startswith(r + '.') for r in prefixes)
+  keep = tuple(r for r in reads if not r.startswith('-'))
+  skip = tuple(r[1:] for r in reads if r.startswith('-'))
+  return {k: v for k, v in flat.items() if under(k, keep) and not under(k, skip)}
 
 
 def differences(recorded: dict, current: dict) -> list[str]:
@@ -127,7 +135,7 @@ def check_stage(config, workdir: str, stage, seed: int) -> str:
   if rec is None:
     return 'absent'
   where = layout.stage_dir(workdir, stage.name, seed)
-  diffs = differences(rec['config'], fields(config, stage.reads))
+  diffs = differences(select(rec['config'], stage.reads), fields(config, stage.reads))
   for up in stage.after:
     now = read_record(workdir, up, seed)
     was = rec['upstream'].get(up)

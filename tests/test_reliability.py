@@ -13,7 +13,7 @@ import optax
 import pytest
 
 from mdx import data as mdata
-from mdx import provenance, training
+from mdx import io, provenance, training
 from mdx import workdir as layout
 from mdx.config_check import ConfigError, check_config
 from mdx.data import collect_datasets
@@ -185,6 +185,29 @@ def test_a_changed_config_never_reuses_a_stale_stage(test_config, tmp_path):
                   layout.stage_dir(workdir, 'b', 0))
   with pytest.raises(provenance.StaleStageError, match=r'a \(seed 0\): run'):
     provenance.check_stage(config, workdir, b, 0)
+
+
+def test_an_excepted_field_does_not_make_a_stage_stale(test_config, tmp_path):
+  """UDiffuser reads the denoiser's fields but its step count ('-diffusion.num_train_steps'),
+  also against a record written while it still held that field."""
+  from mdx.methods import REGISTRY  # pylint: disable=g-import-not-at-top
+  u = REGISTRY['UDiffuser'].stages[0]
+  workdir, config = str(tmp_path), copy.deepcopy(test_config)
+  provenance.write_record(config, workdir, u, 0, status='done', run_id='r')
+  assert 'diffusion.num_train_steps' not in provenance.read_record(workdir, u.name, 0)['config']
+  assert 'diffusion.horizon' in provenance.read_record(workdir, u.name, 0)['config']
+  longer = copy.deepcopy(config)
+  longer.diffusion.num_train_steps += 100
+  assert provenance.check_stage(longer, workdir, u, 0) == 'done'
+  path = provenance.record_path(workdir, u.name, 0)
+  rec = json.load(open(path))
+  rec['config']['diffusion.num_train_steps'] = 1  # an older record
+  io.write_json(path, rec)
+  assert provenance.check_stage(longer, workdir, u, 0) == 'done'
+  other = copy.deepcopy(config)
+  other.diffusion.horizon *= 2
+  with pytest.raises(provenance.StaleStageError, match=r'diffusion.horizon'):
+    provenance.check_stage(other, workdir, u, 0)
 
 
 def test_the_completion_marker_is_written_last(test_config, tmp_path):

@@ -26,8 +26,9 @@ class Stage:
   train: Callable[[Config, str, int], Any]  # (config, workdir, seed) -> anything; resumable
   num_train_steps: Callable[[Config], int]  # the stage is complete at this checkpoint step
   # The config fields it reads, as prefixes ('context' or 'context.history'): its record
-  # (`mdx.provenance`) compares them on every rerun. Data fields ('family', 'env', 'seed',
-  # 'data') are always included.
+  # (`mdx.provenance`) compares them on every rerun; a prefix marked '-' excepts fields under
+  # another ('-diffusion.num_train_steps'). Data fields ('family', 'env', 'seed', 'data') are
+  # always included.
   reads: tuple[str, ...] = ()
   after: tuple[str, ...] = ()  # the stages (of the same seed) whose outputs it loads
   # Optional: `([(config, workdir, seed), ...]) -> anything` trains the members as one vmapped

@@ -26,7 +26,8 @@ UDIFFUSER_STAGE = Stage(
                                                                 unconditional=True),
     train_stack=lambda members: denoiser.train_denoiser_stack(members, unconditional=True),
     num_train_steps=lambda config: config.udiffuser.num_train_steps,
-    reads=_SEGMENT_FIELDS + ('diffusion', 'udiffuser'))
+    # The denoiser's fields but its step count (UDiffuser's is `udiffuser.num_train_steps`).
+    reads=_SEGMENT_FIELDS + ('diffusion', '-diffusion.num_train_steps', 'udiffuser'))
 
 METADIFFUSER = Method(name='MetaDiffuser', make_policy=policy.make_policy,
                       stages=(CONTEXT_STAGE, DIFFUSION_STAGE), uses_warm_start=True,
