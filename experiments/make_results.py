@@ -2,10 +2,16 @@
 
   python experiments/make_results.py                       # regenerate results/README.md
   python experiments/make_results.py --add=runs/point_robot  # first copy a finished run's outputs
+  python experiments/make_results.py --merge=runs/ant_dir    # add a run's methods to a committed run
 
 `--add=WORKDIR` copies a pipeline run's small outputs into `results/<family>/`: per split
 `results_<split>.json`, `table_<split>.txt`, `plan_vs_reached_<split>.json` and the plots, plus
-`timings.json` and `config.json`. The README is then written from every `results/*/results_test.json`
+`timings.json` and `config.json`. `--merge=WORKDIR` adds the methods a later run evaluated (say
+UDiffuser, trained after the run was committed) to the committed `results_<split>.json` of the same
+preset: refused unless every config field outside `eval` is the committed run's and the reference
+methods (Oracle, Random) returned the same on the same tasks, episodes and evaluation seeds, so
+that the normalized scores share their 0 and 1; a method already there is never replaced (the
+test split runs once). The README is then written from every `results/*/results_test.json`
 (validation results are listed but never put in the tables), with each family's `NOTES.md`
 (what was tried where a target is missed) appended verbatim, and `results/figure1.png` (the
 paper's Figure 1: normalized score per method and family). Nothing in it is typed by hand:
@@ -27,6 +33,9 @@ _ADD = flags.DEFINE_string('add', None, 'A finished pipeline workdir to copy int
 _ADD_SWEEP = flags.DEFINE_list(
     'add_sweep', [], 'Finished sweep evaluations (WORKDIR/eval/<split>-sweep-<fields>) to copy '
     'into results/<family>/sweeps/<fields>_<split>.json (and .txt).')
+_MERGE = flags.DEFINE_string(
+    'merge', None, 'A finished pipeline workdir whose evaluated methods are added to the committed '
+    'results of the same preset (results/<family>/results_<split>[_<as_run>].json).')
 _AS = flags.DEFINE_string('as_run', '', 'With --add: a name for a second run of the family (its '
                           'files get the suffix _NAME, e.g. an every-method run of one seed).')
 
@@ -108,12 +117,17 @@ TIERS = ('expert', 'medium', 'random')
 MAX_VIDEO_BYTES = 3_000_000  # larger evaluation videos stay in the workdir
 
 
-def add_run(workdir: pathlib.Path, run: str = '') -> str:
-  """Copies a run's small outputs into `results/<family>/` (with the suffix `_<run>` for a
-  family's second run); returns the family."""
+def _run_config(workdir: pathlib.Path) -> pathlib.Path:
   config_path = workdir / 'config.json'
   if not config_path.exists():  # a workdir only evaluated: its newest run's config
     config_path = sorted((workdir / 'config_history').glob('*.json'))[-1]
+  return config_path
+
+
+def add_run(workdir: pathlib.Path, run: str = '') -> str:
+  """Copies a run's small outputs into `results/<family>/` (with the suffix `_<run>` for a
+  family's second run); returns the family."""
+  config_path = _run_config(workdir)
   family = json.loads(config_path.read_text())['family']
   out = RESULTS / family
   out.mkdir(parents=True, exist_ok=True)
@@ -142,6 +156,62 @@ def add_run(workdir: pathlib.Path, run: str = '') -> str:
   if (workdir / 'timings.json').exists():
     shutil.copyfile(workdir / 'timings.json', out / f'timings{tag}.json')
   return family
+
+
+def _without_eval(config: dict) -> dict:
+  return {k: v for k, v in config.items() if k != 'eval'}
+
+
+def merge_run(workdir: pathlib.Path, run: str = '') -> str:
+  """Adds the methods evaluated in `workdir` to the committed results of the family's run
+  `run` (see the module docstring for what is checked); returns what was added."""
+  from mdx.evaluation import format_table  # pylint: disable=g-import-not-at-top
+  config = json.loads(_run_config(workdir).read_text())
+  out, tag = RESULTS / config['family'], f'_{run}' if run else ''
+  committed = json.loads((out / f'config{tag}.json').read_text())
+  if _without_eval(config) != _without_eval(committed):
+    changed = sorted(k for k in set(config) | set(committed)
+                     if k != 'eval' and config.get(k) != committed.get(k))
+    raise ValueError(f'--merge: {workdir} was not made with the preset of {out}/config{tag}.json '
+                     f'(sections {changed} differ); commit it as its own run with --add --as_run')
+  refs = (config['eval']['oracle'], config['eval']['random'])
+  added, names = [], []
+  for split_dir in sorted((workdir / 'eval').iterdir()):
+    if not (split_dir / 'results.json').exists() or '-sweep-' in split_dir.name:
+      continue
+    target = out / f'results_{split_dir.name}{tag}.json'
+    if not target.exists():
+      raise FileNotFoundError(f'--merge: {target} does not exist; copy a whole run with --add')
+    old, new = json.loads(target.read_text()), json.loads((split_dir / 'results.json').read_text())
+    key = lambda r: (r['method'], r['warm_start'], json.dumps(r['sweep'], sort_keys=True))
+    have = {key(r): r for r in old}
+    for ref in refs:
+      a = [r for r in old if r['method'] == ref]
+      b = [r for r in new if r['method'] == ref]
+      same = len(a) == len(b) == 1 and all(
+          a[0][f] == b[0][f] for f in ('num_tasks', 'episodes_per_task', 'num_eval_seeds')) and (
+              abs(a[0]['mean_return'] - b[0]['mean_return'])
+              <= 1e-6 * max(1.0, abs(a[0]['mean_return'])))
+      if not same:
+        raise ValueError(f'--merge: {ref} on {split_dir.name} differs between {target} and '
+                         f'{split_dir}/results.json (other tasks, episodes, seeds or '
+                         'simulator): the normalized scores would not share their references')
+    extra = [r for r in new if r['method'] not in refs]
+    for r in extra:
+      if key(r) in have:
+        raise ValueError(f'--merge: {target} already has {r["method"]} ({r["warm_start"]}); '
+                         'a committed test result is not replaced')
+    first_ref = min(i for i, r in enumerate(old) if r['method'] in refs)
+    merged = old[:first_ref] + extra + old[first_ref:]
+    io.write_json(target, merged)
+    io.write_atomic(out / f'table_{split_dir.name}{tag}.txt', format_table(merged) + '\n')
+    names += [r['method'] for r in extra]
+    added.append(f'{split_dir.name}: ' + ', '.join(dict.fromkeys(r['method'] for r in extra)))
+  suffix = '_add_' + '_'.join(dict.fromkeys(n.lower().replace('+', '_') for n in names))
+  shutil.copyfile(_run_config(workdir), out / f'config{tag}{suffix}.json')
+  if (workdir / 'timings.json').exists():
+    shutil.copyfile(workdir / 'timings.json', out / f'timings{tag}{suffix}.json')
+  return f'{out.name}{tag}: ' + '; '.join(added)
 
 
 def add_sweep(folder: pathlib.Path) -> str:
@@ -482,6 +552,8 @@ def main(argv):
   del argv
   if _ADD.value:
     print(f'copied {add_run(pathlib.Path(_ADD.value), _AS.value)}', file=sys.stderr)
+  if _MERGE.value:
+    print(f'merged {merge_run(pathlib.Path(_MERGE.value), _AS.value)}', file=sys.stderr)
   for folder in _ADD_SWEEP.value:
     print(f'copied {add_sweep(pathlib.Path(folder))}', file=sys.stderr)
   text = render()

@@ -47,3 +47,51 @@ def test_an_ablation_names_no_best_setting_within_noise():
   assert "the paper's best: lambda = 0.5" in text
   text = summary('dynamics_weight', [row(0, 0.80, 0.75, 0.85), row(2, 0.93, 0.90, 0.96)], {})
   assert 'lambda = 2' in text and 'above every other' in text and 'paper' not in text
+
+
+def _record(method, ret, tier='n/a'):
+  return {'family': 'toy', 'split': 'test', 'method': method, 'warm_start': tier, 'sweep': {},
+          'mean_return': ret, 'std_return': 0.0, 'return_ci_low': ret, 'return_ci_high': ret,
+          'oracle_return': 10.0, 'random_return': 0.0, 'normalized_score': ret / 10,
+          'ci_low': ret / 10, 'ci_high': ret / 10, 'num_tasks': 2, 'episodes_per_task': 1,
+          'num_train_seeds': 1 if method not in ('Oracle', 'Random') else 0, 'num_eval_seeds': 3}
+
+
+def test_merge_adds_a_later_runs_method_only_with_the_same_preset_and_references(
+    tmp_path, monkeypatch):
+  import json  # pylint: disable=g-import-not-at-top
+  mr = _make_results()
+  monkeypatch.setattr(mr, 'RESULTS', tmp_path / 'results')
+  config = {'family': 'toy', 'seed': 0, 'diffusion': {'horizon': 4},
+            'eval': {'methods': ['MetaDiffuser', 'Oracle', 'Random'], 'oracle': 'Oracle',
+                     'random': 'Random'}}
+  committed = tmp_path / 'results' / 'toy'
+  committed.mkdir(parents=True)
+  (committed / 'config.json').write_text(json.dumps(config))
+  main = [_record('MetaDiffuser', 8.0, 'expert'), _record('Oracle', 10.0), _record('Random', 0.0)]
+  (committed / 'results_test.json').write_text(json.dumps(main))
+
+  def later_run(name, config_change=None, oracle=10.0, methods=('UDiffuser',)):
+    workdir = tmp_path / name
+    (workdir / 'eval' / 'test').mkdir(parents=True)
+    cfg = json.loads(json.dumps(config))
+    cfg['eval']['methods'] = [*methods, 'Oracle', 'Random']
+    cfg.update(config_change or {})
+    (workdir / 'config.json').write_text(json.dumps(cfg))
+    (workdir / 'eval' / 'test' / 'results.json').write_text(json.dumps(
+        [_record(m, 3.0, 'expert' if m == 'MetaDiffuser' else 'n/a') for m in methods] + [_record('Oracle', oracle), _record('Random', 0.0)]))
+    return workdir
+
+  with pytest.raises(ValueError, match=r"sections \['diffusion'\] differ"):
+    mr.merge_run(later_run('other_preset', {'diffusion': {'horizon': 8}}))
+  with pytest.raises(ValueError, match='Oracle on test differs'):
+    mr.merge_run(later_run('other_oracle', oracle=10.5))
+  with pytest.raises(ValueError, match='already has MetaDiffuser'):
+    mr.merge_run(later_run('again', methods=('MetaDiffuser',)))
+  assert json.loads((committed / 'results_test.json').read_text()) == main  # nothing written
+  assert mr.merge_run(later_run('udiffuser')) == 'toy: test: UDiffuser'
+  merged = json.loads((committed / 'results_test.json').read_text())
+  assert [r['method'] for r in merged] == ['MetaDiffuser', 'UDiffuser', 'Oracle', 'Random']
+  assert merged[1] == _record('UDiffuser', 3.0)
+  assert 'UDiffuser' in (committed / 'table_test.txt').read_text()
+  assert (committed / 'config_add_udiffuser.json').exists()
