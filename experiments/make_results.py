@@ -188,7 +188,7 @@ def merge_run(workdir: pathlib.Path, run: str = '') -> str:
     raise ValueError(f'--merge: {workdir} was not made with the preset of {out}/config{tag}.json '
                      f'(fields {changed} differ); commit it as its own run with --add --as_run')
   refs = (config['eval']['oracle'], config['eval']['random'])
-  added, names = [], []
+  added, names, merged = [], [], {}
   for split_dir in sorted((workdir / 'eval').iterdir()):
     if not (split_dir / 'results.json').exists() or '-sweep-' in split_dir.name:
       continue
@@ -225,11 +225,14 @@ def merge_run(workdir: pathlib.Path, run: str = '') -> str:
         raise ValueError(f'--merge: {target} already has {r["method"]} ({r["warm_start"]}); '
                          'a committed test result is not replaced')
     first_ref = min(i for i, r in enumerate(old) if r['method'] in refs)
-    merged = old[:first_ref] + extra + old[first_ref:]
-    io.write_json(target, merged)
-    io.write_atomic(out / f'table_{split_dir.name}{tag}.txt', format_table(merged) + '\n')
+    merged[split_dir.name] = (target, old[:first_ref] + extra + old[first_ref:])
     names += [r['method'] for r in extra]
     added.append(f'{split_dir.name}: ' + ', '.join(dict.fromkeys(r['method'] for r in extra)))
+  if not names:
+    raise ValueError(f'--merge: {workdir} evaluated no method besides {refs}')
+  for split, (target, records) in merged.items():  # written only once every split is checked
+    io.write_json(target, records)
+    io.write_atomic(out / f'table_{split}{tag}.txt', format_table(records) + '\n')
   suffix = '_add_' + '_'.join(dict.fromkeys(n.lower().replace('+', '_') for n in names))
   shutil.copyfile(_run_config(workdir), out / f'config{tag}{suffix}.json')
   if (workdir / 'timings.json').exists():
