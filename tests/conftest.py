@@ -12,7 +12,10 @@ jax.config.update('jax_compilation_cache_dir',
                   os.environ.get('JAX_COMPILATION_CACHE_DIR',
                                  os.path.join(os.path.dirname(os.path.dirname(__file__)),
                                               '.jax_cache')))
-jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
+# Every program is cached, however fast it compiles: the two workers, and the binaries the tests
+# launch (which read the variable, experiments/_common.py), compile many of the same small ones.
+os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
+jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
 
 
 @pytest.fixture(scope='session')
