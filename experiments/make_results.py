@@ -129,6 +129,12 @@ def _run_config(workdir: pathlib.Path) -> pathlib.Path:
   return config_path
 
 
+def _evaluated_splits(workdir: pathlib.Path) -> list[pathlib.Path]:
+  """`WORKDIR/eval/<split>` folders with a finished evaluation (sweeps are copied apart)."""
+  return [d for d in sorted((workdir / 'eval').iterdir())
+          if (d / 'results.json').exists() and '-sweep-' not in d.name]
+
+
 def add_run(workdir: pathlib.Path, run: str = '') -> str:
   """Copies a run's small outputs into `results/<family>/` (with the suffix `_<run>` for a
   family's second run); returns the family."""
@@ -137,10 +143,8 @@ def add_run(workdir: pathlib.Path, run: str = '') -> str:
   out = RESULTS / family
   out.mkdir(parents=True, exist_ok=True)
   tag = f'_{run}' if run else ''
-  for split_dir in sorted((workdir / 'eval').iterdir()):
+  for split_dir in _evaluated_splits(workdir):
     split = split_dir.name
-    if not (split_dir / 'results.json').exists() or '-sweep-' in split:
-      continue
     for name, target in (('results.json', f'results_{split}{tag}.json'),
                          ('table.txt', f'table_{split}{tag}.txt'),
                          ('plan_vs_reached.json', f'plan_vs_reached_{split}{tag}.json')):
@@ -177,7 +181,8 @@ def merge_run(workdir: pathlib.Path, run: str = '') -> str:
   """Adds the methods evaluated in `workdir` to the committed results of the family's run
   `run` (see the module docstring for what is checked); returns what was added."""
   from mdx.evaluation import format_table, stats  # pylint: disable=g-import-not-at-top
-  config = json.loads(_run_config(workdir).read_text())
+  config_path = _run_config(workdir)
+  config = json.loads(config_path.read_text())
   out, tag = RESULTS / config['family'], f'_{run}' if run else ''
   committed = json.loads((out / f'config{tag}.json').read_text())
   # Fields the committed config lacks were added to the library after it was made (they cannot
@@ -189,15 +194,13 @@ def merge_run(workdir: pathlib.Path, run: str = '') -> str:
                      f'(fields {changed} differ); commit it as its own run with --add --as_run')
   refs = (config['eval']['oracle'], config['eval']['random'])
   added, names, merged = [], [], {}
-  for split_dir in sorted((workdir / 'eval').iterdir()):
-    if not (split_dir / 'results.json').exists() or '-sweep-' in split_dir.name:
-      continue
+  for split_dir in _evaluated_splits(workdir):
     target = out / f'results_{split_dir.name}{tag}.json'
     if not target.exists():
       raise FileNotFoundError(f'--merge: {target} does not exist; copy a whole run with --add')
     old, new = json.loads(target.read_text()), json.loads((split_dir / 'results.json').read_text())
     key = lambda r: (r['method'], r['warm_start'], json.dumps(r['sweep'], sort_keys=True))
-    have = {key(r): r for r in old}
+    have = {key(r) for r in old}
     ref_old = [[r for r in old if r['method'] == ref] for ref in refs]
     ref_new = [[r for r in new if r['method'] == ref] for ref in refs]
     if not all(len(a) == len(b) == 1 for a, b in zip(ref_old, ref_new)):
@@ -234,7 +237,7 @@ def merge_run(workdir: pathlib.Path, run: str = '') -> str:
     io.write_json(target, records)
     io.write_atomic(out / f'table_{split}{tag}.txt', format_table(records) + '\n')
   suffix = '_add_' + '_'.join(dict.fromkeys(n.lower().replace('+', '_') for n in names))
-  shutil.copyfile(_run_config(workdir), out / f'config{tag}{suffix}.json')
+  shutil.copyfile(config_path, out / f'config{tag}{suffix}.json')
   if (workdir / 'timings.json').exists():
     shutil.copyfile(workdir / 'timings.json', out / f'timings{tag}{suffix}.json')
   return f'{out.name}{tag}: ' + '; '.join(added)

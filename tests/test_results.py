@@ -91,9 +91,9 @@ def test_merge_adds_a_later_runs_method_only_with_the_same_preset_and_references
   with pytest.raises(ValueError, match='already has MetaDiffuser'):
     mr.merge_run(later_run('again', methods=('MetaDiffuser',)))
   assert json.loads((committed / 'results_test.json').read_text()) == main  # nothing written
-  # Another machine's rounding (0.05% of the range) is accepted; the added row is normalized by
-  # the committed references, as the committed rows are.
-  # A config section added to the library since the commit is no difference.
+  # Another machine's rounding (0.05% of the range) is accepted, and a config section added to
+  # the library since the commit is no difference; the added row is normalized by the committed
+  # references, as the committed rows are.
   assert mr.merge_run(later_run('udiffuser', {'mtdiff': {'horizon': 32}}, oracle=10.005)) == (
       'toy: test: UDiffuser')
   merged = json.loads((committed / 'results_test.json').read_text())
