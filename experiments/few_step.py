@@ -156,10 +156,7 @@ def main(argv):
     return
   stages = methods.get_method('MetaDiffuser').stages
   done = _finished_rows(path, family.name, split)
-  refs = {}
-  for name in (config.eval.oracle, config.eval.random):
-    per_tier, _ = run_method(config, workdir, methods.get_method(name), family, split)
-    refs.update({(name, t, key): r for (t, key), r in per_tier.items()})
+  refs = {}  # Oracle's and Random's results, evaluated when a setting first needs them
   n_tasks = int(family.split_tasks(split).task_id.shape[0])
   rows = []
   for label, fields in settings:
@@ -171,6 +168,9 @@ def main(argv):
       print(f'[few_step/{split}] {label}: in {path} already (same config and models), kept',
             flush=True)
       continue
+    for name in () if refs else (config.eval.oracle, config.eval.random):
+      per_tier, _ = run_method(config, workdir, methods.get_method(name), family, split)
+      refs.update({(name, t, key): r for (t, key), r in per_tier.items()})
     t0 = time.time()
     per_tier, _ = run_method(cfg, workdir, methods.get_method('MetaDiffuser'), family, split)
     eval_s = time.time() - t0
