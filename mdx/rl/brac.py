@@ -34,7 +34,7 @@ from flax import struct
 from mdx.rl.networks import (ActionCritic, StateValue, TanhGaussianPolicy, TwinQ,
                              sample_tanh_gaussian)
 from mdx.rl.sac import Batch
-from mdx.training.state import TrainState
+from mdx.training.state import TrainState, compiled_init
 
 EPS = 1e-8
 GRADIENT_PENALTY = 5.0
@@ -66,6 +66,7 @@ class BRACState(struct.PyTreeNode):
   alpha: jax.Array  # [] the raw penalty weight (read through `penalty_weight`)
 
 
+@compiled_init
 def init_brac(rng: jax.Array, obs_dim: int, act_dim: int, config: BRACConfig) -> BRACState:
   rngs = jax.random.split(rng, 4)
   obs, act = jnp.zeros((1, obs_dim)), jnp.zeros((1, act_dim))

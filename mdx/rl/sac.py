@@ -22,7 +22,7 @@ import optax
 from flax import struct
 
 from mdx.rl.networks import TanhGaussianPolicy, TwinQ, sample_tanh_gaussian
-from mdx.training.state import TrainState
+from mdx.training.state import TrainState, compiled_init
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +55,7 @@ class Batch(struct.PyTreeNode):
   done: jax.Array  # [B] 1.0 where the episode terminated at this step
 
 
+@compiled_init
 def init_sac(rng: jax.Array, obs_dim: int, act_dim: int, config: SACConfig) -> SACState:
   a_rng, c_rng = jax.random.split(rng)
   obs, act = jnp.zeros((1, obs_dim)), jnp.zeros((1, act_dim))

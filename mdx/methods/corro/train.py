@@ -29,7 +29,7 @@ from mdx import workdir as layout
 from mdx.envs import family_from_config
 from mdx.methods.corro import losses, model
 from mdx.rl import sac
-from mdx.training import TrainState, checkpoints, train
+from mdx.training import TrainState, compiled_init, checkpoints, train
 
 CVAE_STAGE, ENCODER_STAGE, SAC_STAGE = 'corro_cvae', 'corro_encoder', 'corro_sac'
 
@@ -78,6 +78,7 @@ def _restore(config, workdir, stage, seed, template):
 # --- 1. the negative generator --------------------------------------------------------------------
 
 
+@compiled_init
 def init_cvae(config, family, rng) -> NetState:
   s, a = jnp.zeros((1, family.obs_dim)), jnp.zeros((1, family.act_dim))
   params = model.build_cvae(config, family).init(rng, s, a, jnp.zeros((1,)), s,
@@ -116,6 +117,7 @@ def train_cvae(config, workdir: str, seed: int) -> NetState:
 # --- 2. the contrastive transition encoder --------------------------------------------------------
 
 
+@compiled_init
 def init_encoder(config, family, rng) -> NetState:
   row = jnp.zeros((1, 2 * family.obs_dim + family.act_dim + 1))
   params = model.build_encoder(config).init(rng, row)
@@ -164,6 +166,7 @@ def train_encoder(config, workdir: str, seed: int) -> NetState:
 # --- 3. offline SAC on the aggregated embedding ---------------------------------------------------
 
 
+@compiled_init
 def init_sac_state(config, family, rng) -> CorroSACState:
   s_rng, a_rng = jax.random.split(rng)
   c = config.corro

@@ -24,7 +24,7 @@ from mdx.envs import family_from_config
 from mdx.methods.metadiffuser import context as ctx_stage
 from mdx.nets import ContextModel
 from mdx.nets.vae import CVAE
-from mdx.training import TrainState, load_params, reporting, train
+from mdx.training import TrainState, compiled_init, load_params, reporting, train
 
 STAGE = 'cvae'
 
@@ -39,6 +39,7 @@ def condition(z: jax.Array, first_state: jax.Array) -> jax.Array:
   return jnp.concatenate([z, first_state], -1)
 
 
+@compiled_init
 def init_state(config, family, rng) -> TrainState:
   model = build_cvae(config, family)
   h, d = config.diffusion.horizon, family.obs_dim + family.act_dim

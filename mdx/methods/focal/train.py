@@ -20,7 +20,7 @@ from mdx import rl
 from mdx import workdir as layout
 from mdx.envs import family_from_config
 from mdx.methods.focal import losses, model
-from mdx.training import TrainState, checkpoints, train
+from mdx.training import TrainState, compiled_init, checkpoints, train
 
 STAGE = 'focal'
 
@@ -31,6 +31,7 @@ class FocalState(struct.PyTreeNode):
   brac: rl.BRACState
 
 
+@compiled_init
 def init_state(config, family, rng) -> FocalState:
   e_rng, b_rng = jax.random.split(rng)
   f = config.focal

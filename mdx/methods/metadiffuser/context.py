@@ -20,7 +20,7 @@ from mdx import workdir as layout
 from mdx.data import normalizer as nz
 from mdx.envs import TaskFamily, family_from_config
 from mdx.nets import ContextModel
-from mdx.training import TrainState, load_params, reporting, train, train_stack
+from mdx.training import TrainState, compiled_init, load_params, reporting, train, train_stack
 
 STAGE, GT_STAGE, CORRO_STAGE = 'context', 'gt_context', 'corro_context'
 # Where z comes from (Table 3): E_phi trained with R and P ('learned', MetaDiffuser), the task's
@@ -78,6 +78,7 @@ def corro_contexts(config, family: TaskFamily, encoder_params, windows: jax.Arra
   return z / jnp.maximum(jnp.linalg.norm(z, axis=-1, keepdims=True), 1e-12)
 
 
+@compiled_init
 def init_context_state(config, family, norm, rng, *, source: str = 'learned') -> TrainState:
   model = build_context_model(config, family, source=source)
   c = config.context

@@ -23,7 +23,7 @@ from mdx.diffusion import denoising_loss, loss_weights, make_schedule
 from mdx.envs import TaskFamily, family_from_config
 from mdx.methods.metadiffuser import context as ctx_stage
 from mdx.nets import ContextModel, TemporalUNet
-from mdx.training import (TrainState, load_params, reporting, stack_trees, train,
+from mdx.training import (TrainState, compiled_init, load_params, reporting, stack_trees, train,
                           train_stack)
 
 STAGE, UNCONDITIONAL_STAGE, GT_STAGE, CORRO_STAGE = ('diffusion', 'udiffuser', 'gt_diffusion',
@@ -43,6 +43,7 @@ def build_denoiser(config, family: TaskFamily, *, unconditional: bool = False) -
                       embed_hidden=d.embed_hidden, use_context=not unconditional)
 
 
+@compiled_init
 def init_denoiser_state(config, family, rng, *, unconditional=False,
                         source='learned') -> TrainState:
   """With another `source` the context is Ours+GT's `task_dim` normalized task parameters or

@@ -40,7 +40,7 @@ from mdx.envs import EnvState, Task, TaskFamily, family_from_config
 from mdx.methods.base import Stage
 from mdx.methods.mtdiff import data as md_data
 from mdx.nets.prompt_denoiser import PromptCondition, PromptTransformerDenoiser
-from mdx.training import TrainState, load_params, reporting, train
+from mdx.training import TrainState, compiled_init, load_params, reporting, train
 
 STAGE = 'mtdiff_s'
 
@@ -89,6 +89,7 @@ def sample_batch(rng, data: Trajectories, norm: nz.Normalizer, *, per_task: int,
   return jnp.where(valid[..., None], rows, 0.0), valid, prompts
 
 
+@compiled_init
 def init_state(config, family, rng) -> TrainState:
   m = config.mtdiff_s
   params = build_model(config, family).init(

@@ -23,7 +23,7 @@ from mdx.diffusion import denoising_loss, loss_weights, make_schedule
 from mdx.envs import family_from_config
 from mdx.methods.mtdiff import data as md_data
 from mdx.nets.prompt_denoiser import PromptCondition, PromptTransformerDenoiser
-from mdx.training import TrainState, load_params, reporting, train
+from mdx.training import TrainState, compiled_init, load_params, reporting, train
 
 STAGE = 'mtdiff'
 
@@ -44,6 +44,7 @@ def empty_condition(config, family, batch: int = 1) -> PromptCondition:
                          returns=jnp.zeros((batch,)))
 
 
+@compiled_init
 def init_state(config, family, rng) -> TrainState:
   m = config.mtdiff
   params = build_model(config, family).init(

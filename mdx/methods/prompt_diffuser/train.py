@@ -28,7 +28,7 @@ from mdx.methods.prompt_diffuser import data as pd_data
 from mdx.methods.prompt_diffuser import model as pd_model
 from mdx.methods.prompt_dt import train as dt_train
 from mdx.methods.prompt_dt.policy import build_model as build_prompt_dt
-from mdx.training import TrainState, load_params, reporting, train
+from mdx.training import TrainState, compiled_init, load_params, reporting, train
 
 STAGE = 'prompt_diffuser'
 
@@ -48,6 +48,7 @@ def optimizer(config) -> optax.GradientTransformation:
                      optax.adamw(p.learning_rate, b1=0.9, b2=0.95, weight_decay=p.weight_decay))
 
 
+@compiled_init
 def init_state(config, family, rng) -> TrainState:
   k, d = prompt_shape(config, family)
   params = build_generator(config).init(rng, jnp.zeros((1, k, d)), jnp.zeros((1,), jnp.int32),

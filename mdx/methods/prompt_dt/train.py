@@ -24,7 +24,7 @@ from mdx.envs import family_from_config
 from mdx.io import write_atomic
 from mdx.methods.prompt_dt import data as dt_data
 from mdx.methods.prompt_dt.policy import build_model
-from mdx.training import TrainState, load_params, reporting, train
+from mdx.training import TrainState, compiled_init, load_params, reporting, train
 
 STAGE = 'prompt_dt'
 
@@ -36,6 +36,7 @@ def optimizer(config) -> optax.GradientTransformation:
                      optax.adamw(warmup, weight_decay=t.weight_decay))
 
 
+@compiled_init
 def init_state(config, family, rng) -> TrainState:
   t = config.prompt_dt
   empty = lambda k: dt_data.Steps(
