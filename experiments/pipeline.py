@@ -7,7 +7,8 @@ second process, and every finished output is checked against the config it was m
 their `provenance.json`. A finished output made with this config is skipped, so an interrupted
 pipeline resumes where it stopped (training stages also resume from their last checkpoint); one
 made with another config stops the run with the changed fields, unless `--redo=STAGE` (retrain it
-and the stages after it; the old folders are moved aside) or `--force_eval`. Writes each stage's
+and the stages after it; the old folders are moved aside), `--extend` (a stage whose only change
+is a raised step count trains on from its checkpoint) or `--force_eval`. Writes each stage's
 wall time to `WORKDIR/timings.json` and copies the test split's `results.json` to the workdir.
 
   python experiments/pipeline.py --config=configs/point_robot.py:cpu --workdir=runs/demo
@@ -34,6 +35,10 @@ _SPLITS = flags.DEFINE_list('splits', ['validation', 'test'], f'Splits to evalua
 _FORCE_EVAL = flags.DEFINE_bool('force_eval', False, 'Re-run the evaluation even if done.')
 _REDO = flags.DEFINE_list('redo', [], 'Stages to train again, with every stage after them and '
                           'the evaluation (their old folders are moved aside).')
+_EXTEND = flags.DEFINE_bool(
+    'extend', False, 'Train a finished stage whose only changed field is its raised step count '
+    "on from its last checkpoint (stages that offer it: the denoisers, whose learning rate is "
+    'constant); the evaluations of the shorter run are redone.')
 _STACK = flags.DEFINE_bool('stack_seeds', False, 'Train the seeds of each stage as one vmapped '
                            'stack where the stage offers it (each seed writes what its own run '
                            'writes).')
@@ -60,7 +65,7 @@ def run_pipeline(config, workdir, family):
   seeds = list(config.train_seeds)
   redone = provenance.redo_stages(workdir, stages, _REDO.value, seeds) if _REDO.value else []
   # Every finished stage is checked against this config before any work (raises when stale).
-  status = provenance.check_stages(config, workdir, stages, seeds)
+  status = provenance.check_stages(config, workdir, stages, seeds, extend=_EXTEND.value)
   _common.record_config(config, workdir)
   timings = {}
 
@@ -76,7 +81,8 @@ def run_pipeline(config, workdir, family):
     todo = [s for s in seeds if status[(stage.name, s)] != 'done']
     if _STACK.value and stage.train_stack is not None and len(todo) > 1:
       timed(f'{stage.name}/seeds_{"_".join(map(str, todo))}',
-            lambda stage=stage: provenance.run_stage_stack(config, workdir, stage, todo))
+            lambda stage=stage: provenance.run_stage_stack(config, workdir, stage, todo,
+                                                           extend=_EXTEND.value))
       trained = True
       continue
     for seed in seeds:
@@ -84,8 +90,8 @@ def run_pipeline(config, workdir, family):
       if status[(stage.name, seed)] == 'done':
         print(f'[pipeline] {name}: complete, skipped', flush=True)
         continue
-      timed(name, lambda stage=stage, seed=seed: provenance.run_stage(config, workdir, stage,
-                                                                      seed))
+      timed(name, lambda stage=stage, seed=seed: provenance.run_stage(
+          config, workdir, stage, seed, extend=_EXTEND.value))
       trained = True
   for split in _SPLITS.value:
     out = layout.eval_dir(workdir, split)

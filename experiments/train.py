@@ -5,7 +5,8 @@
 
 Each stage resumes from its last checkpoint; a stage already trained with this config is skipped,
 one trained with another config stops the run naming the changed fields (`mdx.provenance`; the
-pipeline's `--redo` retrains). The datasets must have been collected (`experiments/collect.py`).
+pipeline's `--redo` retrains; `--extend` trains a finished denoiser on to a raised step count).
+The datasets must have been collected (`experiments/collect.py`).
 """
 import _common  # first: sets up logging before JAX loads
 from absl import app, flags
@@ -27,6 +28,9 @@ _SWEEP = flags.DEFINE_string(
     'sweep', '', "A training sweep, 'field=v1,v2' over fields the stages allow (the denoiser: "
     "'diffusion.context_dropout', Table 6): every setting x seed of those stages as one stack, "
     'each setting in WORKDIR/variants/<field>=<value>/ (data and upstream stages linked).')
+_EXTEND = flags.DEFINE_bool(
+    'extend', False, 'Train a finished stage whose only changed field is its raised step count '
+    'on from its last checkpoint (stages that offer it: the denoisers).')
 _STACK = flags.DEFINE_bool('stack_seeds', False, 'Train the seeds of a stage as one vmapped '
                            'stack (each seed writes what its own run writes) where the stage '
                            'offers it.')
@@ -52,18 +56,20 @@ def main(argv):
   with layout.lock(_WORKDIR.value, 'experiments/train.py'):
     _common.prepare(config, _WORKDIR.value, 'train')
     plain = [s for s in stages if s not in swept]
-    provenance.check_stages(config, _WORKDIR.value, plain, seeds)  # all, before any work
+    provenance.check_stages(config, _WORKDIR.value, plain, seeds,  # all, before any work
+                            extend=_EXTEND.value)
     for stage in swept:
       if any(stage.name in s.after for s in method.stages):
         raise app.UsageError(f'--sweep: stages after {stage.name} would need the variants too')
     for stage in plain:
       if _STACK.value and stage.train_stack is not None:
-        trained = provenance.run_stage_stack(config, _WORKDIR.value, stage, seeds)
+        trained = provenance.run_stage_stack(config, _WORKDIR.value, stage, seeds,
+                                             extend=_EXTEND.value)
         for seed in sorted(set(seeds) - set(trained)):
           print(f'[train] {stage.name}/seed_{seed}: complete, skipped', flush=True)
         continue
       for seed in seeds:
-        if not provenance.run_stage(config, _WORKDIR.value, stage, seed):
+        if not provenance.run_stage(config, _WORKDIR.value, stage, seed, extend=_EXTEND.value):
           print(f'[train] {stage.name}/seed_{seed}: complete, skipped', flush=True)
     for stage in swept:
       members = []

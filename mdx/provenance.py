@@ -9,7 +9,12 @@ the run ids of the stages it loads (`Stage.after`). Before a stage is trained or
 - the same fields and upstream runs: a finished stage is skipped, an unfinished one resumes;
 - a difference: `StaleStageError` names each changed field (recorded and current value) and the
   two ways on: a new workdir, or `--redo=STAGE`, which moves the stage and everything downstream
-  aside (`seed_{s}/{stage}.stale-<time>`; nothing is deleted) and trains them again.
+  aside (`seed_{s}/{stage}.stale-<time>`; nothing is deleted) and trains them again;
+- with `extend=True` (the binaries' `--extend`), a finished stage whose only difference is a
+  raised step count (`Stage.steps_field`, offered by stages whose training reads the count
+  nowhere else: a constant learning rate, step keys `fold_in(rng, step)`) is `'extend'`: it
+  trains on from its last checkpoint to the new count, the parameters an unbroken run of that
+  count would reach, under a new run id (so every evaluation of the shorter run is stale).
 
 An evaluation writes `eval/{split}/provenance.json` (its whole config and the run ids it read)
 before its completion marker `results.json`; `check_evaluation` compares them the same way.
@@ -128,9 +133,10 @@ def _stale(where: str, diffs: list[str], redo: str) -> StaleStageError:
       'are moved aside, not deleted).')
 
 
-def check_stage(config, workdir: str, stage, seed: int) -> str:
+def check_stage(config, workdir: str, stage, seed: int, *, extend: bool = False) -> str:
   """`'absent'`, `'partial'` (started with this config) or `'done'`; raises `StaleStageError`
-  when the stage's record disagrees with `config` or with its upstream stages' records."""
+  when the stage's record disagrees with `config` or with its upstream stages' records. With
+  `extend`, `'extend'` for a finished stage that differs only by a raised `stage.steps_field`."""
   rec = read_record(workdir, stage.name, seed) or _legacy_record(workdir, stage, seed)
   if rec is None:
     return 'absent'
@@ -141,6 +147,8 @@ def check_stage(config, workdir: str, stage, seed: int) -> str:
     was = rec['upstream'].get(up)
     if rec['status'] != 'legacy' and (now is None or now['run_id'] != was):
       diffs.append(f'{up} (seed {seed}): run {was} -> {now["run_id"] if now else "absent"}')
+  if diffs and extend and _only_steps_raised(rec, config, stage, diffs):
+    return 'extend'
   if diffs:
     raise _stale(where, diffs, f'--redo={stage.name}')
   if rec['status'] == 'legacy':
@@ -153,14 +161,24 @@ def check_stage(config, workdir: str, stage, seed: int) -> str:
   return 'done' if rec['status'] == 'done' else 'partial'
 
 
-def check_stages(config, workdir: str, stages, seeds) -> dict[tuple[str, int], str]:
+def _only_steps_raised(rec: dict, config, stage, diffs: list[str]) -> bool:
+  """Whether the only difference of a finished record with `config` is a raised step count."""
+  field = stage.steps_field
+  if field is None or rec['status'] != 'done' or len(diffs) != 1:
+    return False
+  was, now = rec['config'].get(field), flatten(config).get(field)
+  return diffs[0].startswith(f'{field}:') and isinstance(was, int) and now > was
+
+
+def check_stages(config, workdir: str, stages, seeds, *,
+                 extend: bool = False) -> dict[tuple[str, int], str]:
   """`check_stage` of every stage and seed: `{(stage, seed): status}`; one `StaleStageError`
   listing every stale stage (and the one `--redo` that fixes them all) when any is."""
   status, stale, messages = {}, [], []
   for stage in stages:
     for seed in seeds:
       try:
-        status[(stage.name, seed)] = check_stage(config, workdir, stage, seed)
+        status[(stage.name, seed)] = check_stage(config, workdir, stage, seed, extend=extend)
       except StaleStageError as err:
         if stage.name not in stale:
           stale.append(stage.name)
@@ -188,46 +206,51 @@ def write_record(config, workdir: str, stage, seed: int, *, status: str,
   return rec
 
 
-def run_stage(config, workdir: str, stage, seed: int) -> bool:
+def run_stage(config, workdir: str, stage, seed: int, *, extend: bool = False) -> bool:
   """Trains `stage` of `seed` unless it is done with this config; returns True when it trained.
 
   The record is written before training (`running`) and, as the completion marker, after it
-  (`done`); a kill in between leaves a stage that resumes from its last checkpoint."""
-  state = check_stage(config, workdir, stage, seed)
+  (`done`); a kill in between leaves a stage that resumes from its last checkpoint. `extend`:
+  see `check_stage`."""
+  state = check_stage(config, workdir, stage, seed, extend=extend)
   if state == 'done':
     return False
   rec = read_record(workdir, stage.name, seed)
   run_id = rec['run_id'] if state == 'partial' and rec else None
-  rec = write_record(config, workdir, stage, seed, status='running', run_id=run_id)
+  rec = write_record(config, workdir, stage, seed, status='running', run_id=run_id,
+                     extra=_extended_from(state, rec, stage))
   t0 = time.time()
   stage.train(config, workdir, seed)
   write_record(config, workdir, stage, seed, status='done', run_id=rec['run_id'],
-               extra=dict(wall_time_s=round(time.time() - t0, 1)))
+               extra=dict(wall_time_s=round(time.time() - t0, 1),
+                          **_extended_from('partial', rec, stage)))
   distributed.barrier(f'mdx_stage_{stage.name}_{seed}')  # the record, before others read it
   return True
 
 
-def run_stage_stack(config, workdir: str, stage, seeds) -> list[int]:
+def run_stage_stack(config, workdir: str, stage, seeds, *, extend: bool = False) -> list[int]:
   """`run_stage` for several seeds at once: the seeds not done with this config train as one
   stack (`stage.train_stack`), each with its own record; returns the seeds that trained."""
-  return [s for _, _, s in run_members(stage, [(config, workdir, s) for s in seeds])]
+  return [s for _, _, s in run_members(stage, [(config, workdir, s) for s in seeds],
+                                       extend=extend)]
 
 
-def run_members(stage, members) -> list[tuple]:
+def run_members(stage, members, *, extend: bool = False) -> list[tuple]:
   """`run_stage` of every `(config, workdir, seed)` of `members`, those not done as one stack
   (`stage.train_stack`; one by one when it has none or one is left), each with its own record
   (naming the stack's members); returns the members that trained."""
-  status = [check_stage(c, w, stage, s) for c, w, s in members]
+  status = [check_stage(c, w, stage, s, extend=extend) for c, w, s in members]
   todo = [m for m, st in zip(members, status) if st != 'done']
   if len(todo) < 2 or stage.train_stack is None:
-    return [m for m in todo if run_stage(*m[:2], stage, m[2])]
+    return [m for m in todo if run_stage(*m[:2], stage, m[2], extend=extend)]
   records = []
   for (config, workdir, seed), st in zip(members, status):
     if st == 'done':
       continue
     rec = read_record(workdir, stage.name, seed)
     records.append(write_record(config, workdir, stage, seed, status='running',
-                                run_id=rec['run_id'] if st == 'partial' and rec else None))
+                                run_id=rec['run_id'] if st == 'partial' and rec else None,
+                                extra=_extended_from(st, rec, stage)))
   t0 = time.time()
   stage.train_stack(todo)
   wall = round(time.time() - t0, 1)
@@ -235,9 +258,21 @@ def run_members(stage, members) -> list[tuple]:
   for (config, workdir, seed), rec in zip(todo, records):
     write_record(config, workdir, stage, seed, status='done', run_id=rec['run_id'],
                  extra=dict(wall_time_s=wall, stacked_with=names,
-                            stacked_seeds=sorted({s for _, _, s in todo})))
+                            stacked_seeds=sorted({s for _, _, s in todo}),
+                            **_extended_from('partial', rec, stage)))
   distributed.barrier(f'mdx_stack_{stage.name}')  # the records, before others read them
   return todo
+
+
+def _extended_from(state: str, rec: Optional[dict], stage) -> dict:
+  """The record's `extended_from` entry (the run and step count an extension started from):
+  new for `state == 'extend'`, carried over while that extension runs and when it finishes."""
+  if rec is None:
+    return {}
+  if state == 'extend':
+    return dict(extended_from={'run_id': rec['run_id'],
+                               stage.steps_field: rec['config'][stage.steps_field]})
+  return {'extended_from': rec['extended_from']} if 'extended_from' in rec else {}
 
 
 def downstream(stages, names: Iterable[str]) -> list:

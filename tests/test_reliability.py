@@ -1,6 +1,7 @@
 """Nothing silently wrong: corrupt checkpoints, NaN, stale stages, concurrent runs, nonsense
 settings and damaged datasets each give a named error (or the previous intact checkpoint)."""
 import copy
+import dataclasses
 import glob
 import json
 import os
@@ -208,6 +209,45 @@ def test_an_excepted_field_does_not_make_a_stage_stale(test_config, tmp_path):
   other.diffusion.horizon *= 2
   with pytest.raises(provenance.StaleStageError, match=r'diffusion.horizon'):
     provenance.check_stage(other, workdir, u, 0)
+
+
+def test_extend_trains_a_finished_stage_on_to_a_raised_step_count(test_config, tmp_path):
+  workdir, log = str(tmp_path), []
+  a, _ = _toy_stages(log)
+  a = dataclasses.replace(a, num_train_steps=lambda c: c.context.num_train_steps,
+                          steps_field='context.num_train_steps')
+  fixed = dataclasses.replace(a, steps_field=None)
+  config = copy.deepcopy(test_config)
+  assert provenance.run_stage(config, workdir, a, 0)
+  first = provenance.read_record(workdir, 'a', 0)
+  longer = copy.deepcopy(config)
+  longer.context.num_train_steps += 10
+  with pytest.raises(provenance.StaleStageError, match='context.num_train_steps'):
+    provenance.check_stage(longer, workdir, a, 0)  # only when asked
+  with pytest.raises(provenance.StaleStageError):
+    provenance.check_stage(longer, workdir, fixed, 0, extend=True)  # a stage that offers it
+  fewer = copy.deepcopy(config)
+  fewer.context.num_train_steps -= 1
+  both = copy.deepcopy(longer)
+  both.context.history += 1
+  for other in (fewer, both):  # a lowered count, or another change beside it: stale
+    with pytest.raises(provenance.StaleStageError):
+      provenance.check_stage(other, workdir, a, 0, extend=True)
+  assert provenance.check_stage(longer, workdir, a, 0, extend=True) == 'extend'
+  assert provenance.run_stage(longer, workdir, a, 0, extend=True)
+  rec = provenance.read_record(workdir, 'a', 0)
+  assert rec['status'] == 'done' and rec['run_id'] != first['run_id']  # evaluations go stale
+  assert rec['extended_from'] == {'run_id': first['run_id'],
+                                  'context.num_train_steps': config.context.num_train_steps}
+  assert rec['config']['context.num_train_steps'] == longer.context.num_train_steps
+  assert not provenance.run_stage(longer, workdir, a, 0, extend=True)  # done: skipped
+  assert log == ['a', 'a']
+  from mdx.methods import REGISTRY  # pylint: disable=g-import-not-at-top
+  flat = provenance.flatten(test_config)
+  offered = {st.name: st for m in REGISTRY.values() for st in m.stages if st.steps_field}
+  assert {'diffusion', 'udiffuser', 'gt_diffusion', 'corro_diffusion'} <= set(offered)
+  for st in offered.values():  # the field is the count the stage completes at
+    assert flat[st.steps_field] == st.num_train_steps(test_config), st.name
 
 
 def test_the_completion_marker_is_written_last(test_config, tmp_path):

@@ -38,6 +38,10 @@ class Stage:
   # The config fields (dotted) in which a stack's members may differ: a training sweep over them
   # (`experiments/train.py --sweep`) trains this stage for every setting in one stack.
   member_fields: tuple[str, ...] = ()
+  # The dotted config field of its step count, for a stage whose training reads that count
+  # nowhere else (a constant learning rate, step keys `fold_in(rng, step)`): `--extend` trains
+  # such a finished stage on to a raised count (`mdx.provenance.check_stage`). None: not offered.
+  steps_field: Optional[str] = None
 
   def __post_init__(self):
     object.__setattr__(self, 'reads', DATA_FIELDS + tuple(self.reads))

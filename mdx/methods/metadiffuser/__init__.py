@@ -16,6 +16,7 @@ DIFFUSION_STAGE = Stage(name=denoiser.STAGE, train=denoiser.train_denoiser,
                         train_stack=denoiser.train_denoiser_stack,
                         member_fields=denoiser.MEMBER_FIELDS,
                         num_train_steps=lambda config: config.diffusion.num_train_steps,
+                        steps_field='diffusion.num_train_steps',  # a constant learning rate
                         reads=('context', 'diffusion'), after=(context.STAGE,))
 # UDiffuser samples the same segments (history windows included) but has no encoder.
 _SEGMENT_FIELDS = ('context.history', 'context.num_context', 'context.tiers',
@@ -26,6 +27,7 @@ UDIFFUSER_STAGE = Stage(
                                                                 unconditional=True),
     train_stack=lambda members: denoiser.train_denoiser_stack(members, unconditional=True),
     num_train_steps=lambda config: config.udiffuser.num_train_steps,
+    steps_field='udiffuser.num_train_steps',
     # The denoiser's fields but its step count (UDiffuser's is `udiffuser.num_train_steps`).
     reads=_SEGMENT_FIELDS + ('diffusion', '-diffusion.num_train_steps', 'udiffuser'))
 
@@ -56,6 +58,7 @@ def given_context_stages(source: str, *, reads: tuple[str, ...] = (),
                                                                   source=source),
       train_stack=lambda members: denoiser.train_denoiser_stack(members, source=source),
       num_train_steps=lambda config: config.diffusion.num_train_steps,
+      steps_field='diffusion.num_train_steps',
       reads=('context', 'diffusion') + reads, after=upstream + (ctx.name,))
   return ctx, den
 
