@@ -10,8 +10,8 @@ the run ids of the stages it loads (`Stage.after`). Before a stage is trained or
 - a difference: `StaleStageError` names each changed field (recorded and current value) and the
   two ways on: a new workdir, or `--redo=STAGE`, which moves the stage and everything downstream
   aside (`seed_{s}/{stage}.stale-<time>`; nothing is deleted) and trains them again;
-- with `extend=True` (the binaries' `--extend`), a finished stage whose only difference is a
-  raised step count (`Stage.steps_field`, offered by stages whose training reads the count
+- with `extend=True` (the binaries' `--extend`), a stage (finished or not) whose only difference
+  is a raised step count (`Stage.steps_field`, offered by stages whose training reads the count
   nowhere else: a constant learning rate, step keys `fold_in(rng, step)`) is `'extend'`: it
   trains on from its last checkpoint to the new count, the parameters an unbroken run of that
   count would reach, under a new run id (so every evaluation of the shorter run is stale).
@@ -136,7 +136,7 @@ def _stale(where: str, diffs: list[str], redo: str) -> StaleStageError:
 def check_stage(config, workdir: str, stage, seed: int, *, extend: bool = False) -> str:
   """`'absent'`, `'partial'` (started with this config) or `'done'`; raises `StaleStageError`
   when the stage's record disagrees with `config` or with its upstream stages' records. With
-  `extend`, `'extend'` for a finished stage that differs only by a raised `stage.steps_field`."""
+  `extend`, `'extend'` for a stage that differs only by a raised `stage.steps_field`."""
   rec = read_record(workdir, stage.name, seed) or _legacy_record(workdir, stage, seed)
   if rec is None:
     return 'absent'
@@ -162,9 +162,10 @@ def check_stage(config, workdir: str, stage, seed: int, *, extend: bool = False)
 
 
 def _only_steps_raised(rec: dict, config, stage, diffs: list[str]) -> bool:
-  """Whether the only difference of a finished record with `config` is a raised step count."""
+  """Whether the only difference of a record (finished or not) with `config` is a raised step
+  count."""
   field = stage.steps_field
-  if field is None or rec['status'] != 'done' or len(diffs) != 1:
+  if field is None or rec['status'] == 'legacy' or len(diffs) != 1:
     return False
   was, now = rec['config'].get(field), flatten(config).get(field)
   return diffs[0].startswith(f'{field}:') and isinstance(was, int) and now > was
