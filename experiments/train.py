@@ -30,7 +30,8 @@ _SWEEP = flags.DEFINE_string(
     'each setting in WORKDIR/variants/<field>=<value>/ (data and upstream stages linked).')
 _EXTEND = flags.DEFINE_bool(
     'extend', False, 'Train a finished stage whose only changed field is its raised step count '
-    'on from its last checkpoint (stages that offer it: the denoisers).')
+    'on from its last checkpoint (stages that offer it: the denoisers); evaluate again with '
+    'experiments/evaluate.py, or the pipeline with --force_eval.')
 _STACK = flags.DEFINE_bool('stack_seeds', False, 'Train the seeds of a stage as one vmapped '
                            'stack (each seed writes what its own run writes) where the stage '
                            'offers it.')
@@ -80,8 +81,8 @@ def main(argv):
         _common.record_config(variant, vdir)
         members += [(variant, vdir, s) for s in seeds]
       for m in members:  # every member's record, before any work
-        provenance.check_stages(m[0], m[1], [stage], [m[2]])
-      trained = provenance.run_members(stage, members)
+        provenance.check_stages(m[0], m[1], [stage], [m[2]], extend=_EXTEND.value)
+      trained = provenance.run_members(stage, members, extend=_EXTEND.value)
       print(f'[train] {stage.name}: {len(trained)} of {len(members)} sweep members trained '
             f"({len(members) - len(trained)} complete); evaluate one with --workdir="
             f"{layout.variant_dir(_WORKDIR.value, settings[0])} and the setting as a config "

@@ -148,13 +148,15 @@ def check_stage(config, workdir: str, stage, seed: int, *, extend: bool = False)
     if rec['status'] != 'legacy' and (now is None or now['run_id'] != was):
       diffs.append(f'{up} (seed {seed}): run {was} -> {now["run_id"] if now else "absent"}')
   if diffs and extend and _only_steps_raised(rec, config, stage, diffs):
+    if _checkpoint_step(workdir, stage, seed) is None:
+      raise StaleStageError(f'{where}: --extend needs its checkpoints (there are none), or the '
+                            f'stage would train from step 0 under a record that says it was '
+                            f'extended; pass --redo={stage.name} to train it again')
     return 'extend'
   if diffs:
     raise _stale(where, diffs, f'--redo={stage.name}')
   if rec['status'] == 'legacy':
-    from mdx.training import latest_step  # pylint: disable=g-import-not-at-top
-    done = latest_step(layout.checkpoint_dir(workdir, stage.name, seed)) == (
-        stage.num_train_steps(config))
+    done = _checkpoint_step(workdir, stage, seed) == stage.num_train_steps(config)
     write_record(config, workdir, stage, seed, status='done' if done else 'running',
                  run_id=rec['run_id'])
     return 'done' if done else 'partial'
@@ -168,7 +170,14 @@ def _only_steps_raised(rec: dict, config, stage, diffs: list[str]) -> bool:
   if field is None or rec['status'] == 'legacy' or len(diffs) != 1:
     return False
   was, now = rec['config'].get(field), flatten(config).get(field)
-  return diffs[0].startswith(f'{field}:') and isinstance(was, int) and now > was
+  count = lambda v: isinstance(v, int) and not isinstance(v, bool)
+  return diffs[0].startswith(f'{field}:') and count(was) and count(now) and now > was
+
+
+def _checkpoint_step(workdir: str, stage, seed: int) -> Optional[int]:
+  """The newest checkpoint step of the stage, or None."""
+  from mdx.training import latest_step  # pylint: disable=g-import-not-at-top
+  return latest_step(layout.checkpoint_dir(workdir, stage.name, seed))
 
 
 def check_stages(config, workdir: str, stages, seeds, *,
@@ -244,6 +253,12 @@ def run_members(stage, members, *, extend: bool = False) -> list[tuple]:
   todo = [m for m, st in zip(members, status) if st != 'done']
   if len(todo) < 2 or stage.train_stack is None:
     return [m for m in todo if run_stage(*m[:2], stage, m[2], extend=extend)]
+  if 'extend' in status and any(st not in ('done', 'extend') for st in status):
+    # A stack resumes every member from their lowest common step: extensions go on their own,
+    # so that none retrains from the step of a new or partial member.
+    grown = [m for m, st in zip(members, status) if st == 'extend']
+    rest = [m for m, st in zip(members, status) if st not in ('done', 'extend')]
+    return run_members(stage, grown, extend=True) + run_members(stage, rest)
   records = []
   for (config, workdir, seed), st in zip(members, status):
     if st == 'done':
@@ -267,10 +282,11 @@ def run_members(stage, members, *, extend: bool = False) -> list[tuple]:
 
 def _extended_from(state: str, rec: Optional[dict], stage) -> dict:
   """The record's `extended_from` entry (the run and step count an extension started from):
-  new for `state == 'extend'`, carried over while that extension runs and when it finishes."""
+  new for `state == 'extend'` of a finished run, carried over while an extension runs (also when
+  an unfinished extension is raised again) and when it finishes."""
   if rec is None:
     return {}
-  if state == 'extend':
+  if state == 'extend' and not (rec['status'] == 'running' and 'extended_from' in rec):
     return dict(extended_from={'run_id': rec['run_id'],
                                stage.steps_field: rec['config'][stage.steps_field]})
   return {'extended_from': rec['extended_from']} if 'extended_from' in rec else {}

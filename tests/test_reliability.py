@@ -211,11 +211,13 @@ def test_an_excepted_field_does_not_make_a_stage_stale(test_config, tmp_path):
     provenance.check_stage(other, workdir, u, 0)
 
 
-def test_extend_trains_a_finished_stage_on_to_a_raised_step_count(test_config, tmp_path):
+def test_extend_trains_a_finished_stage_on_to_a_raised_step_count(test_config, tmp_path,
+                                                                  monkeypatch):
   workdir, log = str(tmp_path), []
   a, _ = _toy_stages(log)
   a = dataclasses.replace(a, num_train_steps=lambda c: c.context.num_train_steps,
-                          steps_field='context.num_train_steps')
+                          steps_field='context.num_train_steps',
+                          train_stack=lambda members: log.append(('stack', len(members))))
   fixed = dataclasses.replace(a, steps_field=None)
   config = copy.deepcopy(test_config)
   assert provenance.run_stage(config, workdir, a, 0)
@@ -224,6 +226,9 @@ def test_extend_trains_a_finished_stage_on_to_a_raised_step_count(test_config, t
   longer.context.num_train_steps += 10
   with pytest.raises(provenance.StaleStageError, match='context.num_train_steps'):
     provenance.check_stage(longer, workdir, a, 0)  # only when asked
+  with pytest.raises(provenance.StaleStageError, match='needs its checkpoints'):
+    provenance.check_stage(longer, workdir, a, 0, extend=True)  # nothing to train on from
+  monkeypatch.setattr(provenance, '_checkpoint_step', lambda *args: 1)  # the toy saves none
   with pytest.raises(provenance.StaleStageError):
     provenance.check_stage(longer, workdir, fixed, 0, extend=True)  # a stage that offers it
   fewer = copy.deepcopy(config)
@@ -234,14 +239,23 @@ def test_extend_trains_a_finished_stage_on_to_a_raised_step_count(test_config, t
     with pytest.raises(provenance.StaleStageError):
       provenance.check_stage(other, workdir, a, 0, extend=True)
   assert provenance.check_stage(longer, workdir, a, 0, extend=True) == 'extend'
-  assert provenance.run_stage(longer, workdir, a, 0, extend=True)
+  # Seed 0 extends, seed 1 is new: not one stack (a stack resumes from the members' lowest step).
+  trained = provenance.run_members(a, [(longer, workdir, 0), (longer, workdir, 1)], extend=True)
+  assert [s for _, _, s in trained] == [0, 1] and log == ['a', 'a', 'a']
   rec = provenance.read_record(workdir, 'a', 0)
   assert rec['status'] == 'done' and rec['run_id'] != first['run_id']  # evaluations go stale
   assert rec['extended_from'] == {'run_id': first['run_id'],
                                   'context.num_train_steps': config.context.num_train_steps}
   assert rec['config']['context.num_train_steps'] == longer.context.num_train_steps
+  assert 'extended_from' not in provenance.read_record(workdir, 'a', 1)
   assert not provenance.run_stage(longer, workdir, a, 0, extend=True)  # done: skipped
-  assert log == ['a', 'a']
+  # An extension killed before its end, then raised again, still names the finished run.
+  path = provenance.record_path(workdir, 'a', 0)
+  io.write_json(path, dict(json.load(open(path)), status='running'))
+  longest = copy.deepcopy(longer)
+  longest.context.num_train_steps += 10
+  assert provenance.run_stage(longest, workdir, a, 0, extend=True)
+  assert provenance.read_record(workdir, 'a', 0)['extended_from'] == rec['extended_from']
   from mdx.methods import REGISTRY  # pylint: disable=g-import-not-at-top
   flat = provenance.flatten(test_config)
   offered = {st.name: st for m in REGISTRY.values() for st in m.stages if st.steps_field}

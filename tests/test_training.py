@@ -59,8 +59,9 @@ def test_interrupted_run_resumes_to_the_same_parameters(test_config, data_workdi
   jax.tree.map(np.testing.assert_array_equal, resumed.params, unbroken.params)
   jax.tree.map(np.testing.assert_array_equal, resumed.ema_params, unbroken.ema_params)
   jax.tree.map(np.testing.assert_array_equal, resumed.opt_state, unbroken.opt_state)
-  # A finished 20-step run trained on to 30 (`--extend`) is the unbroken 30-step run too (a
-  # constant learning rate: the test preset's context model has no decay).
+  # A finished 20-step run trained on to 30 is the unbroken 30-step run too: the loop reads the
+  # count only to stop, so `--extend` holds for a stage with a constant learning rate (the
+  # denoisers offer it; the test preset's context model has no decay either, and is cheaper).
   assert not config.context.lr_decay
   extended = str(tmp_path / 'extended')
   os.makedirs(extended)
@@ -71,6 +72,7 @@ def test_interrupted_run_resumes_to_the_same_parameters(test_config, data_workdi
   longer = _context_run(config, extended)
   jax.tree.map(np.testing.assert_array_equal, longer.params, unbroken.params)
   jax.tree.map(np.testing.assert_array_equal, longer.ema_params, unbroken.ema_params)
+  jax.tree.map(np.testing.assert_array_equal, longer.opt_state, unbroken.opt_state)
   # Metrics are machine-readable lines with the split prefix.
   lines = [json.loads(l) for l in open(os.path.join(broken, 'ctx', 'metrics.jsonl'))]
   logged = [(l['step'], l['train/loss']) for l in lines if 'train/loss' in l]
