@@ -30,7 +30,8 @@ def get_config(preset: str = 'cpu') -> ml_collections.ConfigDict:
     # before either number was read: the higher expert-tier score): 36,000 denoiser steps 0.79
     # [0.74, 0.83] / 0.59 [0.49, 0.68] (expert / random warm starts) against 12,000 steps' 0.64
     # [0.57, 0.71] / 0.54 [0.46, 0.60], as on Cheetah-Dir. The guide stays the 'x0' form at
-    # s = 0.1: the 'mean' form scored 0.63 at s = 0.01 and 0.41 at s = 0.1 against x0's 0.64
-    # (12,000 steps, 1 evaluation seed; results/ant_dir/NOTES.md).
+    # s = 0.1: the 'mean' form scored 0.63 [0.54, 0.70] at s = 0.01 and 0.41 [0.41, 0.42] at
+    # s = 0.1 against x0's 0.64 [0.51, 0.75] (12,000 steps, expert warm starts, 1 evaluation
+    # seed; results/ant_dir/NOTES.md).
     config.diffusion.num_train_steps = 36_000
   return config
