@@ -165,13 +165,13 @@ def check_stage(config, workdir: str, stage, seed: int, *, extend: bool = False)
 
 def _only_steps_raised(rec: dict, config, stage, diffs: list[str]) -> bool:
   """Whether the only difference of a record (finished or not) with `config` is a raised step
-  count."""
+  count (one difference, and the count differs: so that one is the count)."""
   field = stage.steps_field
   if field is None or rec['status'] == 'legacy' or len(diffs) != 1:
     return False
   was, now = rec['config'].get(field), flatten(config).get(field)
   count = lambda v: isinstance(v, int) and not isinstance(v, bool)
-  return diffs[0].startswith(f'{field}:') and count(was) and count(now) and now > was
+  return count(was) and count(now) and now > was
 
 
 def _checkpoint_step(workdir: str, stage, seed: int) -> Optional[int]:
