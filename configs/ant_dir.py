@@ -20,7 +20,7 @@ def get_config(preset: str = 'cpu') -> ml_collections.ConfigDict:
       dynamics_weight=1.0,  # lambda (paper, Table 4: 1 for Ant-Dir)
       paper_dim_mults=(1, 2, 4, 8))  # Diffuser's U-Net for horizon 32
   # The random tier: sampled rollouts of an early PPO checkpoint (mdx/experts/ant_dir_random,
-  # 163,840 PPO steps, picked on validation tasks by `select_random_tier.py`), as Hopper-Param's
+  # 163,840 PPO steps, picked on validation tasks by `select_tier.py`), as Hopper-Param's
   # and Walker-Param's; the choice was made on Hopper-Param's validation tasks, not on the ant's
   # (uniform actions make the ant flail in place: validation random warm start 0.50 [0.39, 0.60]
   # against expert 0.72, results/ant_dir/NOTES.md).

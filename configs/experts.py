@@ -14,8 +14,9 @@ def get_config(family: str = 'cheetah_vel') -> ml_collections.ConfigDict:
   config.init_from = ''  # an expert .msgpack to start the policy from (fresh value function)
   config.resume_from = ''  # an earlier run's workdir: continue from its resume.msgpack (+ value fn)
   config.medium_from = ''  # a .msgpack for the medium tier (needed with init_from/resume_from)
-  # The medium tier: the checkpoint half-way between random and expert in the test 'return' or in
-  # the family's task 'metric' (speed along the goal, forward speed, velocity error).
+  # The medium tier: the checkpoint half-way between uniform actions and the final policy in the
+  # validation tasks' 'return' or in the family's task 'metric' (speed along the goal, forward
+  # speed, velocity error).
   config.medium_by = 'return'
   config.train_episode_length = 0  # steps per training episode; 0 = the family's (200)
   # True: a finished training episode restarts with a new task (experts.RedrawAutoResetWrapper);
@@ -24,6 +25,9 @@ def get_config(family: str = 'cheetah_vel') -> ml_collections.ConfigDict:
   # Test-task indices to train on instead of the training distribution: a feasibility probe of
   # chosen test tasks (e.g. the ones an expert fails), never a committed expert. () = off.
   config.probe_test_tasks = ()
+  # End the run at its first checkpoint at or past this many PPO steps, checkpoints only (0 = off):
+  # re-runs the early part of a run for `experiments/select_tier.py` (docs/locomotion.md).
+  config.stop_after_env_steps = 0
   config.env = ml_collections.ConfigDict()  # overrides of the family's static fields
 
   p = config.ppo = ml_collections.ConfigDict()

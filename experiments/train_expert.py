@@ -2,10 +2,12 @@
 
   python experiments/train_expert.py --family=cheetah_vel --workdir=runs/experts/cheetah_vel
 
-Writes <family>.msgpack (final policy), <family>_medium.msgpack (the checkpoint whose test-task
-return, or with `--config.medium_by=metric` the family's task metric such as the speed along the
-goal, is closest to half-way between random and expert) and <family>.json (command, config,
-steps, wall time, quality on the test tasks), each through a temporary file and a rename.
+Writes <family>.msgpack (final policy), <family>_medium.msgpack (the checkpoint whose
+validation-task return, or with `--config.medium_by=metric` the family's task metric such as the
+speed along the goal, is closest to half-way between uniform actions and the final policy; the
+test tasks only report quality) and <family>.json (command, config, steps, wall time, quality on
+the test tasks, every checkpoint's validation score and test return), each through a temporary
+file and a rename.
 
 `--config.init_from=PATH.msgpack` starts the policy (and its observation normalizer) from an
 earlier expert, with a fresh value function; every checkpoint of such a run is near-expert, so
@@ -20,6 +22,10 @@ Brax's evaluation and the recorded quality keep the family's episode length.
 `--config.redraw_tasks` draws a new task at every finished training episode (by default Brax
 replays each env slot's task until the next full reset). `--config.probe_test_tasks=0,2` trains on
 those test tasks only: a feasibility probe, not an expert to commit.
+`--config.stop_after_env_steps=N` ends the run at its first checkpoint at or past N PPO steps and
+writes checkpoints only (no expert files): the early part of a run, re-run with its own
+`num_timesteps` and `num_evals` so that its checkpoints are the original's, for
+`experiments/select_tier.py` to pick a tier from on validation tasks.
 """
 import functools
 import importlib.util
@@ -85,6 +91,8 @@ def main(argv):
     io.write_atomic(workdir / 'resume.json', json.dumps(
         {'family': family.name, 'env_steps': prior_steps + int(step),
          'config': config.to_dict()}, indent=1).encode())
+    if config.stop_after_env_steps and prior_steps + int(step) >= config.stop_after_env_steps:
+      raise _StopEarly(prior_steps + int(step))
 
   def progress_fn(step, metrics):
     row = {'step': int(step), 'time': time.time() - start,
@@ -124,41 +132,51 @@ def main(argv):
     extra['wrap_env_fn'] = functools.partial(_wrap_for_training, length=length,
                                              redraw=config.redraw_tasks)
   start = time.time()
-  ppo.train(environment=env, episode_length=family.episode_length, seed=config.seed,
-            network_factory=network_factory, normalize_observations=network['normalize_observations'],
-            progress_fn=progress_fn, deterministic_eval=True,
-            policy_params_fn=lambda step, _, params: save_checkpoint(step, params),
-            **extra, **config.ppo.to_dict())
+  try:
+    ppo.train(environment=env, episode_length=family.episode_length, seed=config.seed,
+              network_factory=network_factory,
+              normalize_observations=network['normalize_observations'],
+              progress_fn=progress_fn, deterministic_eval=True,
+              policy_params_fn=lambda step, _, params: save_checkpoint(step, params),
+              **extra, **config.ppo.to_dict())
+  except _StopEarly as stop:
+    logging.info('stopped at %d PPO steps (config.stop_after_env_steps = %d): %d checkpoints in '
+                 '%s, no expert files written', stop.steps, config.stop_after_env_steps,
+                 len(checkpoints), workdir / 'checkpoints')
+    return
   train_time = time.time() - start
 
-  # Every checkpoint on the test tasks, `eval_episodes_per_task` deterministic episodes each.
-  tasks = jax.tree.map(lambda x: jnp.repeat(x, config.eval_episodes_per_task, axis=0),
-                       family.test_tasks())
-  run = jax.jit(lambda params, rng: experts.rollout(
+  # Every checkpoint, `eval_episodes_per_task` deterministic episodes per task, on the test
+  # tasks (the recorded quality) and on the validation tasks (the medium tier's pick).
+  def episodes(split):
+    return jax.tree.map(lambda x: jnp.repeat(x, config.eval_episodes_per_task, axis=0),
+                        family.split_tasks(split))
+  tasks, val_tasks = episodes('test'), episodes('validation')
+  run = jax.jit(lambda params, tasks, rng: experts.rollout(
       family, experts.make_policy_fn(family, params, network), tasks, rng))
-  rng = jax.random.PRNGKey(config.seed + 1)
-  trajs = [jax.device_get(run(params, rng)) for _, params in checkpoints]
-  returns = [float(t['ret'].mean()) for t in trajs]
   random_policy = lambda task, state, key: jax.random.uniform(  # noqa: E731
       key, (family.act_dim,), minval=-1.0, maxval=1.0)
-  random_traj = jax.jit(lambda rng: experts.rollout(family, random_policy, tasks, rng))(rng)
+  run_random = jax.jit(lambda tasks, rng: experts.rollout(family, random_policy, tasks, rng))
+  rng = jax.random.PRNGKey(config.seed + 1)
+  trajs = [jax.device_get(run(params, tasks, rng)) for _, params in checkpoints]
+  returns = [float(t['ret'].mean()) for t in trajs]
+  random_traj = run_random(tasks, rng)
   random_return = float(random_traj['ret'].mean())
+  val_scores = None
   if medium_params is not None:  # a fine-tuning run: the medium tier comes from elsewhere
-    medium_traj = jax.device_get(run(medium_params, rng))
+    medium_traj = jax.device_get(run(medium_params, tasks, rng))
     medium_return = float(medium_traj['ret'].mean())
     steps = _prior_meta(config.medium_from, config.family).get('medium_env_steps')
     medium_steps = steps if isinstance(steps, int) else config.medium_from
   else:
-    # Half-way between random and expert, in the test return or in the family's task metric.
-    if config.medium_by == 'metric':
-      scores = [experts.task_metric(family, tasks, t) for t in trajs]
-      low = experts.task_metric(family, tasks, random_traj)
-    else:
-      scores, low = returns, random_return
-    halfway = 0.5 * (low + scores[-1])
-    medium = experts.nearest_checkpoint(scores[:-1], halfway)
-    logging.info('medium tier: checkpoint at %d steps, %s %.3f (half-way %.3f)',
-                 checkpoints[medium][0], config.medium_by, scores[medium], halfway)
+    # Half-way between uniform actions and the final policy on the validation tasks, in the
+    # return or in the family's task metric.
+    val_scores = [experts.tier_score(family, val_tasks, jax.device_get(run(p, val_tasks, rng)),
+                                     config.medium_by) for _, p in checkpoints]
+    low = experts.tier_score(family, val_tasks, run_random(val_tasks, rng), config.medium_by)
+    medium, halfway = experts.pick_tier(val_scores[:-1], low, val_scores[-1], 0.5)
+    logging.info('medium tier: checkpoint at %d steps, validation %s %.3f (half-way %.3f)',
+                 checkpoints[medium][0], config.medium_by, val_scores[medium], halfway)
     medium_steps, medium_params = checkpoints[medium]
     medium_traj, medium_return = trajs[medium], returns[medium]
   eval_time = time.time() - start - train_time
@@ -180,11 +198,21 @@ def main(argv):
                   'medium': experts.quality(family, tasks, medium_traj),
                   'random': experts.quality(family, tasks, random_traj)},
       'test_return_by_checkpoint': [[s, r] for (s, _), r in zip(checkpoints, returns)],
+      **({'medium_selected_on': 'validation', 'validation_score_by_checkpoint':
+          [[s, v] for (s, _), v in zip(checkpoints, val_scores)]} if val_scores else {}),
       'brax_eval_curve': curve,
   }
   io.write_atomic(out / f'{family.name}.json', json.dumps(meta, indent=1).encode())
   logging.info('expert %.1f medium %.1f random %.1f; train %.0fs', returns[-1], medium_return,
                random_return, train_time)
+
+
+class _StopEarly(Exception):
+  """Raised from the checkpoint callback to end a run at `config.stop_after_env_steps`."""
+
+  def __init__(self, steps: int):
+    super().__init__(steps)
+    self.steps = steps
 
 
 def _prior_meta(path: str, family: str) -> dict:

@@ -138,7 +138,7 @@ def check_config(config, family=None) -> None:
     params_path, _ = experts.paths(family.name, 'random')
     if hasattr(family, 'optimal_action') or not params_path.exists():
       c.fail('data.random_from', 'checkpoint', f'needs {params_path} (an early PPO checkpoint, '
-             "experiments/select_random_tier.py); use 'uniform'")
+             "experiments/select_tier.py); use 'uniform'")
 
   c.int('context.history', 1, length, ' (at most the episode length)')
   c.int('context.num_context', 1)

@@ -270,3 +270,31 @@ def test_nearest_checkpoint_picks_the_closest_score_and_the_earlier_on_ties():
   assert experts.nearest_checkpoint([5.0], -100.0) == 0
   with pytest.raises(ValueError, match='at least one'):
     experts.nearest_checkpoint([], 1.0)
+
+
+def test_pick_tier_targets_the_fraction_between_uniform_and_expert():
+  from mdx import experts  # pylint: disable=g-import-not-at-top
+  # half-way between 0 and 100 is 50: 45 is nearer than 60; the random tier's 1/6 is ~16.7
+  assert experts.pick_tier([10.0, 45.0, 60.0, 95.0], 0.0, 100.0, 0.5) == (1, 50.0)
+  index, target = experts.pick_tier([10.0, 45.0, 60.0], -20.0, 100.0, 1 / 6)
+  assert index == 0 and target == pytest.approx(0.0)
+  with pytest.raises(ValueError, match='fraction must be in'):
+    experts.pick_tier([1.0], 0.0, 1.0, 1.0)
+
+
+def test_tier_score_is_the_return_or_the_task_metric():
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from mdx import experts  # pylint: disable=g-import-not-at-top
+  from mdx.envs import make_family  # pylint: disable=g-import-not-at-top
+  family = make_family('cheetah_vel')
+  tasks = family.test_tasks()
+  n, t = tasks.params.shape[0], family.episode_length
+  # every episode runs at 1 m/s: the metric is minus the mean |1 - v_goal| over steps 50-200
+  velocity = jnp.zeros((n, t, 3)).at[:, :, 0].set(1.0)
+  traj = {'ret': jnp.arange(n, dtype=jnp.float32), 'velocity': velocity,
+          'alive': jnp.ones((n, t), bool), 'reward': jnp.zeros((n, t))}
+  assert experts.tier_score(family, tasks, traj, 'return') == pytest.approx((n - 1) / 2)
+  want = -float(jnp.mean(jnp.abs(1.0 - tasks.params[:, 0])))
+  assert experts.tier_score(family, tasks, traj, 'metric') == pytest.approx(want, rel=1e-5)
+  with pytest.raises(ValueError, match="one of \\('return', 'metric'\\)"):
+    experts.tier_score(family, tasks, traj, 'speed')

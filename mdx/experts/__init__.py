@@ -10,7 +10,7 @@ parameters live next to this file:
                             expert in return on the test tasks (Ant-Dir: in speed along the goal)
   <family>_random.msgpack   (Hopper/Walker-Param) an early policy of a re-run of the same PPO
                             configuration, chosen on validation tasks to be low-return
-                            (`experiments/select_random_tier.py`); its data is sampled, as the
+                            (`experiments/select_tier.py`); its data is sampled, as the
                             paper's random tier is rollouts early in SAC's training
   <family>.json             command, config, steps, wall time and measured quality of the run
                             (and `random_tier`: how the random tier's checkpoint was chosen)
@@ -205,7 +205,7 @@ def load_expert(family: Union[str, TaskFamily], tier: str = 'expert', *,
   Args:
     family: a locomotion family or its registered name.
     tier: 'expert' (final policy), 'medium' (an earlier checkpoint of the same run) or 'random'
-      (an early checkpoint, where the family has one; `select_random_tier.py`).
+      (an early checkpoint, where the family has one; `select_tier.py`).
     deterministic: True returns the mode `tanh(mean)` and ignores `rng`; False samples from the
       policy's tanh-Gaussian with `rng` (more diverse data for offline datasets).
     directory: where the files are (default: this package's folder).
@@ -331,7 +331,28 @@ def task_metric(family: TaskFamily, tasks: Task, traj: dict) -> float:
 
 def nearest_checkpoint(scores: list[float], target: float) -> int:
   """The index of the score nearest `target`; ties go to the earlier checkpoint. How the medium
-  tier (half-way) and the early random tier (`select_random_tier.py`) pick from a run."""
+  tier (half-way) and the early random tier (`select_tier.py`) pick from a run."""
   if not scores:
     raise ValueError('nearest_checkpoint needs at least one score')
   return min(range(len(scores)), key=lambda i: (abs(scores[i] - target), i))
+
+
+MEDIUM_BY = ('return', 'metric')
+
+
+def tier_score(family: TaskFamily, tasks: Task, traj: dict, by: str) -> float:
+  """A checkpoint's score for picking a tier: its mean return (`by='return'`) or the family's
+  `task_metric` (`by='metric'`) over the episodes of `rollout`."""
+  if by not in MEDIUM_BY:
+    raise ValueError(f'the tier score must be one of {MEDIUM_BY}, got {by!r}')
+  return float(jnp.mean(traj['ret'])) if by == 'return' else task_metric(family, tasks, traj)
+
+
+def pick_tier(scores: list[float], low: float, high: float, fraction: float) -> tuple[int, float]:
+  """The checkpoint whose score is nearest `low + fraction * (high - low)` (uniform actions'
+  score and the expert's): `(index, target)`. The medium tier is `fraction = 0.5`, picked on
+  validation tasks, as is the early random tier (1/6)."""
+  if not 0 < fraction < 1:
+    raise ValueError(f'the tier fraction must be in (0, 1), got {fraction}')
+  target = low + fraction * (high - low)
+  return nearest_checkpoint(scores, target), target
