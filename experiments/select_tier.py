@@ -78,7 +78,7 @@ def main(argv):
       raise ValueError(f'{workdir}: {key} = {run_meta[key]!r}, the expert in '
                        f'{out} has {meta[key]!r}: the early run must use the expert\'s PPO setup')
   network = meta['network']
-  family = make_family(name, **{**meta['config']['env'], 'backend': meta['backend']})
+  family = make_family(name, **{**meta['config'].get('env', {}), 'backend': meta['backend']})
   files = sorted((workdir / 'checkpoints').glob('*.msgpack'), key=lambda p: int(p.stem))
   if not files:
     raise FileNotFoundError(f'no checkpoints in {workdir / "checkpoints"}')
@@ -132,6 +132,14 @@ def main(argv):
     keep = not reproduces and best['step'] == old_step
   if not keep:
     io.write_atomic(before, data)
+    if medium:  # the json's medium fields follow the file; its test quality is reported anew
+      test = jax.tree.map(lambda x: jnp.repeat(x, meta['config']['eval_episodes_per_task'], 0),
+                          family.split_tasks('test'))
+      traj = jax.jit(lambda p: experts.rollout(family, experts.make_policy_fn(family, p, network),
+                                               test, jax.random.PRNGKey(
+                                                   meta['config']['seed'] + 1)))(best['params'])
+      meta['medium_env_steps'] = best['step']
+      meta['quality']['medium'] = experts.quality(family, test, jax.device_get(traj))
   record = {
       'command': ' '.join(sys.argv), 'run_command': run_meta.get('command'),
       'selected_env_steps': best['step'], 'split': 'validation',

@@ -347,6 +347,30 @@ def test_non_finite_actions_fail_the_evaluation_naming_the_task(test_config, dat
     run_method(test_config, data_workdir, method, family, 'validation')
 
 
+def test_a_sweep_keeps_its_finite_settings_and_fails_only_when_none_is(test_config,
+                                                                       data_workdir, capsys):
+  """A guide scale that diverges (here a knob above 1 gives NaN actions) is left out of a swept
+  evaluation and named; the other settings are scored; nothing left to score still raises."""
+  from mdx.sweep import parse_sweep, sweep_key  # pylint: disable=g-import-not-at-top
+  family = family_from_config(test_config)
+
+  def make_policy(config, workdir, seed, family, traced=()):
+    del config, workdir, seed, traced
+    act = lambda p, tasks, obs, rng: jnp.where(  # noqa: E731
+        p['knobs']['guide_scale'] > 1.0, jnp.nan, 0.0) * jnp.ones((obs.shape[0], family.act_dim))
+    return stateless(act, params={'knobs': {'guide_scale': jnp.zeros(())}})
+
+  method = Method(name='Knob', make_policy=make_policy, sweepable=('guide_scale',))
+  per_tier, _ = run_method(test_config, data_workdir, method, family, 'validation',
+                           settings=parse_sweep('guide_scale=0.5,2,1'))
+  assert sorted(k for _, k in per_tier) == sorted(
+      sweep_key({'guide_scale': v}) for v in (0.5, 1.0))
+  assert "setting {'guide_scale': 2.0} dropped" in capsys.readouterr().out
+  with pytest.raises(FloatingPointError, match=r"Knob on validation: .*setting \{'guide_scale'"):
+    run_method(test_config, data_workdir, method, family, 'validation',
+               settings=parse_sweep('guide_scale=2,3'))
+
+
 def test_a_killed_evaluation_leaves_no_completion_marker(test_config, data_workdir, tmp_path):
   """`results.json` goes first (renamed `.previous`) and comes back last: an evaluation killed in
   its analyses (here one that raises) leaves no marker, so the rerun redoes it."""

@@ -124,8 +124,13 @@ def run_method(config, workdir: str, method, family: TaskFamily, split: str, *,
 
   Returns:
     `(returns {(tier, sweep_key): [S_train, S_eval, tasks, episodes]}, episodes or None)`;
-    `episodes` (with `keep_episodes`) are the `Episodes` of the first setting, training and
-    evaluation seed, batch `[tiers x tasks x episodes]` in that order.
+    `episodes` (with `keep_episodes`) are the `Episodes` of the first (kept) setting, training
+    and evaluation seed, batch `[tiers x tasks x episodes]` in that order. A sweep setting with
+    a non-finite action or return in any episode is left out (and printed), so that a diverging
+    guide scale does not cost the other settings' results.
+
+  Raises:
+    FloatingPointError: non-finite actions or returns and no setting left to score.
   """
   e = config.eval
   tasks = family.split_tasks(split)
@@ -179,20 +184,29 @@ def run_method(config, workdir: str, method, family: TaskFamily, split: str, *,
   print(f'[eval/{split}] {method.name}: {swept}{len(seeds)} training seeds x '
         f'{e.num_eval_seeds} evaluation seeds x {len(tiers)} tiers x {n_tasks} tasks x {eps} '
         f'episodes in one program, {time.time() - t0:.1f}s (with compile)', flush=True)
-  if not np.all(finite):
-    bad = np.argwhere(~np.asarray(finite))
+  finite = np.asarray(finite)
+  kept = [h for h in range(len(settings)) if np.all(finite[h])]
+  if len(kept) < len(settings):
+    bad = np.argwhere(~finite)
     h, i, j, b = bad[0]
     task_id = int(np.asarray(tasks.task_id)[task_index[b]])
     where = f'setting {settings[h]}, ' if fields else ''
-    raise FloatingPointError(
+    message = (
         f'{method.name} on {split}: non-finite actions or returns in {len(bad)} of '
         f'{finite.size} episodes; the first: {where}warm start {tiers[b // (n_tasks * eps)]!r}, '
         f'task {task_id}, training seed {seeds[i]}, evaluation seed {j}. Check the planner '
         'settings (guide_scale, noise_scale, cfg_weight) and the trained stages.')
+    if not kept:  # nothing to score (without a sweep: the one setting)
+      raise FloatingPointError(message)
+    # A sweep keeps its finite settings; a setting with any non-finite episode is not scored.
+    for h in sorted(set(range(len(settings))) - set(kept)):
+      print(f'[eval/{split}] {method.name}: setting {settings[h]} dropped, non-finite in '
+            f'{int(np.sum(~finite[h]))} of {finite[h].size} episodes', flush=True)
+    print(f'[eval/{split}] {message}', flush=True)
   shaped = returns.reshape(returns.shape[:3] + (len(tiers), n_tasks, eps))
-  per_tier = {(t, sweep_key(record_setting(st))): shaped[h, :, :, i]
-              for h, st in enumerate(settings) for i, t in enumerate(tiers)}
-  episodes = jax.tree.map(lambda x: x[0, 0, 0], out) if keep_episodes else None
+  per_tier = {(t, sweep_key(record_setting(settings[h]))): shaped[h, :, :, i]
+              for h in kept for i, t in enumerate(tiers)}
+  episodes = jax.tree.map(lambda x: x[kept[0], 0, 0], out) if keep_episodes else None
   return per_tier, episodes
 
 
@@ -228,7 +242,8 @@ def evaluate(config, workdir: str, methods: Sequence, *, split: str = 'test') ->
 
   Raises:
     FloatingPointError: a method's actions or returns are not finite (naming the method, the
-      warm-start tier and the task); nothing is written then.
+      warm-start tier and the task); nothing is written then. In a sweep, the settings that
+      diverged are left out and named under the table, the others written.
   """
   family = family_from_config(config)
   check_config(config, family)
@@ -243,7 +258,7 @@ def evaluate(config, workdir: str, methods: Sequence, *, split: str = 'test') ->
   marker = os.path.join(out, 'results.json')
   if os.path.exists(marker):  # the old marker goes first: a kill below leaves no stale "done"
     os.replace(marker, marker + '.previous')
-  per_method, episodes = {}, {}
+  per_method, episodes, dropped = {}, {}, []
   for method in wanted:
     swept = sweep != [{}] and set(sweep[0]) <= set(method.sweep_fields)
     per_tier, eps = run_method(config, workdir, method, family, split, keep_episodes=True,
@@ -251,12 +266,17 @@ def evaluate(config, workdir: str, methods: Sequence, *, split: str = 'test') ->
     for (tier, key), returns in per_tier.items():
       per_method[(method.name, tier, key)] = returns
     episodes[method.name] = eps
+    scored = {key for _, key in per_tier}
+    dropped += [f'{method.name}' + ''.join(f' {k}={v:g}' for k, v in st.items())
+                for st in (sweep if swept else ()) if sweep_key(record_setting(st)) not in scored]
   records = make_records(family, split, per_method, oracle=e.oracle, random=e.random,
                          trained={m.name: bool(m.stages) for m in wanted})
   detail = {f'{m}/{t}' + ('' if k == sweep_key({}) else f'/{k}'): np.asarray(r).tolist()
             for (m, t, k), r in per_method.items()}
   io.write_json(os.path.join(out, 'per_task_returns.json'), detail)
   table = format_table(records)
+  if dropped:  # settings that diverged, named where the rows are read
+    table += ''.join(f'\n{d}: not scored (non-finite actions or returns)' for d in dropped)
   io.write_atomic(os.path.join(out, 'table.txt'), table + '\n')
   try:
     from mdx.evaluation import plots  # pylint: disable=g-import-not-at-top
