@@ -35,6 +35,9 @@ _ADD = flags.DEFINE_string('add', None, 'A finished pipeline workdir to copy int
 _ADD_SWEEP = flags.DEFINE_list(
     'add_sweep', [], 'Finished sweep evaluations (WORKDIR/eval/<split>-sweep-<fields>) to copy '
     'into results/<family>/sweeps/<fields>_<split>.json (and .txt).')
+_SWEEP_NAME = flags.DEFINE_string(
+    'sweep_name', '', "With --add_sweep: the files' name instead of <fields> (e.g. "
+    "'guide_form_mean' for a guide-scale sweep in another guide form).")
 # --merge: how far a later run's Oracle or Random return may lie from the committed one's, as a
 # fraction of the committed |Oracle - Random|.
 MERGE_REF_TOLERANCE = 1e-3
@@ -243,21 +246,28 @@ def merge_run(workdir: pathlib.Path, run: str = '') -> str:
   return f'{out.name}{tag}: ' + '; '.join(added)
 
 
-def add_sweep(folder: pathlib.Path) -> str:
+def add_sweep(folder: pathlib.Path, name: str = '', results: pathlib.Path = RESULTS) -> str:
   """Copies a sweep evaluation's `results.json` and `table.txt` into
-  `results/<family>/sweeps/<fields>_<split>.{json,txt}` (fields by their last component, the
-  first one the swept quantity of the ablation tables); returns the file stem."""
+  `results/<family>/sweeps/<name>_<split>.{json,txt}`, `name` by default the swept fields by their
+  last component (the first one the swept quantity of the ablation tables); returns the file stem.
+  A committed file of that name with other contents is never overwritten (`FileExistsError`)."""
   if '-sweep-' not in folder.name:
     raise ValueError(f'--add_sweep: {folder} is not a sweep evaluation (<split>-sweep-<fields>)')
   records = json.loads((folder / 'results.json').read_text())
   family, split = records[0]['family'], records[0]['split']
   fields = folder.name.split('-sweep-', 1)[1].split('-')
-  stem = '-'.join(f.rsplit('.', 1)[-1] for f in fields) + f'_{split}'
-  out = RESULTS / family / 'sweeps'
-  out.mkdir(parents=True, exist_ok=True)
-  shutil.copyfile(folder / 'results.json', out / f'{stem}.json')
+  stem = (name or '-'.join(f.rsplit('.', 1)[-1] for f in fields)) + f'_{split}'
+  out = results / family / 'sweeps'
+  pairs = [(folder / 'results.json', out / f'{stem}.json')]
   if (folder / 'table.txt').exists():
-    shutil.copyfile(folder / 'table.txt', out / f'{stem}.txt')
+    pairs.append((folder / 'table.txt', out / f'{stem}.txt'))
+  for src, dst in pairs:
+    if dst.exists() and dst.read_bytes() != src.read_bytes():
+      raise FileExistsError(f'--add_sweep: {dst} holds another sweep; name this one with '
+                            '--sweep_name=NAME (or move that file aside)')
+  out.mkdir(parents=True, exist_ok=True)
+  for src, dst in pairs:
+    shutil.copyfile(src, dst)
   return f'{family}/sweeps/{stem}'
 
 
@@ -584,7 +594,7 @@ def main(argv):
   if _MERGE.value:
     print(f'merged {merge_run(pathlib.Path(_MERGE.value), _AS.value)}', file=sys.stderr)
   for folder in _ADD_SWEEP.value:
-    print(f'copied {add_sweep(pathlib.Path(folder))}', file=sys.stderr)
+    print(f'copied {add_sweep(pathlib.Path(folder), _SWEEP_NAME.value)}', file=sys.stderr)
   text = render()
   io.write_atomic(RESULTS / 'README.md', text)
   plot_figure1(RESULTS / 'figure1.png')

@@ -104,3 +104,21 @@ def test_merge_adds_a_later_runs_method_only_with_the_same_preset_and_references
     assert merged[1][k] == (pytest.approx(v, rel=1e-12) if isinstance(v, float) else v), k
   assert 'UDiffuser' in (committed / 'table_test.txt').read_text()
   assert (committed / 'config_add_udiffuser.json').exists()
+
+
+def test_add_sweep_never_overwrites_another_committed_sweep(tmp_path):
+  import json  # pylint: disable=g-import-not-at-top
+  make_results = _make_results()
+  folder = tmp_path / 'eval' / 'validation-sweep-planner.guide_scale'
+  folder.mkdir(parents=True)
+  (folder / 'results.json').write_text(json.dumps([{'family': 'toy', 'split': 'validation'}]))
+  (folder / 'table.txt').write_text('first\n')
+  results = tmp_path / 'results'
+  assert make_results.add_sweep(folder, results=results) == 'toy/sweeps/guide_scale_validation'
+  assert make_results.add_sweep(folder, results=results)  # the same files again: fine
+  (folder / 'table.txt').write_text('second\n')
+  with pytest.raises(FileExistsError, match='--sweep_name'):
+    make_results.add_sweep(folder, results=results)
+  assert (results / 'toy' / 'sweeps' / 'guide_scale_validation.txt').read_text() == 'first\n'
+  assert make_results.add_sweep(folder, 'guide_form_mean', results=results).endswith(
+      'guide_form_mean_validation')
