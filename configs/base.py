@@ -374,9 +374,10 @@ def locomotion_config(preset: str, family: str, *, history: int, horizon: int,
   d.num_train_steps = 12000
   config.udiffuser.num_train_steps = 12000
   p.dynamics_weight = dynamics_weight
-  # The guide on the predicted clean plan, where R and P were trained: the 'mean' form (on noisy
-  # x_k) sent Cheetah-Vel's first plans to NaN at s = 0.1 once its guided mean was no longer
-  # clipped. Chosen for stability; the forms' scores are still to be compared on validation.
+  # The guide on the predicted clean plan, where R and P were trained. Chosen per family on
+  # validation tasks (results/<family>/sweeps/guide_form_*): 'x0' at s = 0.1 against 'mean' at
+  # s = 0.01 / 0.1: Ant-Dir 0.64 / 0.63 / 0.41, Cheetah-Vel 0.94 / 0.14 / NaN, Cheetah-Dir
+  # 0.66 / 0.02 / NaN, Walker-Param 0.83 / -0.03 / NaN, Hopper-Param 0.90 / -0.02 / NaN.
   p.guide_form = 'x0'
   p.num_candidates = 4
   e.episodes_per_task = 1
