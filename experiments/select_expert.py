@@ -22,7 +22,6 @@ import sys
 
 import _common  # first: sets up logging before JAX loads
 import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
 
@@ -59,7 +58,7 @@ def main(argv):
   n = _NUM_TASKS.value
   val_tasks = family.distribution_tasks(_SEED.value, n)
   reps = config['eval_episodes_per_task']  # the run's own test-task evaluation, to check against
-  test_tasks = jax.tree.map(lambda x: jnp.repeat(x, reps, axis=0), family.test_tasks())
+  test_tasks = experts.split_episodes(family, 'test', reps)
   run = jax.jit(lambda params, tasks, rng: experts.rollout(
       family, experts.make_policy_fn(family, params, network), tasks, rng))
   recorded = {int(s): r for s, r in meta['test_return_by_checkpoint']}

@@ -40,7 +40,6 @@ import sys
 
 import _common  # first: sets up logging before JAX loads
 import jax
-import jax.numpy as jnp
 from absl import app, flags
 
 from mdx import experts, io
@@ -84,8 +83,7 @@ def main(argv):
     raise FileNotFoundError(f'no checkpoints in {workdir / "checkpoints"}')
   template = experts.params_template(meta['obs_size'], meta['act_size'], network, with_value=True)
 
-  tasks = jax.tree.map(lambda x: jnp.repeat(x, _EPISODES.value, axis=0),
-                       family.split_tasks('validation'))
+  tasks = experts.split_episodes(family, 'validation', _EPISODES.value)
   rng = jax.random.PRNGKey(_SEED.value)
   by = meta['config'].get('medium_by', 'return') if medium else 'return'
 
@@ -133,8 +131,7 @@ def main(argv):
   if not keep:
     io.write_atomic(before, data)
     if medium:  # the json's medium fields follow the file; its test quality is reported anew
-      test = jax.tree.map(lambda x: jnp.repeat(x, meta['config']['eval_episodes_per_task'], 0),
-                          family.split_tasks('test'))
+      test = experts.split_episodes(family, 'test', meta['config']['eval_episodes_per_task'])
       traj = jax.jit(lambda p: experts.rollout(family, experts.make_policy_fn(family, p, network),
                                                test, jax.random.PRNGKey(
                                                    meta['config']['seed'] + 1)))(best['params'])

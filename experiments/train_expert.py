@@ -105,8 +105,9 @@ def main(argv):
   network_factory = functools.partial(_ppo_networks, network=network)
   template = experts.params_template(env.observation_size, env.action_size, network)
   extra = {}
-  if config.medium_by not in ('return', 'metric'):
-    raise ValueError(f"config.medium_by must be 'return' or 'metric', got {config.medium_by!r}")
+  if config.medium_by not in experts.MEDIUM_BY:
+    raise ValueError(f'config.medium_by must be one of {experts.MEDIUM_BY}, got '
+                     f'{config.medium_by!r}')
   if config.init_from and config.resume_from:
     raise ValueError('set config.init_from (policy only) or config.resume_from (a run folder '
                      'to continue), not both')
@@ -148,10 +149,8 @@ def main(argv):
 
   # Every checkpoint, `eval_episodes_per_task` deterministic episodes per task, on the test
   # tasks (the recorded quality) and on the validation tasks (the medium tier's pick).
-  def episodes(split):
-    return jax.tree.map(lambda x: jnp.repeat(x, config.eval_episodes_per_task, axis=0),
-                        family.split_tasks(split))
-  tasks, val_tasks = episodes('test'), episodes('validation')
+  tasks, val_tasks = (experts.split_episodes(family, split, config.eval_episodes_per_task)
+                      for split in ('test', 'validation'))
   run = jax.jit(lambda params, tasks, rng: experts.rollout(
       family, experts.make_policy_fn(family, params, network), tasks, rng))
   random_policy = lambda task, state, key: jax.random.uniform(  # noqa: E731

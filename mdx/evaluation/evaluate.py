@@ -199,7 +199,7 @@ def run_method(config, workdir: str, method, family: TaskFamily, split: str, *,
     if not kept:  # nothing to score (without a sweep: the one setting)
       raise FloatingPointError(message)
     # A sweep keeps its finite settings; a setting with any non-finite episode is not scored.
-    for h in sorted(set(range(len(settings))) - set(kept)):
+    for h in (h for h in range(len(settings)) if h not in kept):
       print(f'[eval/{split}] {method.name}: setting {settings[h]} dropped, non-finite in '
             f'{int(np.sum(~finite[h]))} of {finite[h].size} episodes', flush=True)
     print(f'[eval/{split}] {message}', flush=True)
@@ -267,8 +267,8 @@ def evaluate(config, workdir: str, methods: Sequence, *, split: str = 'test') ->
       per_method[(method.name, tier, key)] = returns
     episodes[method.name] = eps
     scored = {key for _, key in per_tier}
-    dropped += [f'{method.name}' + ''.join(f' {k}={v:g}' for k, v in st.items())
-                for st in (sweep if swept else ()) if sweep_key(record_setting(st)) not in scored]
+    dropped += [row_label(method.name, record_setting(st)) for st in (sweep if swept else ())
+                if sweep_key(record_setting(st)) not in scored]
   records = make_records(family, split, per_method, oracle=e.oracle, random=e.random,
                          trained={m.name: bool(m.stages) for m in wanted})
   detail = {f'{m}/{t}' + ('' if k == sweep_key({}) else f'/{k}'): np.asarray(r).tolist()
@@ -304,11 +304,16 @@ def evaluate(config, workdir: str, methods: Sequence, *, split: str = 'test') ->
   return records
 
 
+def row_label(method: str, setting: dict) -> str:
+  """A table row's name: the method and its sweep setting, e.g. `MetaDiffuser guide_scale=0.1`."""
+  return method + ''.join(f' {k}={v:g}' for k, v in setting.items())
+
+
 def format_table(records: list[dict]) -> str:
   """The paper's layout: one row per method, one column per warm-start tier,
   `mean return (normalized score [95% interval])`."""
   tiers = [t for t in mdata.TIERS if any(r['warm_start'] == t for r in records)]
-  label = lambda r: r['method'] + ''.join(f' {k}={v:g}' for k, v in r.get('sweep', {}).items())
+  label = lambda r: row_label(r['method'], r.get('sweep', {}))  # noqa: E731
   methods = list(dict.fromkeys(label(r) for r in records))
   first = records[0] if records else {}
   cell = lambda r: (f"{r['mean_return']:.2f} ({r['normalized_score']:.2f} "

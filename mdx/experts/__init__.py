@@ -6,14 +6,16 @@ angle, or the four log-scale physics exponents) and acts in every task of the fa
 parameters live next to this file:
 
   <family>.msgpack          the final ("expert") policy: normalizer statistics + policy MLP
-  <family>_medium.msgpack   an earlier policy of the same run, about half-way between random and
-                            expert in return on the test tasks (Ant-Dir: in speed along the goal)
+  <family>_medium.msgpack   an earlier policy of the same run (Cheetah-Dir: of a re-run of its
+                            first run), about half-way between uniform actions and the expert in
+                            return on the validation tasks (Ant-Dir: in speed along the goal)
   <family>_random.msgpack   (Hopper/Walker-Param) an early policy of a re-run of the same PPO
                             configuration, chosen on validation tasks to be low-return
                             (`experiments/select_tier.py`); its data is sampled, as the
                             paper's random tier is rollouts early in SAC's training
   <family>.json             command, config, steps, wall time and measured quality of the run
-                            (and `random_tier`: how the random tier's checkpoint was chosen)
+                            (and `random_tier`, `medium_tier`: how those checkpoints were chosen
+                            on validation tasks, `experiments/select_tier.py`)
 
 `experiments/train_expert.py` writes them; `load_expert` reads them back as a pure, vmappable
 `policy_fn(task, state, rng) -> action`.
@@ -338,6 +340,11 @@ def nearest_checkpoint(scores: list[float], target: float) -> int:
 
 
 MEDIUM_BY = ('return', 'metric')
+
+
+def split_episodes(family: TaskFamily, split: str, episodes: int) -> Task:
+  """The tasks of `split`, each repeated `episodes` times: one `rollout` episode per entry."""
+  return jax.tree.map(lambda x: jnp.repeat(x, episodes, axis=0), family.split_tasks(split))
 
 
 def tier_score(family: TaskFamily, tasks: Task, traj: dict, by: str) -> float:
