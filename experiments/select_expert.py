@@ -57,8 +57,9 @@ def main(argv):
 
   n = _NUM_TASKS.value
   val_tasks = family.distribution_tasks(_SEED.value, n)
-  reps = config['eval_episodes_per_task']  # the run's own test-task evaluation, to check against
-  test_tasks = experts.split_episodes(family, 'test', reps)
+  # the run's own test-task evaluation, to check against
+  test_tasks, test_rng = experts.recorded_test(family, config['eval_episodes_per_task'],
+                                               config['seed'])
   run = jax.jit(lambda params, tasks, rng: experts.rollout(
       family, experts.make_policy_fn(family, params, network), tasks, rng))
   recorded = {int(s): r for s, r in meta['test_return_by_checkpoint']}
@@ -69,7 +70,7 @@ def main(argv):
     step = int(path.stem)
     params = experts.from_bytes(template, path.read_bytes())[:2]
     val = jax.device_get(run(params, val_tasks, jax.random.PRNGKey(1)))
-    test = jax.device_get(run(params, test_tasks, jax.random.PRNGKey(config['seed'] + 1)))
+    test = jax.device_get(run(params, test_tasks, test_rng))
     test_return = float(test['ret'].mean())
     want = recorded.get(step - prior)
     if want is None or abs(want - test_return) > 1e-3 * max(1.0, abs(want)):

@@ -131,10 +131,10 @@ def main(argv):
   if not keep:
     io.write_atomic(before, data)
     if medium:  # the json's medium fields follow the file; its test quality is reported anew
-      test = experts.split_episodes(family, 'test', meta['config']['eval_episodes_per_task'])
+      test, test_rng = experts.recorded_test(family, meta['config']['eval_episodes_per_task'],
+                                             meta['config']['seed'])
       traj = jax.jit(lambda p: experts.rollout(family, experts.make_policy_fn(family, p, network),
-                                               test, jax.random.PRNGKey(
-                                                   meta['config']['seed'] + 1)))(best['params'])
+                                               test, test_rng))(best['params'])
       meta['medium_env_steps'] = best['step']
       meta['quality']['medium'] = experts.quality(family, test, jax.device_get(traj))
   record = {

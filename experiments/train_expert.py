@@ -149,14 +149,13 @@ def main(argv):
 
   # Every checkpoint, `eval_episodes_per_task` deterministic episodes per task, on the test
   # tasks (the recorded quality) and on the validation tasks (the medium tier's pick).
-  tasks, val_tasks = (experts.split_episodes(family, split, config.eval_episodes_per_task)
-                      for split in ('test', 'validation'))
+  tasks, rng = experts.recorded_test(family, config.eval_episodes_per_task, config.seed)
+  val_tasks = experts.split_episodes(family, 'validation', config.eval_episodes_per_task)
   run = jax.jit(lambda params, tasks, rng: experts.rollout(
       family, experts.make_policy_fn(family, params, network), tasks, rng))
   random_policy = lambda task, state, key: jax.random.uniform(  # noqa: E731
       key, (family.act_dim,), minval=-1.0, maxval=1.0)
   run_random = jax.jit(lambda tasks, rng: experts.rollout(family, random_policy, tasks, rng))
-  rng = jax.random.PRNGKey(config.seed + 1)
   trajs = [jax.device_get(run(params, tasks, rng)) for _, params in checkpoints]
   returns = [float(t['ret'].mean()) for t in trajs]
   random_traj = run_random(tasks, rng)

@@ -347,6 +347,14 @@ def split_episodes(family: TaskFamily, split: str, episodes: int) -> Task:
   return jax.tree.map(lambda x: jnp.repeat(x, episodes, axis=0), family.split_tasks(split))
 
 
+def recorded_test(family: TaskFamily, episodes_per_task: int, seed: int
+                  ) -> tuple[Task, jax.Array]:
+  """The test episodes and key of an expert run's recorded quality (`train_expert.py`'s
+  `eval_episodes_per_task` and `seed`): a checkpoint rolled out with them reproduces the test
+  return the run recorded for it."""
+  return split_episodes(family, 'test', episodes_per_task), jax.random.PRNGKey(seed + 1)
+
+
 def tier_score(family: TaskFamily, tasks: Task, traj: dict, by: str) -> float:
   """A checkpoint's score for picking a tier: its mean return (`by='return'`) or the family's
   `task_metric` (`by='metric'`) over the episodes of `rollout`."""
