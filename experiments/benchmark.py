@@ -11,7 +11,9 @@ measurement: the median over rounds of each variant's medians and their ratio.
 
 Keys: name, batch, num_steps, compile_s (lowering + XLA compilation, measured without the
 persistent cache), median_s (median of at least `repeats` runs after one warm-up, more until
-`min_time_s` is spent), runs, plans_per_s,
+`min_time_s` is spent), runs, plans_per_s, compute_dtype (the U-Net's; planner rows of a
+`compute_dtypes` other than float32 add max_abs_action_diff: the largest difference of their
+actions from the float32 program's, same parameters, observations and keys),
 flops_per_plan, gflops_per_s, ceiling_fraction (gflops_per_s over the `matmul_ceiling` line's
 GFLOP/s: the best fp32 matmul XLA runs on this machine, square sizes `ceiling_sizes`, measured
 first in the same run). `evaluation` lines time one whole evaluation program of a method as the
@@ -137,7 +139,7 @@ def main(argv):
       'context': cm.init(rng, norm, jnp.zeros((1, 1, 4, 2 * c.obs_dim + c.act_dim + 1)),
                          jnp.zeros((1, 1, c.obs_dim)), jnp.zeros((1, 1, c.act_dim))),
   }
-  denoise_fn = lambda p, x, k, ctx, m: net.apply(p['denoiser'], x, k, ctx, m)
+  nets = {dt: net.clone(dtype=jnp.dtype(dt)) for dt in set(c.compute_dtypes) | {'float32'}}
   apply = lambda method: (lambda s_, a_, z_: cm.apply(params['context'], norm, s_, a_, z_,
                                                       method=method))
   guide_fn = lambda p, s_, a_, z_: trajectory_objective(apply(ContextModel.reward),
@@ -146,11 +148,12 @@ def main(argv):
                     'loadavg_1m': os.getloadavg()[0]}), flush=True)
   ceiling = _matmul_ceiling(c)
 
-  for mode in c.modes:
+  for mode, dtype in [(m, dt) for m in c.modes for dt in c.compute_dtypes]:
     full = mode == 'plan/full'
     for k in c.num_diffusion_steps:
       for b in c.batches:
-        def make(steps, full=full):
+        def make(steps, full=full, dtype=dtype):
+          denoise_fn = lambda p, x, k, ctx, m: nets[dtype].apply(p['denoiser'], x, k, ctx, m)
           cfg = _plan_config(horizon=c.horizon, num_diffusion_steps=steps,
                              predict_epsilon=c.predict_epsilon,
                              cfg_weight=c.cfg_weight if full else 1.0,
@@ -165,11 +168,15 @@ def main(argv):
         one_step, _ = _compile(make(1), args)
         flops = _flops(one_step) * k
         median, runs = _time(compiled, args, c.repeats, c.min_time_s)
-        print(json.dumps(dict(name=mode, batch=b, num_steps=k, compile_s=round(compile_s, 3),
-                              median_s=round(median, 5), runs=runs, plans_per_s=round(b / median, 2),
-                              flops_per_plan=flops / b, gflops_per_s=round(flops / median / 1e9, 2),
-                              ceiling_fraction=_fraction(flops / median, ceiling),
-                              loadavg_1m=os.getloadavg()[0])), flush=True)
+        line = dict(name=mode, batch=b, num_steps=k, compile_s=round(compile_s, 3),
+                    median_s=round(median, 5), runs=runs, plans_per_s=round(b / median, 2),
+                    flops_per_plan=flops / b, gflops_per_s=round(flops / median / 1e9, 2),
+                    ceiling_fraction=_fraction(flops / median, ceiling), compute_dtype=dtype,
+                    loadavg_1m=os.getloadavg()[0])
+        if dtype != 'float32':
+          ref = jax.jit(make(k, dtype='float32'))(*args)
+          line['max_abs_action_diff'] = float(jnp.abs(compiled(*args) - ref).max())
+        print(json.dumps(line), flush=True)
 
   _unet_profile(c, net, params, ceiling)
   _rollouts(c)

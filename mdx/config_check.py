@@ -17,6 +17,7 @@ from mdx.sweep import parse_sweep
 GUIDE_FORMS = ('mean', 'eps', 'x0')
 GUIDE_UNITS = ('normalized', 'env')
 SAMPLERS = ('ddpm', 'ddim')
+COMPUTE_DTYPES = ('float32', 'bfloat16')  # planner.compute_dtype
 SCHEDULES = ('cosine', 'vp')  # mdx.diffusion.schedule.SCHEDULES
 
 
@@ -206,6 +207,7 @@ def check_config(config, family=None) -> None:
   eta = c.real(p + 'eta', 0, 1, note=" (DDIM's: 0 deterministic, 1 DDPM's variance)")
   if sampler == 'ddpm' and eta != 0:
     c.fail(p + 'eta', eta, "must be 0 with planner.sampler = 'ddpm' (eta is DDIM's)")
+  c.choice(p + 'compute_dtype', COMPUTE_DTYPES)
 
   v = 'cvae.'
   c.int(v + 'latent_dim', 1)

@@ -40,6 +40,9 @@ EVAL_RECORD_FILE = 'provenance.json'
 # Fields that change how a run is reported, not what it computes.
 NOT_READ = ('log_every', 'checkpoint_every', 'progress_every', 'wandb.project', 'wandb.entity',
             'wandb.mode')
+# Fields added to the config after runs were recorded, each with the value that reproduces those
+# runs: a record without the field compares equal to a config holding that value.
+ADDED_DEFAULTS = {'planner.compute_dtype': 'float32'}
 
 
 class StaleStageError(RuntimeError):
@@ -84,7 +87,7 @@ def differences(recorded: dict, current: dict) -> list[str]:
   missing = object()
   out = []
   for k in sorted(set(recorded) | set(current)):
-    a, b = recorded.get(k, missing), current.get(k, missing)
+    a, b = recorded.get(k, ADDED_DEFAULTS.get(k, missing)), current.get(k, missing)
     if a != b:
       show = lambda v: 'absent' if v is missing else json.dumps(v)
       out.append(f'{k}: {show(a)} -> {show(b)}')

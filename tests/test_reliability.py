@@ -121,6 +121,7 @@ def test_non_finite_loss_stops_the_stage_before_saving(tmp_path):
     ('context.learning_rate', -1e-3, 'context.learning_rate = -0.001: must be a finite number > 0'),
     ('planner.sampler', 'euler', "must be one of ['ddpm', 'ddim']"),
     ('planner.num_sample_steps', 3, "must be 0 with planner.sampler = 'ddpm'"),
+    ('planner.compute_dtype', 'float16', "must be one of ['float32', 'bfloat16']"),
     ('data.random_from', 'sideways', "must be one of ['uniform', 'checkpoint']"),
     ('focal.meta_batch', 0, 'focal.meta_batch = 0: must be an integer >= 1'),
     ('corro.temperature', 0.0, 'corro.temperature = 0.0: must be a finite number > 0'),
@@ -209,6 +210,17 @@ def test_an_excepted_field_does_not_make_a_stage_stale(test_config, tmp_path):
   other.diffusion.horizon *= 2
   with pytest.raises(provenance.StaleStageError, match=r'diffusion.horizon'):
     provenance.check_stage(other, workdir, u, 0)
+
+
+def test_a_field_added_later_compares_equal_at_the_value_that_reproduces_old_runs():
+  """An evaluation recorded before `planner.compute_dtype` existed is current for a config at
+  'float32' (what it computed with), and stale for 'bfloat16'."""
+  old = {'planner.sampler': 'ddpm'}
+  assert provenance.differences(old, dict(old, **{'planner.compute_dtype': 'float32'})) == []
+  assert provenance.differences(old, dict(old, **{'planner.compute_dtype': 'bfloat16'})) == [
+      'planner.compute_dtype: "float32" -> "bfloat16"']
+  assert provenance.differences(old, dict(old, **{'planner.other': 1})) == [
+      'planner.other: absent -> 1']
 
 
 def test_extend_trains_a_finished_stage_on_to_a_raised_step_count(test_config, tmp_path,

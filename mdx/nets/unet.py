@@ -17,7 +17,7 @@ boolean mask that zeroes the context embedding, so one network serves both CFG b
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
@@ -52,6 +52,7 @@ class Conv(nn.Module):
   kernel_size: int = 1
   stride: int = 1
   padding: tuple[int, int] | None = None  # default: SAME for stride 1, ((K - 1) // 2) both sides
+  dtype: Any = jnp.float32  # computation dtype (parameters stay float32), as `nn.Conv`'s
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -70,8 +71,8 @@ class Conv(nn.Module):
     # reshape. (An einsum over a [B, L', K, C] stack made XLA transpose every kernel on every call,
     # inside the planner's loop too: 36 copies per denoising step, half of its time at batch 1.)
     cols = jnp.concatenate([xp[:, i:i + span:self.stride] for i in range(k)], axis=-1)
-    y = cols @ kernel.reshape(k * cin, self.features)
-    return y + bias.reshape(1, 1, -1)
+    y = cols.astype(self.dtype) @ kernel.reshape(k * cin, self.features).astype(self.dtype)
+    return y + bias.reshape(1, 1, -1).astype(self.dtype)
 
 
 def sinusoidal_embedding(t: jax.Array, dim: int) -> jax.Array:
@@ -86,11 +87,13 @@ class Conv1dBlock(nn.Module):
   features: int
   kernel_size: int = 5
   groups: int = 8
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x):
-    x = Conv(self.features, self.kernel_size)(x)
-    x = nn.GroupNorm(num_groups=self.groups, epsilon=1e-5)(x)  # torch's GroupNorm default
+    x = Conv(self.features, self.kernel_size, dtype=self.dtype)(x)
+    # torch's GroupNorm default eps; Flax takes its statistics in float32 whatever the dtype.
+    x = nn.GroupNorm(num_groups=self.groups, epsilon=1e-5, dtype=self.dtype)(x)
     return mish(x)
 
 
@@ -98,13 +101,16 @@ class ResidualTemporalBlock(nn.Module):
   features: int
   kernel_size: int = 5
   groups: int = 8
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, emb):
-    h = Conv1dBlock(self.features, self.kernel_size, self.groups)(x)
-    h = h + nn.Dense(self.features)(mish(emb))[:, None, :]
-    h = Conv1dBlock(self.features, self.kernel_size, self.groups)(h)
-    residual = x if x.shape[-1] == self.features else Conv(self.features, 1)(x)
+    block = lambda: Conv1dBlock(self.features, self.kernel_size, self.groups, self.dtype)
+    h = block()(x)
+    h = h + nn.Dense(self.features, dtype=self.dtype)(mish(emb))[:, None, :]
+    h = block()(h)
+    residual = (x if x.shape[-1] == self.features
+                else Conv(self.features, 1, dtype=self.dtype)(x))
     return h + residual
 
 
@@ -112,10 +118,11 @@ class EmbeddingMLP(nn.Module):
   """Two layers with Mish: `in -> hidden -> out` (MetaDiffuser: 256 hidden units, 64 out)."""
   hidden: int = 256
   out: int = 64
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x):
-    return nn.Dense(self.out)(mish(nn.Dense(self.hidden)(x)))
+    return nn.Dense(self.out, dtype=self.dtype)(mish(nn.Dense(self.hidden, dtype=self.dtype)(x)))
 
 
 class TemporalUNet(nn.Module):
@@ -130,6 +137,10 @@ class TemporalUNet(nn.Module):
     embed_hidden: hidden units of the embedding MLPs (paper: 256).
     groups: GroupNorm groups (Diffuser: 8).
     use_context: False builds the unconditional network (no context MLP at all).
+    dtype: the computation dtype. Parameters are float32 whatever it is (one checkpoint serves
+      both), inputs are cast to it and the output back to float32; GroupNorm's statistics are
+      float32. `jnp.bfloat16` is an option for hardware with fast bf16 matrix units (GPU, TPU),
+      never a default: its effect on the plans is measured in the README.
   """
   transition_dim: int
   dim: int = 32
@@ -139,6 +150,7 @@ class TemporalUNet(nn.Module):
   groups: int = 8
   kernel_size: int = 5
   use_context: bool = True
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, t: jax.Array, context: jax.Array,
@@ -157,13 +169,14 @@ class TemporalUNet(nn.Module):
     if horizon % (2 ** (levels - 1)):
       raise ValueError(f'horizon {horizon} must be divisible by 2**(len(dim_mults)-1) = '
                        f'{2 ** (levels - 1)} (dim_mults={tuple(self.dim_mults)})')
-    emb = EmbeddingMLP(self.embed_hidden, self.embed_dim, name='time_mlp')(
+    out_dtype, x = x.dtype, x.astype(self.dtype)
+    emb = EmbeddingMLP(self.embed_hidden, self.embed_dim, self.dtype, name='time_mlp')(
         sinusoidal_embedding(t, self.embed_dim))
     if self.use_context:
-      c = EmbeddingMLP(self.embed_hidden, self.embed_dim, name='context_mlp')(context)
+      c = EmbeddingMLP(self.embed_hidden, self.embed_dim, self.dtype, name='context_mlp')(context)
       c = c * context_mask.astype(c.dtype)[:, None]
       emb = jnp.concatenate([emb, c], axis=-1)
-    block = lambda f: ResidualTemporalBlock(f, self.kernel_size, self.groups)
+    block = lambda f: ResidualTemporalBlock(f, self.kernel_size, self.groups, self.dtype)
     dims = [self.dim * m for m in self.dim_mults]
 
     skips = []
@@ -172,13 +185,13 @@ class TemporalUNet(nn.Module):
       x = block(d)(x, emb)
       skips.append(x)
       if i < levels - 1:
-        x = Conv(d, 3, stride=2, padding=(1, 1))(x)
+        x = Conv(d, 3, stride=2, padding=(1, 1), dtype=self.dtype)(x)
     x = block(dims[-1])(x, emb)
     x = block(dims[-1])(x, emb)
     for d_in, _ in reversed(list(zip(dims[:-1], dims[1:]))):
       x = jnp.concatenate([x, skips.pop()], axis=-1)
       x = block(d_in)(x, emb)
       x = block(d_in)(x, emb)
-      x = nn.ConvTranspose(d_in, (4,), strides=(2,), padding=((2, 2),))(x)
-    x = Conv1dBlock(self.dim, self.kernel_size, self.groups)(x)
-    return Conv(self.transition_dim, 1)(x)
+      x = nn.ConvTranspose(d_in, (4,), strides=(2,), padding=((2, 2),), dtype=self.dtype)(x)
+    x = Conv1dBlock(self.dim, self.kernel_size, self.groups, self.dtype)(x)
+    return Conv(self.transition_dim, 1, dtype=self.dtype)(x).astype(out_dtype)

@@ -36,11 +36,14 @@ def stage_name(unconditional: bool, source: str = 'learned') -> str:
   return UNCONDITIONAL_STAGE if unconditional else STAGES[source]
 
 
-def build_denoiser(config, family: TaskFamily, *, unconditional: bool = False) -> TemporalUNet:
+def build_denoiser(config, family: TaskFamily, *, unconditional: bool = False,
+                   dtype='float32') -> TemporalUNet:
+  """The U-Net of `config.diffusion`; `dtype` its computation dtype (training: float32)."""
   d = config.diffusion
   return TemporalUNet(transition_dim=family.obs_dim + family.act_dim, dim=d.dim,
                       dim_mults=tuple(d.dim_mults), embed_dim=d.embed_dim,
-                      embed_hidden=d.embed_hidden, use_context=not unconditional)
+                      embed_hidden=d.embed_hidden, use_context=not unconditional,
+                      dtype=jnp.dtype(dtype))
 
 
 @compiled_init
@@ -229,13 +232,15 @@ def train_denoiser_stack(members, *, unconditional: bool = False,
 
 def load_denoiser(config, workdir: str, seed: int, family=None, *, unconditional=False,
                   source='learned'):
-  """`(net, params (EMA))` of a trained denoiser stage."""
+  """`(net, params (EMA))` of a trained denoiser stage; the net computes in
+  `config.planner.compute_dtype` (the parameters stay float32)."""
   family = family or family_from_config(config)
   template = init_denoiser_state(config, family, jax.random.PRNGKey(0),
                                  unconditional=unconditional, source=source)
   params = load_params(layout.checkpoint_dir(workdir, stage_name(unconditional, source), seed),
                        template)
-  return build_denoiser(config, family, unconditional=unconditional), params
+  return build_denoiser(config, family, unconditional=unconditional,
+                        dtype=config.planner.compute_dtype), params
 
 
 def load_udiffuser_normalizer(workdir: str, seed: int) -> nz.Normalizer:
