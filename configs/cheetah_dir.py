@@ -27,9 +27,10 @@ def get_config(preset: str = 'cpu') -> ml_collections.ConfigDict:
     # episodes): with the shared 4 / 2 / 2 episodes per task, Cheetah-Dir's 2 tasks gave the
     # denoiser 8 expert episodes, and its plans were far from reachable (results/cheetah_dir).
     config.data.train_episodes = {'expert': 60, 'medium': 30, 'random': 30}
-    # Chosen on validation tasks (5 episodes x 3 evaluation seeds, training seed 0): 36,000
-    # denoiser steps 0.76 [0.68, 0.85] / 0.81 [0.72, 0.91] (expert / random warm starts) against
-    # 12,000 steps' 0.60 [0.49, 0.70] / 0.59 [0.49, 0.69]; the loss was still falling at 12,000.
+    # Chosen on validation tasks (5 episodes x 3 evaluation seeds, training seed 0; the earlier
+    # medium-tier data): 36,000 denoiser steps 0.76 [0.68, 0.85] / 0.81 [0.72, 0.91] (expert /
+    # random warm starts) against 12,000 steps' 0.60 [0.49, 0.70] / 0.59 [0.49, 0.69]; the loss
+    # was still falling at 12,000.
     # The guide scale stays the base's s = 0.1 (one swept program on validation: 0.03, 0.1, 0.3,
     # 1 gave 0.66, 0.73, 0.54, 0.47 with expert warm starts; results/cheetah_dir/sweeps/).
     # Then 72,000 steps, by a rule fixed before the run (results/cheetah_dir/NOTES.md): on

@@ -165,7 +165,8 @@ def main(argv):
         args = (params, jax.random.PRNGKey(1), jnp.zeros((b, c.obs_dim)),
                 jnp.ones((b, c.context_dim)))
         compiled, compile_s = _compile(make(k), args)
-        one_step, _ = _compile(make(1), args)
+        # The float32 program's count for every dtype (XLA also counts bf16 rows' casts).
+        one_step, _ = _compile(make(1, dtype='float32'), args)
         flops = _flops(one_step) * k
         median, runs = _time(compiled, args, c.repeats, c.min_time_s)
         line = dict(name=mode, batch=b, num_steps=k, compile_s=round(compile_s, 3),
@@ -360,7 +361,7 @@ def _evaluation(c) -> None:
                  config.data.warm_start_episodes)
   norm = init_normalizer(warm)
   context_model = ctx_stage.build_context_model(config, family)
-  net = den_stage.build_denoiser(config, family)
+  net = den_stage.build_denoiser(config, family, dtype=config.planner.compute_dtype)
   params = {'context': ctx_stage.init_context_state(config, family, norm,
                                                      jax.random.PRNGKey(7)).params,
             'denoiser': den_stage.init_denoiser_state(config, family,

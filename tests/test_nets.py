@@ -52,7 +52,9 @@ def test_unet_bfloat16_computes_in_bf16_from_the_same_float32_parameters(unet):
   scale = float(jnp.abs(ref).max())
   assert float(jnp.abs(low - ref).max()) < 0.05 * scale
   hlo = jax.jit(bf16.apply).lower(params, *args).as_text()
-  assert re.search(r'dot_general[^\n]*\(tensor<[0-9x]+xbf16>, tensor<[0-9x]+xbf16>\)', hlo)
+  operands = re.findall(r'(?:dot_general|convolution)[^\n]*: \((tensor<[^>]*>), (tensor<[^>]*>)\)',
+                        hlo)  # every matrix product's and convolution's two operand types
+  assert len(operands) > 10 and all(t.endswith('xbf16>') for pair in operands for t in pair)
 
 
 def test_unet_horizon_must_divide():

@@ -119,6 +119,13 @@ def test_a_stack_writes_each_members_run_and_resumes(test_config, data_workdir, 
   assert provenance.run_stage_stack(config, workdir, stage, seeds) == []  # done: skipped
   load = lambda s: den_stage.load_denoiser(config, workdir, s, unconditional=True)[1]
   before = {s: load(s) for s in seeds}
+  # The planner's compute dtype reaches the loaded network; its parameters stay float32.
+  bf16 = copy.deepcopy(config)
+  bf16.planner.compute_dtype = 'bfloat16'
+  net16, params16 = den_stage.load_denoiser(bf16, workdir, 0, unconditional=True)
+  assert net16.dtype == jnp.bfloat16 and den_stage.load_denoiser(
+      config, workdir, 0, unconditional=True)[0].dtype == jnp.float32
+  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(params16))
   assert not np.allclose(jax.tree.leaves(before[0])[0], jax.tree.leaves(before[1])[0])
   for s in seeds:
     assert provenance.read_record(workdir, stage.name, s)['stacked_seeds'] == seeds
