@@ -148,11 +148,11 @@ def main(argv):
                     'loadavg_1m': os.getloadavg()[0]}), flush=True)
   ceiling = _matmul_ceiling(c)
 
-  for mode, dtype in [(m, dt) for m in c.modes for dt in c.compute_dtypes]:
+  for mode in c.modes:
     full = mode == 'plan/full'
     for k in c.num_diffusion_steps:
       for b in c.batches:
-        def make(steps, full=full, dtype=dtype):
+        def make(steps, dtype, full=full):
           denoise_fn = lambda p, x, k, ctx, m: nets[dtype].apply(p['denoiser'], x, k, ctx, m)
           cfg = _plan_config(horizon=c.horizon, num_diffusion_steps=steps,
                              predict_epsilon=c.predict_epsilon,
@@ -164,20 +164,24 @@ def main(argv):
                                          normalizer=norm, config=cfg).action
         args = (params, jax.random.PRNGKey(1), jnp.zeros((b, c.obs_dim)),
                 jnp.ones((b, c.context_dim)))
-        compiled, compile_s = _compile(make(k), args)
-        # The float32 program's count for every dtype (XLA also counts bf16 rows' casts).
-        one_step, _ = _compile(make(1, dtype='float32'), args)
+        # One count for every dtype, the float32 program's (XLA also counts bf16's casts).
+        one_step, _ = _compile(make(1, 'float32'), args)
         flops = _flops(one_step) * k
-        median, runs = _time(compiled, args, c.repeats, c.min_time_s)
-        line = dict(name=mode, batch=b, num_steps=k, compile_s=round(compile_s, 3),
-                    median_s=round(median, 5), runs=runs, plans_per_s=round(b / median, 2),
-                    flops_per_plan=flops / b, gflops_per_s=round(flops / median / 1e9, 2),
-                    ceiling_fraction=_fraction(flops / median, ceiling), compute_dtype=dtype,
-                    loadavg_1m=os.getloadavg()[0])
-        if dtype != 'float32':
-          ref = jax.jit(make(k, dtype='float32'))(*args)
-          line['max_abs_action_diff'] = float(jnp.abs(compiled(*args) - ref).max())
-        print(json.dumps(line), flush=True)
+        actions = {}  # per dtype, for the difference from float32 (measured first when asked)
+        for dtype in sorted(c.compute_dtypes, key=lambda d: d != 'float32'):
+          compiled, compile_s = _compile(make(k, dtype), args)
+          median, runs = _time(compiled, args, c.repeats, c.min_time_s)
+          line = dict(name=mode, batch=b, num_steps=k, compile_s=round(compile_s, 3),
+                      median_s=round(median, 5), runs=runs, plans_per_s=round(b / median, 2),
+                      flops_per_plan=flops / b, gflops_per_s=round(flops / median / 1e9, 2),
+                      ceiling_fraction=_fraction(flops / median, ceiling), compute_dtype=dtype,
+                      loadavg_1m=os.getloadavg()[0])
+          actions[dtype] = compiled(*args)
+          if dtype != 'float32':
+            if 'float32' not in actions:
+              actions['float32'] = jax.jit(make(k, 'float32'))(*args)
+            line['max_abs_action_diff'] = float(jnp.abs(actions[dtype] - actions['float32']).max())
+          print(json.dumps(line), flush=True)
 
   _unet_profile(c, net, params, ceiling)
   _rollouts(c)
