@@ -73,6 +73,40 @@ def record_config(config, workdir: str) -> None:
   io.write_atomic(os.path.join(workdir, 'config.json'), config.to_json_best_effort(indent=1))
 
 
+class Timings:
+  """Wall times of one invocation of a binary, in seconds by name (`collect`,
+  `diffusion/seed_0`, `diffusion/seeds_1_2`, `evaluate/test`, ...), appended as one JSON line to
+  `WORKDIR/timings.json` when the `with` block ends, also when it ends on an error (the steps that
+  finished keep their times; a resumed stage's time is then spread over several lines). Process 0
+  writes (`mdx.distributed`)."""
+
+  def __init__(self, workdir: str, binary: str):
+    self.workdir, self.binary, self.times = workdir, binary, {}
+
+  def add(self, name: str, seconds: float) -> None:
+    self.times[name] = round(seconds, 1)
+    print(f'[{self.binary}] {name}: {self.times[name]}s', flush=True)
+
+  def timed(self, name: str, fn):
+    """`fn()`, its wall time recorded under `name`; returns its result."""
+    import time  # pylint: disable=g-import-not-at-top
+    t0 = time.time()
+    out = fn()
+    self.add(name, time.time() - t0)
+    return out
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    import json  # pylint: disable=g-import-not-at-top
+    from mdx import distributed  # pylint: disable=g-import-not-at-top
+    if self.times and distributed.is_writer():
+      with open(os.path.join(self.workdir, 'timings.json'), 'a') as f:
+        f.write(json.dumps(self.times) + '\n')
+    return False
+
+
 def clear_errors(main):
   """`main` with mdx's own errors (bad settings, stale or damaged outputs, a locked workdir,
   non-finite values) printed as one message and exit status 1, without a traceback; any other

@@ -44,7 +44,10 @@ def main(argv):
           'trained with (a training sweep\'s variant: add its setting, e.g. '
           '--config.diffusion.context_dropout=0.2), or retrain them with experiments/train.py.'
       ) from None
-    evaluate(config, _WORKDIR.value, methods, split=_SPLIT.value)
+    with _common.Timings(_WORKDIR.value, 'evaluate') as timings:
+      sweep = f' sweep {config.eval.sweep}' if config.eval.sweep else ''
+      timings.timed(f'evaluate/{_SPLIT.value}{sweep}',
+                    lambda: evaluate(config, _WORKDIR.value, methods, split=_SPLIT.value))
 
 
 if __name__ == '__main__':

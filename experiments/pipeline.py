@@ -13,10 +13,8 @@ wall time to `WORKDIR/timings.json` and copies the test split's `results.json` t
 
   python experiments/pipeline.py --config=configs/point_robot.py:cpu --workdir=runs/demo
 """
-import json
 import os
 import shutil
-import time
 
 import _common  # first: sets up logging before JAX loads
 from absl import app, flags
@@ -67,52 +65,44 @@ def run_pipeline(config, workdir, family):
   # Every finished stage is checked against this config before any work (raises when stale).
   status = provenance.check_stages(config, workdir, stages, seeds, extend=_EXTEND.value)
   _common.record_config(config, workdir)
-  timings = {}
-
-  def timed(name, fn):
-    t0 = time.time()
-    fn()
-    timings[name] = round(time.time() - t0, 1)
-    print(f'[pipeline] {name}: {timings[name]}s', flush=True)
-
-  timed('collect', lambda: collect_datasets(config, workdir, family))  # checks every dataset
-  trained = bool(redone)
-  for stage in stages:
-    todo = [s for s in seeds if status[(stage.name, s)] != 'done']
-    if _STACK.value and stage.train_stack is not None and len(todo) > 1:
-      timed(f'{stage.name}/seeds_{"_".join(map(str, todo))}',
-            lambda stage=stage: provenance.run_stage_stack(config, workdir, stage, todo,
-                                                           extend=_EXTEND.value))
-      trained = True
-      continue
-    for seed in seeds:
-      name = f'{stage.name}/seed_{seed}'
-      if status[(stage.name, seed)] == 'done':
-        print(f'[pipeline] {name}: complete, skipped', flush=True)
+  with _common.Timings(workdir, 'pipeline') as timings:  # written also when a stage fails
+    timed = timings.timed
+    timed('collect', lambda: collect_datasets(config, workdir, family))  # checks every dataset
+    trained = bool(redone)
+    for stage in stages:
+      todo = [s for s in seeds if status[(stage.name, s)] != 'done']
+      if _STACK.value and stage.train_stack is not None and len(todo) > 1:
+        timed(f'{stage.name}/seeds_{"_".join(map(str, todo))}',
+              lambda stage=stage: provenance.run_stage_stack(config, workdir, stage, todo,
+                                                             extend=_EXTEND.value))
+        trained = True
         continue
-      timed(name, lambda stage=stage, seed=seed: provenance.run_stage(
-          config, workdir, stage, seed, extend=_EXTEND.value))
-      trained = True
-  for split in _SPLITS.value:
-    out = layout.eval_dir(workdir, split)
-    if trained or _FORCE_EVAL.value:  # new stages: an older evaluation is of other models
-      if os.path.exists(os.path.join(out, 'results.json')):
-        provenance.move_aside(out)
-      done = False
-    else:
-      done = provenance.check_evaluation(config, workdir, split, stages, seeds)
-    if done:
-      print(f'[pipeline] evaluate/{split}: complete, skipped', flush=True)
-    else:
-      timed(f'evaluate/{split}',
-            lambda split=split: evaluate(config, workdir, methods, split=split))
-    with open(os.path.join(out, 'table.txt')) as f:
-      print(f.read())
-  if 'test' in _SPLITS.value:
-    shutil.copyfile(os.path.join(layout.eval_dir(workdir, 'test'), 'results.json'),
-                    os.path.join(workdir, 'results.json'))
-  with open(os.path.join(workdir, 'timings.json'), 'a') as f:
-    f.write(json.dumps(timings) + '\n')
+      for seed in seeds:
+        name = f'{stage.name}/seed_{seed}'
+        if status[(stage.name, seed)] == 'done':
+          print(f'[pipeline] {name}: complete, skipped', flush=True)
+          continue
+        timed(name, lambda stage=stage, seed=seed: provenance.run_stage(
+            config, workdir, stage, seed, extend=_EXTEND.value))
+        trained = True
+    for split in _SPLITS.value:
+      out = layout.eval_dir(workdir, split)
+      if trained or _FORCE_EVAL.value:  # new stages: an older evaluation is of other models
+        if os.path.exists(os.path.join(out, 'results.json')):
+          provenance.move_aside(out)
+        done = False
+      else:
+        done = provenance.check_evaluation(config, workdir, split, stages, seeds)
+      if done:
+        print(f'[pipeline] evaluate/{split}: complete, skipped', flush=True)
+      else:
+        timed(f'evaluate/{split}',
+              lambda split=split: evaluate(config, workdir, methods, split=split))
+      with open(os.path.join(out, 'table.txt')) as f:
+        print(f.read())
+    if 'test' in _SPLITS.value:
+      shutil.copyfile(os.path.join(layout.eval_dir(workdir, 'test'), 'results.json'),
+                      os.path.join(workdir, 'results.json'))
   print(f'[pipeline] results in {layout.eval_dir(workdir, "<split>")}', flush=True)
 
 

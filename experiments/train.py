@@ -6,8 +6,11 @@
 Each stage resumes from its last checkpoint; a stage already trained with this config is skipped,
 one trained with another config stops the run naming the changed fields (`mdx.provenance`; the
 pipeline's `--redo` retrains; `--extend` trains a finished denoiser on to a raised step count).
-The datasets must have been collected (`experiments/collect.py`).
+The datasets must have been collected (`experiments/collect.py`). Each stage's wall time in this
+invocation goes to `WORKDIR/timings.json` (one JSON line per invocation, as the pipeline's).
 """
+import time
+
 import _common  # first: sets up logging before JAX loads
 from absl import app, flags
 from ml_collections import config_flags
@@ -62,31 +65,51 @@ def main(argv):
     for stage in swept:
       if any(stage.name in s.after for s in method.stages):
         raise app.UsageError(f'--sweep: stages after {stage.name} would need the variants too')
-    for stage in plain:
-      if _STACK.value and stage.train_stack is not None:
-        trained = provenance.run_stage_stack(config, _WORKDIR.value, stage, seeds,
-                                             extend=_EXTEND.value)
-        for seed in sorted(set(seeds) - set(trained)):
-          print(f'[train] {stage.name}/seed_{seed}: complete, skipped', flush=True)
-        continue
-      for seed in seeds:
-        if not provenance.run_stage(config, _WORKDIR.value, stage, seed, extend=_EXTEND.value):
-          print(f'[train] {stage.name}/seed_{seed}: complete, skipped', flush=True)
-    for stage in swept:
-      members = []
-      for setting in settings:
-        variant = with_fields(config, setting)
-        check_config(variant)
-        vdir = layout.make_variant(_WORKDIR.value, setting, {s: list(stage.after) for s in seeds})
-        _common.record_config(variant, vdir)
-        members += [(variant, vdir, s) for s in seeds]
-      for m in members:  # every member's record, before any work
-        provenance.check_stages(m[0], m[1], [stage], [m[2]], extend=_EXTEND.value)
-      trained = provenance.run_members(stage, members, extend=_EXTEND.value)
-      print(f'[train] {stage.name}: {len(trained)} of {len(members)} sweep members trained '
-            f"({len(members) - len(trained)} complete); evaluate one with --workdir="
-            f"{layout.variant_dir(_WORKDIR.value, settings[0])} and the setting as a config "
-            'override', flush=True)
+    with _common.Timings(_WORKDIR.value, 'train') as timings:
+      for stage in plain:
+        _train_stage(config, stage, seeds, timings)
+      for stage in swept:
+        _train_sweep(config, stage, settings, seeds, timings)
+
+
+def _train_stage(config, stage, seeds, timings):
+  """Every seed of `stage` not yet trained: one stack (`--stack_seeds`) or one run per seed."""
+  t0 = time.time()
+  if _STACK.value and stage.train_stack is not None:
+    trained = provenance.run_stage_stack(config, _WORKDIR.value, stage, seeds,
+                                         extend=_EXTEND.value)
+    if trained:
+      timings.add(f'{stage.name}/seeds_{"_".join(map(str, trained))}', time.time() - t0)
+    for seed in sorted(set(seeds) - set(trained)):
+      print(f'[train] {stage.name}/seed_{seed}: complete, skipped', flush=True)
+    return
+  for seed in seeds:
+    t0 = time.time()
+    if provenance.run_stage(config, _WORKDIR.value, stage, seed, extend=_EXTEND.value):
+      timings.add(f'{stage.name}/seed_{seed}', time.time() - t0)
+    else:
+      print(f'[train] {stage.name}/seed_{seed}: complete, skipped', flush=True)
+
+
+def _train_sweep(config, stage, settings, seeds, timings):
+  """Every setting x seed of a training sweep over `stage` as one stack."""
+  t0 = time.time()
+  members = []
+  for setting in settings:
+    variant = with_fields(config, setting)
+    check_config(variant)
+    vdir = layout.make_variant(_WORKDIR.value, setting, {s: list(stage.after) for s in seeds})
+    _common.record_config(variant, vdir)
+    members += [(variant, vdir, s) for s in seeds]
+  for m in members:  # every member's record, before any work
+    provenance.check_stages(m[0], m[1], [stage], [m[2]], extend=_EXTEND.value)
+  trained = provenance.run_members(stage, members, extend=_EXTEND.value)
+  if trained:
+    timings.add(f'{stage.name}/sweep_{_SWEEP.value}', time.time() - t0)
+  print(f'[train] {stage.name}: {len(trained)} of {len(members)} sweep members trained '
+        f"({len(members) - len(trained)} complete); evaluate one with --workdir="
+        f"{layout.variant_dir(_WORKDIR.value, settings[0])} and the setting as a config "
+        'override', flush=True)
 
 
 if __name__ == '__main__':

@@ -5,7 +5,7 @@ programs; `tests/test_mesh.py` compares a mesh with one device). Collection: bot
 collect, process 0 writes, the datasets are the one-process ones. Training: the context model's
 stage, data-parallel over the four devices (parameters to float tolerance, one metrics file).
 Evaluation: MetaDiffuser's stages (trained in the test's process, once per session), evaluated by
-both (the same returns; process 0 alone writes the results)."""
+both (the same returns; process 0 alone writes the results and the wall times)."""
 import json
 import os
 import shutil
@@ -70,6 +70,11 @@ def _params(workdir: str):
   return [np.asarray(x) for x in jax.tree.leaves(params)]
 
 
+def _timings(workdir: str) -> list[dict]:
+  with open(os.path.join(workdir, 'timings.json')) as f:
+    return [json.loads(line) for line in f]
+
+
 def test_two_processes_train_and_evaluate_as_one(test_config, data_workdir, tmp_path):
   from mdx import methods  # pylint: disable=g-import-not-at-top
   one, two, one_eval, two_eval = (str(tmp_path / n) for n in ('one', 'two', 'one_eval',
@@ -92,6 +97,7 @@ def test_two_processes_train_and_evaluate_as_one(test_config, data_workdir, tmp_
     with open(os.path.join(w, 'seed_0', 'context', 'metrics.jsonl')) as f:
       logged.append([json.loads(line)['step'] for line in f if 'train/loss' in line])
   assert logged[1] == logged[0] == [10, 20, 30, 40]
+  assert [list(t) for t in _timings(two)] == [['context/seed_0']]  # one line, from process 0
 
   for stage in methods.get_method('MetaDiffuser').stages:  # done stages return at once
     stage.train(test_config, data_workdir, 0)
@@ -112,6 +118,7 @@ def test_two_processes_train_and_evaluate_as_one(test_config, data_workdir, tmp_
   evals = [len([n for n in os.listdir(os.path.join(w, 'config_history')) if 'evaluate' in n])
            for w in (one_eval, two_eval)]
   assert evals[1] == evals[0] + 1  # the copied ones and process 0's, not process 1's
+  assert [list(t) for t in _timings(two_eval)] == [['evaluate/validation']] * 2  # copied, own
 
 
 def test_distributed_flags_are_checked():
