@@ -77,8 +77,8 @@ class Timings:
   """Wall times of one invocation of a binary, in seconds by name (`collect`,
   `diffusion/seed_0`, `diffusion/seeds_1_2`, `evaluate/test`, ...), appended as one JSON line to
   `WORKDIR/timings.json` when the `with` block ends, also when it ends on an error (the steps that
-  finished keep their times; a resumed stage's time is then spread over several lines). Process 0
-  writes (`mdx.distributed`)."""
+  finished keep their times; one cut short is not recorded, so a stage that was interrupted and
+  resumed has only its last part's time). Process 0 writes (`mdx.distributed`)."""
 
   def __init__(self, workdir: str, binary: str):
     self.workdir, self.binary, self.times = workdir, binary, {}
