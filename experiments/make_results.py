@@ -126,6 +126,12 @@ MAX_VIDEO_BYTES = 3_000_000  # larger evaluation videos stay in the workdir
 
 
 def _run_config(workdir: pathlib.Path) -> pathlib.Path:
+  """The config the run's results were made with: the test evaluation's own `config.json`
+  (written by every evaluation since 2026-12-06; else the validation one's), then the workdir's
+  (the last pipeline's), then its newest binary's."""
+  for split in ('test', 'validation'):
+    if (workdir / 'eval' / split / 'config.json').exists():
+      return workdir / 'eval' / split / 'config.json'
   config_path = workdir / 'config.json'
   if not config_path.exists():  # a workdir only evaluated: its newest run's config
     config_path = sorted((workdir / 'config_history').glob('*.json'))[-1]

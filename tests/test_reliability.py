@@ -394,6 +394,8 @@ def test_a_killed_evaluation_leaves_no_completion_marker(test_config, data_workd
   evaluate(test_config, workdir, refs, split='validation')
   marker = os.path.join(layout.eval_dir(workdir, 'validation'), 'results.json')
   assert os.path.exists(marker)
+  with open(os.path.join(layout.eval_dir(workdir, 'validation'), 'config.json')) as f:
+    assert json.load(f) == json.loads(test_config.to_json_best_effort())  # its own config
 
   def killed(config, workdir, split, out_dir):
     raise KeyboardInterrupt()

@@ -106,6 +106,26 @@ def test_merge_adds_a_later_runs_method_only_with_the_same_preset_and_references
   assert (committed / 'config_add_udiffuser.json').exists()
 
 
+def test_a_run_is_added_with_its_evaluations_config(tmp_path, monkeypatch):
+  """Seeds trained and evaluated by `train.py` / `evaluate.py` after a pipeline: the workdir's
+  `config.json` is the pipeline's, the test evaluation's own config is the one committed."""
+  import json  # pylint: disable=g-import-not-at-top
+  mr = _make_results()
+  monkeypatch.setattr(mr, 'RESULTS', tmp_path / 'results')
+  workdir = tmp_path / 'run'
+  (workdir / 'eval' / 'test').mkdir(parents=True)
+  (workdir / 'config.json').write_text(json.dumps({'family': 'toy', 'train_seeds': [0]}))
+  (workdir / 'eval' / 'test' / 'results.json').write_text('[]')
+  assert mr.add_run(workdir) == 'toy'
+  assert json.loads((tmp_path / 'results' / 'toy' / 'config.json').read_text())[
+      'train_seeds'] == [0]  # an evaluation made before evaluations kept their config
+  (workdir / 'eval' / 'test' / 'config.json').write_text(
+      json.dumps({'family': 'toy', 'train_seeds': [0, 1, 2]}))
+  mr.add_run(workdir)
+  assert json.loads((tmp_path / 'results' / 'toy' / 'config.json').read_text())[
+      'train_seeds'] == [0, 1, 2]
+
+
 def test_add_sweep_never_overwrites_another_committed_sweep(tmp_path):
   import json  # pylint: disable=g-import-not-at-top
   make_results = _make_results()

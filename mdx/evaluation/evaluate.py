@@ -236,7 +236,7 @@ def make_records(family: TaskFamily, split: str, per_method: dict, *, oracle: st
 
 def evaluate(config, workdir: str, methods: Sequence, *, split: str = 'test') -> list[dict]:
   """Evaluates `methods` (`mdx.methods.Method`) on `split`; writes `WORKDIR/eval/{split}/`
-  (`results.json`, `per_task_returns.json`, `table.txt`, plots, the methods' analyses, the
+  (`results.json`, `per_task_returns.json`, `table.txt`, `config.json`, plots, the methods' analyses, the
   videos of `config.eval.videos`; a sweep `config.eval.sweep` to `eval/{split}-sweep-<fields>/`)
   and returns the records.
 
@@ -278,6 +278,8 @@ def evaluate(config, workdir: str, methods: Sequence, *, split: str = 'test') ->
   if dropped:  # settings that diverged, named where the rows are read
     table += ''.join(f'\n{d}: not scored (non-finite actions or returns)' for d in dropped)
   io.write_atomic(os.path.join(out, 'table.txt'), table + '\n')
+  # The whole config this evaluation ran with (the workdir's `config.json` is the last pipeline's).
+  io.write_atomic(os.path.join(out, 'config.json'), config.to_json_best_effort(indent=1))
   try:
     from mdx.evaluation import plots  # pylint: disable=g-import-not-at-top
     first = {}  # the plots show each method's first setting
