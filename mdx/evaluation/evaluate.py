@@ -236,9 +236,9 @@ def make_records(family: TaskFamily, split: str, per_method: dict, *, oracle: st
 
 def evaluate(config, workdir: str, methods: Sequence, *, split: str = 'test') -> list[dict]:
   """Evaluates `methods` (`mdx.methods.Method`) on `split`; writes `WORKDIR/eval/{split}/`
-  (`results.json`, `per_task_returns.json`, `table.txt`, `config.json`, plots, the methods' analyses, the
-  videos of `config.eval.videos`; a sweep `config.eval.sweep` to `eval/{split}-sweep-<fields>/`)
-  and returns the records.
+  (`results.json`, `per_task_returns.json`, `table.txt`, `config.json`, plots, the methods'
+  analyses, the videos of `config.eval.videos`; a sweep `config.eval.sweep` to
+  `eval/{split}-sweep-<fields>/`) and returns the records.
 
   Raises:
     FloatingPointError: a method's actions or returns are not finite (naming the method, the
