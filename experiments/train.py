@@ -74,8 +74,8 @@ def main(argv):
 
 def _train_stage(config, stage, seeds, timings):
   """Every seed of `stage` not yet trained: one stack (`--stack_seeds`) or one run per seed."""
-  t0 = time.time()
   if _STACK.value and stage.train_stack is not None:
+    t0 = time.time()
     trained = provenance.run_stage_stack(config, _WORKDIR.value, stage, seeds,
                                          extend=_EXTEND.value)
     if trained:
