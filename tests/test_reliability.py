@@ -212,6 +212,27 @@ def test_an_excepted_field_does_not_make_a_stage_stale(test_config, tmp_path):
     provenance.check_stage(other, workdir, u, 0)
 
 
+def test_no_evaluation_knob_makes_a_trained_stage_stale(test_config, tmp_path):
+  """The knobs an evaluation sweeps (Prompt-DT's target return, MTDiff's CFG weight, ...) are read
+  by policies only: no stage records them, so evaluating at another value never asks for a
+  retrain; a field the stage trains with still does."""
+  from mdx.methods import REGISTRY  # pylint: disable=g-import-not-at-top
+  knobs = {k for m in REGISTRY.values() for k in m.sweepable}
+  for method in REGISTRY.values():
+    for stage in method.stages:
+      read = provenance.fields(test_config, stage.reads)
+      assert not [k for k in read if k.rsplit('.', 1)[-1] in knobs], (method.name, stage.name)
+  stage, workdir = REGISTRY['PromptDT'].stages[0], str(tmp_path)
+  provenance.write_record(test_config, workdir, stage, 0, status='done', run_id='r')
+  other_target = copy.deepcopy(test_config)
+  other_target.prompt_dt.target_return -= 50
+  assert provenance.check_stage(other_target, workdir, stage, 0) == 'done'
+  wider = copy.deepcopy(test_config)
+  wider.prompt_dt.embed_dim *= 2
+  with pytest.raises(provenance.StaleStageError, match=r'prompt_dt.embed_dim'):
+    provenance.check_stage(wider, workdir, stage, 0)
+
+
 def test_a_field_added_later_compares_equal_at_the_value_that_reproduces_old_runs():
   """An evaluation recorded before `planner.compute_dtype` existed is current for a config at
   'float32' (what it computed with), and stale for 'bfloat16'."""

@@ -13,7 +13,7 @@ from mdx.methods.mtdiff import data, policy, train
 
 MTDIFF_STAGE = Stage(name=train.STAGE, train=train.train_mtdiff,
                      num_train_steps=lambda config: config.mtdiff.num_train_steps,
-                     reads=('mtdiff',))
+                     reads=('mtdiff',) + tuple(f'-mtdiff.{f}' for f in policy.SAMPLER_FIELDS))
 
 
 def make_policy(config, workdir, seed, family, *, traced: tuple[str, ...] = ()):

@@ -45,6 +45,9 @@ def push(history: jax.Array, state: jax.Array) -> jax.Array:
   return jnp.concatenate([history[:, 1:], state[:, None]], axis=1)
 
 
+# The fields of `config.mtdiff` only the sampler reads: training does not (a change to them leaves
+# the trained stage current).
+SAMPLER_FIELDS = ('plan_horizon', 'cfg_weight', 'noise_scale', 'clip_denoised')
 # Knobs that change no shapes, for an evaluation sweep: the CFG weight (`config.mtdiff.cfg_weight`),
 # read from `params['knobs']` when traced.
 SWEEPABLE = ('cfg_weight',)

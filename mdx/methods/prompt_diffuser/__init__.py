@@ -12,7 +12,9 @@ from mdx.methods.prompt_dt import PROMPT_DT_STAGE
 
 PROMPT_DIFFUSER_STAGE = Stage(name=train.STAGE, train=train.train_prompt_diffuser,
                               num_train_steps=lambda c: c.prompt_diffuser.num_train_steps,
-                              reads=('prompt_diffuser', 'prompt_dt'), after=(PROMPT_DT_STAGE.name,))
+                              reads=('prompt_dt', '-prompt_dt.target_return', 'prompt_diffuser',
+                                     '-prompt_diffuser.noise_scale'),  # evaluation knobs
+                              after=(PROMPT_DT_STAGE.name,))
 
 
 def make_policy(config, workdir, seed, family):

@@ -10,7 +10,7 @@ from mdx.methods.prompt_dt import data, model, policy, train
 
 PROMPT_DT_STAGE = Stage(name=train.STAGE, train=train.train_prompt_dt,
                         num_train_steps=lambda config: config.prompt_dt.num_train_steps,
-                        reads=('prompt_dt',))
+                        reads=('prompt_dt', '-prompt_dt.target_return'))  # an evaluation knob
 
 
 def make_policy(config, workdir, seed, family, *, traced: tuple[str, ...] = ()):
