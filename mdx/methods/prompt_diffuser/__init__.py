@@ -8,12 +8,13 @@ Stages: Prompt-DT's `prompt_dt`, then `prompt_diffuser` (pre-training on the tra
 """
 from mdx.methods.base import Method, Stage
 from mdx.methods.prompt_diffuser import data, model, policy, train
+from mdx.methods import prompt_dt
 from mdx.methods.prompt_dt import PROMPT_DT_STAGE
 
 PROMPT_DIFFUSER_STAGE = Stage(name=train.STAGE, train=train.train_prompt_diffuser,
                               num_train_steps=lambda c: c.prompt_diffuser.num_train_steps,
-                              reads=('prompt_dt', '-prompt_dt.target_return', 'prompt_diffuser',
-                                     '-prompt_diffuser.noise_scale'),  # evaluation knobs
+                              reads=prompt_dt.TRAINED_FIELDS + (
+                                  'prompt_diffuser', '-prompt_diffuser.noise_scale'),  # a knob
                               after=(PROMPT_DT_STAGE.name,))
 
 

@@ -8,9 +8,11 @@ import jax.numpy as jnp
 from mdx.methods.base import Method, Stage
 from mdx.methods.prompt_dt import data, model, policy, train
 
+# What training reads of the config: `config.prompt_dt` less the knobs only the policy reads.
+TRAINED_FIELDS = ('prompt_dt',) + tuple(f'-prompt_dt.{f}' for f in policy.SWEEPABLE)
 PROMPT_DT_STAGE = Stage(name=train.STAGE, train=train.train_prompt_dt,
                         num_train_steps=lambda config: config.prompt_dt.num_train_steps,
-                        reads=('prompt_dt', '-prompt_dt.target_return'))  # an evaluation knob
+                        reads=TRAINED_FIELDS)
 
 
 def make_policy(config, workdir, seed, family, *, traced: tuple[str, ...] = ()):
@@ -28,4 +30,4 @@ PROMPT_DT = Method(name='PromptDT', make_policy=make_policy, stages=(PROMPT_DT_S
                    description='a decision transformer prompted with the end of a warm-start '
                    'episode of the task')
 
-__all__ = ['PROMPT_DT', 'data', 'model', 'policy', 'train']
+__all__ = ['PROMPT_DT', 'PROMPT_DT_STAGE', 'TRAINED_FIELDS', 'data', 'model', 'policy', 'train']
