@@ -427,6 +427,54 @@ def test_a_killed_evaluation_leaves_no_completion_marker(test_config, data_workd
   assert not os.path.exists(marker) and os.path.exists(marker + '.previous')
 
 
+def test_a_stopped_evaluation_resumes_without_rerunning_finished_methods(
+    test_config, data_workdir, tmp_path, monkeypatch, capsys):
+  """An evaluation stopped in its third method keeps the first two's returns and episodes
+  (`partial/`); the rerun reads them back (no program runs) and writes exactly the records of an
+  uninterrupted run; a changed field the evaluation reads runs them again; the partials go once
+  the results are written."""
+  import sys  # pylint: disable=g-import-not-at-top
+  from mdx import methods  # pylint: disable=g-import-not-at-top
+  from mdx.evaluation import evaluate  # pylint: disable=g-import-not-at-top
+  module = sys.modules['mdx.evaluation.evaluate']
+  refs = [methods.get_method('Oracle'), methods.get_method('Random')]
+  fresh = str(tmp_path / 'fresh')
+  os.makedirs(fresh)
+  os.symlink(os.path.join(data_workdir, 'data'), os.path.join(fresh, 'data'))
+  expected = evaluate(test_config, fresh, refs, split='validation')
+
+  workdir = str(tmp_path / 'stopped')
+  os.makedirs(workdir)
+  os.symlink(os.path.join(data_workdir, 'data'), os.path.join(workdir, 'data'))
+
+  def stop(config, workdir, seed, family):
+    raise KeyboardInterrupt()
+
+  with pytest.raises(KeyboardInterrupt):
+    evaluate(test_config, workdir, refs + [Method(name='Stopping', make_policy=stop)],
+             split='validation')
+  partial = os.path.join(layout.eval_dir(workdir, 'validation'), 'partial')
+  assert sorted(os.listdir(partial)) == ['Oracle.json', 'Oracle.npz', 'Random.json',
+                                         'Random.npz']
+  ran = []
+  real = module.run_method
+  monkeypatch.setattr(module, 'run_method', lambda c, w, m, *a, **k: (ran.append(m.name),
+                                                                      real(c, w, m, *a, **k))[1])
+  capsys.readouterr()
+  assert evaluate(test_config, workdir, refs, split='validation') == expected
+  assert ran == [] and 'Oracle: its finished program' in capsys.readouterr().out
+  assert not os.path.exists(partial)
+
+  with pytest.raises(KeyboardInterrupt):
+    evaluate(test_config, workdir, refs + [Method(name='Stopping', make_policy=stop)],
+             split='validation')
+  ran.clear()
+  other = test_config.copy_and_resolve_references()
+  other.seed = test_config.seed + 1
+  evaluate(other, workdir, refs, split='validation')
+  assert ran == ['Oracle', 'Random'] and 'seed' in capsys.readouterr().out
+
+
 def test_collect_refuses_data_of_another_behaviour_policy(test_config, data_workdir, tmp_path,
                                                           monkeypatch):
   from mdx.data import policies  # pylint: disable=g-import-not-at-top

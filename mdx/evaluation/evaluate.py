@@ -13,8 +13,11 @@ tasks, episodes and seeds; the reference rows are the methods named by `config.e
 """
 from __future__ import annotations
 
+import dataclasses
+import io as pyio
 import json
 import os
+import shutil
 import time
 import zlib
 from typing import Sequence
@@ -34,7 +37,7 @@ from mdx import workdir as layout
 from mdx.envs import TaskFamily, family_from_config
 from mdx.evaluation import stats
 from mdx.evaluation.policy import Policy, stack_params
-from mdx.evaluation.rollout import rollout
+from mdx.evaluation.rollout import Episodes, rollout
 from mdx.progress import from_config as progress_from_config
 
 RESULT_KEYS = ('family', 'split', 'method', 'warm_start', 'sweep', 'mean_return', 'std_return',
@@ -210,6 +213,81 @@ def run_method(config, workdir: str, method, family: TaskFamily, split: str, *,
   return per_tier, episodes
 
 
+PARTIAL_DIR = 'partial'
+
+
+def partial_fingerprint(config, workdir: str, method, split: str, settings) -> dict:
+  """What a method's evaluation depends on: its name, the split, the sweep settings, every field
+  the evaluation reads (`provenance.eval_fields`) and the run ids of the trained stages it loads
+  (the workdir's, and each trained setting's variant's). A method's evaluation key depends on its
+  name alone (`method_key`), so equal fingerprints mean equal programs and equal returns."""
+  seeds = tuple(config.train_seeds) if method.stages else ()
+  runs = provenance.stage_runs(workdir, method.stages, seeds)
+  for setting in settings:
+    part = {f: v for f, v in setting.items() if f in method.trained_fields}
+    if part:
+      wd = layout.variant_dir(workdir, part)
+      runs.update({f'{os.path.basename(wd)}/{k}': v
+                   for k, v in provenance.stage_runs(wd, method.stages, seeds).items()})
+  made = dict(method=method.name, split=split, settings=[dict(s) for s in settings],
+              config=provenance.eval_fields(config), stages=runs)
+  return json.loads(json.dumps(made))  # as it reads back from JSON (tuples as lists)
+
+
+def _partial_paths(out: str, name: str) -> tuple[str, str]:
+  base = os.path.join(out, PARTIAL_DIR, name.replace('/', '_'))
+  return base + '.json', base + '.npz'
+
+
+def save_partial(out: str, name: str, made: dict, per_tier: dict,
+                 episodes: Episodes | None) -> None:
+  """A finished method's returns and kept episodes under `out/partial/`, so that an evaluation
+  stopped in a later method resumes without re-running it (removed once `results.json` is
+  written). The arrays go first and the fingerprint last: a kill between them leaves nothing
+  that is read back."""
+  keys = list(per_tier)
+  arrays = {f'returns/{i}': np.asarray(per_tier[k]) for i, k in enumerate(keys)}
+  if episodes is not None:
+    for f in dataclasses.fields(episodes):
+      value = getattr(episodes, f.name)
+      if f.name == 'info':
+        arrays.update({f'info/{k}': np.asarray(v) for k, v in value.items()})
+      elif value is not None:
+        arrays[f'episodes/{f.name}'] = np.asarray(value)
+  meta, data = _partial_paths(out, name)
+  buf = pyio.BytesIO()
+  np.savez(buf, **arrays)
+  io.write_atomic(data, buf.getvalue())
+  io.write_json(meta, dict(made, keys=[list(k) for k in keys], episodes=episodes is not None))
+
+
+def load_partial(out: str, name: str, made: dict):
+  """`(per_tier, episodes)` that `save_partial` kept for `made`, or None where there is none, it
+  was made otherwise (printed), or this is one of several processes (each must run every
+  program, and they may not share a file system)."""
+  meta, data = _partial_paths(out, name)
+  if distributed.process_count() > 1 or not (os.path.isfile(meta) and os.path.isfile(data)):
+    return None
+  with open(meta) as f:
+    saved = json.load(f)
+  keys = [tuple(k) for k in saved.pop('keys')]
+  has_episodes = saved.pop('episodes')
+  if saved != made:
+    diffs = provenance.differences(saved.get('config', {}), made['config'])
+    diffs += [k for k in ('method', 'split', 'settings', 'stages') if saved.get(k) != made[k]]
+    print(f'[eval] {meta}: made with other settings or stages ({", ".join(diffs[:5])}); '
+          f'{name} runs again', flush=True)
+    return None
+  with np.load(data) as z:
+    per_tier = {k: z[f'returns/{i}'] for i, k in enumerate(keys)}
+    episodes = None
+    if has_episodes:
+      fields = {n.split('/', 1)[1]: z[n] for n in z.files if n.startswith('episodes/')}
+      info = {n.split('/', 1)[1]: z[n] for n in z.files if n.startswith('info/')}
+      episodes = Episodes(info=info, **fields)
+  return per_tier, episodes
+
+
 def make_records(family: TaskFamily, split: str, per_method: dict, *, oracle: str,
                  random: str, trained: dict) -> list[dict]:
   """One row per (method, tier, sweep setting) from
@@ -238,7 +316,10 @@ def evaluate(config, workdir: str, methods: Sequence, *, split: str = 'test') ->
   """Evaluates `methods` (`mdx.methods.Method`) on `split`; writes `WORKDIR/eval/{split}/`
   (`results.json`, `per_task_returns.json`, `table.txt`, `config.json`, plots, the methods'
   analyses, the videos of `config.eval.videos`; a sweep `config.eval.sweep` to
-  `eval/{split}-sweep-<fields>/`) and returns the records.
+  `eval/{split}-sweep-<fields>/`) and returns the records. Resumable: each method's finished
+  program is kept under `partial/` until the results are written, and a rerun of the same
+  evaluation (same fields, trained stages, split and sweep) reads it back rather than running it
+  again (`partial_fingerprint`; one-process runs).
 
   Raises:
     FloatingPointError: a method's actions or returns are not finite (naming the method, the
@@ -261,8 +342,17 @@ def evaluate(config, workdir: str, methods: Sequence, *, split: str = 'test') ->
   per_method, episodes, dropped = {}, {}, []
   for method in wanted:
     swept = sweep != [{}] and set(sweep[0]) <= set(method.sweep_fields)
-    per_tier, eps = run_method(config, workdir, method, family, split, keep_episodes=True,
-                               settings=sweep if swept else ({},))
+    settings = sweep if swept else ({},)
+    made = partial_fingerprint(config, workdir, method, split, settings)
+    done = load_partial(out, method.name, made)
+    if done is None:
+      per_tier, eps = run_method(config, workdir, method, family, split, keep_episodes=True,
+                                 settings=settings)
+      save_partial(out, method.name, made, per_tier, eps)
+    else:
+      per_tier, eps = done
+      print(f'[eval/{split}] {method.name}: its finished program of an interrupted run of this '
+            f'evaluation reused ({os.path.join(out, PARTIAL_DIR)})', flush=True)
     for (tier, key), returns in per_tier.items():
       per_method[(method.name, tier, key)] = returns
     episodes[method.name] = eps
@@ -302,6 +392,8 @@ def evaluate(config, workdir: str, methods: Sequence, *, split: str = 'test') ->
                               list(dict.fromkeys(s for m in wanted for s in m.stages)),
                               config.train_seeds, sweep_tag(sweep))
   io.write_json(marker, records)  # last: the evaluation's completion marker
+  if distributed.is_writer():
+    shutil.rmtree(os.path.join(out, PARTIAL_DIR), ignore_errors=True)
   print(table, flush=True)
   return records
 
