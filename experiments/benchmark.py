@@ -4,7 +4,8 @@ measurement.
   python experiments/benchmark.py --config=configs/benchmark.py [--config.batches='(1,)']
 
 Before and after a change, in one run: `--config.compare_with=PATH` (a checkout of the code before
-it, e.g. `git worktree add /tmp/mdx_before HEAD~3`) runs every planner measurement in a fresh
+it, e.g. `git worktree add /tmp/mdx_before HEAD~3`) runs every planner measurement and the
+`train_step` one (when `train_batch` is set) in a fresh
 process of each code base, alternating baseline / current for `compare_rounds` rounds (so both
 see the same machine load), prints every line with its `variant`, then one summary line per
 measurement: the median over rounds of each variant's medians and their ratio.
@@ -89,33 +90,37 @@ def _plan_config(**kw) -> PlanConfig:
 def _compare(c) -> None:
   """Alternates fresh processes of the baseline checkout and of this one per measurement."""
   here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  off = ['--config.compare_with=', '--config.rollout_family=', '--config.eval_config=',
+         '--config.ceiling_sizes=()', '--config.profile_batches=()']
+  # (mode, K, B) -> the measurement's own flags; 'train_step' (one denoiser update at
+  # `train_batch`, when it is set) is measured like the planner rows.
+  runs = {(mode, k, b): [f"--config.modes=('{mode}',)", f'--config.num_diffusion_steps=({k},)',
+                         f'--config.batches=({b},)', '--config.train_batch=0']
+          for mode in c.modes for k in c.num_diffusion_steps for b in c.batches}
+  if c.train_batch:
+    runs[('train_step', 1, c.train_batch)] = [
+        '--config.modes=()', f'--config.train_batch={c.train_batch}',
+        '--config.stack_members=()', '--config.train_scan=0']
   results = {}
   for r in range(c.compare_rounds):
-    for mode in c.modes:
-      for k in c.num_diffusion_steps:
-        for b in c.batches:
-          for variant, root in (('baseline', os.path.abspath(c.compare_with)), ('current', here)):
-            env = dict(os.environ, PYTHONPATH=root)
-            cmd = [sys.executable, os.path.abspath(__file__), f'--config={config_flags.get_config_filename(flags.FLAGS["config"])}',
-                   '--config.compare_with=', f"--config.modes=('{mode}',)",
-                   f'--config.num_diffusion_steps=({k},)', f'--config.batches=({b},)',
-                   '--config.train_batch=0', '--config.rollout_family=',
-                   '--config.eval_config=', '--config.ceiling_sizes=()',
-                   '--config.profile_batches=()']
-            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
-            line = json.loads(out.stdout.strip().splitlines()[-1])
-            line.update(variant=variant, round=r)
-            print(json.dumps(line), flush=True)
-            results.setdefault((mode, k, b, variant), []).append(line['median_s'])
-  for mode in c.modes:
-    for k in c.num_diffusion_steps:
-      for b in c.batches:
-        base = statistics.median(results[(mode, k, b, 'baseline')])
-        cur = statistics.median(results[(mode, k, b, 'current')])
-        print(json.dumps(dict(name=f'{mode} before/after', batch=b, num_steps=k,
-                              baseline_median_s=base, current_median_s=cur,
-                              current_over_baseline=round(cur / base, 3),
-                              rounds=c.compare_rounds)), flush=True)
+    for (mode, k, b), extra in runs.items():
+      for variant, root in (('baseline', os.path.abspath(c.compare_with)), ('current', here)):
+        env = dict(os.environ, PYTHONPATH=root)
+        cmd = [sys.executable, os.path.abspath(__file__),
+               f'--config={config_flags.get_config_filename(flags.FLAGS["config"])}',
+               *off, *extra]
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+        line = json.loads(out.stdout.strip().splitlines()[-1])
+        line.update(variant=variant, round=r)
+        print(json.dumps(line), flush=True)
+        results.setdefault((mode, k, b, variant), []).append(line['median_s'])
+  for mode, k, b in runs:
+    base = statistics.median(results[(mode, k, b, 'baseline')])
+    cur = statistics.median(results[(mode, k, b, 'current')])
+    print(json.dumps(dict(name=f'{mode} before/after', batch=b, num_steps=k,
+                          baseline_median_s=base, current_median_s=cur,
+                          current_over_baseline=round(cur / base, 3),
+                          rounds=c.compare_rounds)), flush=True)
 
 
 def main(argv):

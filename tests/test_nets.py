@@ -95,6 +95,26 @@ def test_conv_matches_flax_conv(kernel, stride, padding, length):
   np.testing.assert_allclose(ours.apply(params, x), ref.apply(params, x), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize('length, cin, cout', [(1, 16, 8), (4, 16, 8), (8, 6, 5)])
+def test_conv_transpose_matches_flax_conv_transpose(length, cin, cout):
+  """The upsample as two phase products has nn.ConvTranspose's parameters, initialization,
+  outputs and gradients (Diffuser's kernel 4, stride 2, padding 1: length doubles)."""
+  import flax.linen as nn  # pylint: disable=g-import-not-at-top
+  from mdx.nets.unet import ConvTranspose  # pylint: disable=g-import-not-at-top
+  x = jax.random.normal(jax.random.PRNGKey(0), (3, length, cin))
+  ours = ConvTranspose(cout)
+  ref = nn.ConvTranspose(cout, (4,), strides=(2,), padding=((2, 2),))
+  params = ours.init(jax.random.PRNGKey(1), x)
+  jax.tree.map(np.testing.assert_array_equal, params, ref.init(jax.random.PRNGKey(1), x))
+  params = jax.tree.map(lambda p: p + 0.1, params)  # a non-zero bias too
+  assert ours.apply(params, x).shape == (3, 2 * length, cout)
+  np.testing.assert_allclose(ours.apply(params, x), ref.apply(params, x), rtol=1e-5, atol=1e-5)
+  loss = lambda m: lambda p, x: jnp.sum(jnp.sin(m.apply(p, x)))  # noqa: E731
+  for g, h in zip(jax.tree.leaves(jax.grad(loss(ours), (0, 1))(params, x)),
+                  jax.tree.leaves(jax.grad(loss(ref), (0, 1))(params, x))):
+    np.testing.assert_allclose(g, h, rtol=1e-4, atol=1e-4)
+
+
 def test_group_norm_epsilon_is_torchs():
   """Diffuser's Conv1dBlock uses torch's GroupNorm (eps 1e-5). On features whose group variance
   is ~1e-5 the normalization differs by ~5% between eps 1e-5 and flax's default 1e-6."""
