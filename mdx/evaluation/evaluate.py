@@ -57,20 +57,26 @@ def _take(tree, index):
   return jax.tree.map(lambda x: jnp.asarray(x)[index], tree)
 
 
+def _trained_setting(config, workdir: str, method, setting: dict):
+  """`(part, config, workdir)` of a sweep setting: its trained fields (`method.trained_fields`),
+  the config with them, and where their stages are: the config's own workdir where the part
+  changes nothing, else the training sweep's variant (`experiments/train.py --sweep`)."""
+  part = {f: v for f, v in setting.items() if f in method.trained_fields}
+  cfg = with_fields(config, part)
+  same = provenance.flatten(cfg) == provenance.flatten(config)
+  return part, cfg, workdir if same else layout.variant_dir(workdir, part)
+
+
 def _variants(config, workdir: str, method, settings: Sequence[dict], seeds):
-  """`[(config, workdir)]` of each setting's trained fields (`method.trained_fields`): the
-  config's own workdir where a setting equals the config, else the training sweep's variant
-  (`experiments/train.py --sweep`), each checked against its config (`mdx.provenance`)."""
+  """`[(config, workdir)]` of each setting's trained stages (`_trained_setting`), each checked
+  against its config (`mdx.provenance`)."""
   out = []
   for setting in settings:
-    part = {f: v for f, v in setting.items() if f in method.trained_fields}
-    cfg = with_fields(config, part)
+    part, cfg, wd = _trained_setting(config, workdir, method, setting)
     # The setting as a whole must be a valid config (beta = 0 allows no CFG weight but 1).
     check_config(with_fields(cfg, {f'planner.{k}': v for k, v in setting.items()
                                    if k not in part and k in config.planner}))
-    same = provenance.flatten(cfg) == provenance.flatten(config)
-    wd = workdir if same else layout.variant_dir(workdir, part)
-    if not same and not os.path.isdir(wd):
+    if wd != workdir and not os.path.isdir(wd):
       raise FileNotFoundError(
           f'{method.name}: the sweep setting {part} has no trained variant at {wd}; train it '
           f'with experiments/train.py --method={method.name} --workdir={workdir} '
@@ -224,9 +230,8 @@ def partial_fingerprint(config, workdir: str, method, split: str, settings) -> d
   seeds = tuple(config.train_seeds) if method.stages else ()
   runs = provenance.stage_runs(workdir, method.stages, seeds)
   for setting in settings:
-    part = {f: v for f, v in setting.items() if f in method.trained_fields}
-    if part:
-      wd = layout.variant_dir(workdir, part)
+    _, _, wd = _trained_setting(config, workdir, method, setting)
+    if wd != workdir:
       runs.update({f'{os.path.basename(wd)}/{k}': v
                    for k, v in provenance.stage_runs(wd, method.stages, seeds).items()})
   made = dict(method=method.name, split=split, settings=[dict(s) for s in settings],
