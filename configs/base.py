@@ -123,6 +123,10 @@ def get_config() -> ml_collections.ConfigDict:
   o.cvae_num_calls = 100  # x updates_per_call updates (reference: 100 epochs of the data)
   o.encoder_hidden, o.latent_dim = (128, 128), 40  # per family in the reference
   o.num_negatives, o.temperature = 16, 0.1
+  # The encoder's negatives (the reference's `--relabel-type`): 'generative' decodes (s', r) from
+  # the CVAE; 'reward_randomize' keeps the query's s' and adds N(0, reward_std^2) to its r (the
+  # reference's option for families whose dynamics are shared).
+  o.negatives, o.reward_std = 'generative', 0.5
   o.encoder_learning_rate, o.encoder_batch = 3e-4, 64
   o.encoder_num_calls = 1000  # x updates_per_call (reference: 1000 x 200)
   o.hidden = (256, 256)  # SAC's Q and policy (reference; Point-Robot 64, 64)

@@ -317,6 +317,8 @@ def check_config(config, family=None) -> None:
                'reward_scale'):
     c.real(o + name, 0, low_open=True)
   c.real(o + 'cvae_beta', 0)
+  c.choice(o + 'negatives', ('generative', 'reward_randomize'))
+  c.real(o + 'reward_std', 0, low_open=True)
   c.real(o + 'cql_weight', 0)
   c.int(o + 'cql_samples', 1)
   c.real(o + 'alpha', 0)

@@ -42,7 +42,8 @@ NOT_READ = ('log_every', 'checkpoint_every', 'progress_every', 'wandb.project', 
             'wandb.mode')
 # Fields added to the config after runs were recorded, each with the value that reproduces those
 # runs: a record without the field compares equal to a config holding that value.
-ADDED_DEFAULTS = {'planner.compute_dtype': 'float32'}
+ADDED_DEFAULTS = {'planner.compute_dtype': 'float32', 'corro.negatives': 'generative',
+                  'corro.reward_std': 0.5}
 
 
 class StaleStageError(RuntimeError):

@@ -209,6 +209,24 @@ def test_corro_negatives_share_the_query_state_and_action_and_z_is_a_unit_vector
   np.testing.assert_allclose(jnp.linalg.norm(z, axis=-1), 1.0, rtol=1e-5)
 
 
+def test_corro_reward_randomize_negatives_change_only_the_reward():
+  from mdx import data as mdata  # pylint: disable=g-import-not-at-top
+  from mdx.methods.corro import train  # pylint: disable=g-import-not-at-top
+  k = jax.random.split(jax.random.PRNGKey(1), 5)
+  o, a = 3, 2
+  t = mdata.Transitions(states=jax.random.normal(k[0], (4, o)), actions=jax.random.normal(k[1], (4, a)),
+                        rewards=jax.random.normal(k[2], (4,)), next_states=jax.random.normal(k[3], (4, o)),
+                        terminals=jnp.zeros((4,)))
+  negs = train.reward_negatives(t, 6, 0.5, k[4])
+  assert negs.shape == (4, 6, 2 * o + a + 1)
+  rep = lambda x: np.broadcast_to(np.asarray(x)[:, None], (4, 6) + x.shape[1:])
+  np.testing.assert_array_equal(negs[..., :o], rep(t.states))
+  np.testing.assert_array_equal(negs[..., o:o + a], rep(t.actions))
+  np.testing.assert_array_equal(negs[..., -o:], rep(t.next_states))
+  np.testing.assert_allclose(negs[..., o + a], rep(t.rewards) + 0.5 * jax.random.normal(k[4], (4, 6)),
+                             rtol=1e-6)
+
+
 def test_corro_aggregator_ignores_padded_transitions():
   from mdx.methods.corro import model  # pylint: disable=g-import-not-at-top
   agg = model.AttentionAggregator()

@@ -14,7 +14,8 @@ CVAE_FIELDS = tuple('corro.' + f for f in (
     'cvae_num_calls', 'updates_per_call', 'tiers'))
 ENCODER_FIELDS = CVAE_FIELDS[:2] + tuple('corro.' + f for f in (
     'encoder_hidden', 'latent_dim', 'num_negatives', 'temperature', 'encoder_learning_rate',
-    'encoder_batch', 'encoder_num_calls', 'updates_per_call', 'tiers'))
+    'encoder_batch', 'encoder_num_calls', 'updates_per_call', 'tiers', 'negatives',
+    'reward_std'))
 CVAE_STAGE = Stage(name=train.CVAE_STAGE, train=train.train_cvae,
                    num_train_steps=lambda config: config.corro.cvae_num_calls, reads=CVAE_FIELDS)
 ENCODER_STAGE = Stage(name=train.ENCODER_STAGE, train=train.train_encoder,

@@ -6,7 +6,8 @@
    transition of a task, its positive another transition of the same task, its `num_negatives`
    negatives the query's `(s, a)` with `(s', r)` decoded by the frozen CVAE from `u ~ N(0, I)`:
    transitions of "other tasks" that share the query's state and action, so the encoder cannot
-   tell tasks apart by the behaviour policy.
+   tell tasks apart by the behaviour policy; with `corro.negatives = 'reward_randomize'` the
+   query with its reward perturbed by `N(0, reward_std^2)` instead (the CVAE is then unused).
 3. `corro_sac` (`train_offpolicy_with_trained_encoder.py`): offline SAC on `[s, z]`, z the
    attention aggregate of the frozen encoder's embeddings of one episode of the task (the
    aggregator is trained by the critic loss), tasks drawn with replacement; with
@@ -135,6 +136,15 @@ def negatives(cvae, cvae_params, t: mdata.Transitions, num: int, latent_dim: int
   return model.rows(s, a, r, s2)
 
 
+def reward_negatives(t: mdata.Transitions, num: int, std: float, rng) -> jax.Array:
+  """`[B, num, row]`: the query's `(s, a, s')` with `r + N(0, std^2)` (the reference's
+  `reward_randomize` relabelling, for families whose tasks share their dynamics)."""
+  b = t.states.shape[0]
+  rep = lambda x: jnp.broadcast_to(x[:, None], (b, num) + x.shape[1:])
+  r = rep(t.rewards) + std * jax.random.normal(rng, (b, num))
+  return model.rows(rep(t.states), rep(t.actions), r, rep(t.next_states))
+
+
 def train_encoder(config, workdir: str, seed: int) -> NetState:
   family = family_from_config(config)
   data, c, scale = training_data(config, workdir, family), config.corro, model.action_scale(family)
@@ -150,7 +160,10 @@ def train_encoder(config, workdir: str, seed: int) -> NetState:
 
   def update(state, batch, rng):
     q_t, k_t = batch
-    negs = negatives(cvae, cvae_params, q_t, c.num_negatives, c.cvae_latent_dim, rng)
+    if c.negatives == 'generative':
+      negs = negatives(cvae, cvae_params, q_t, c.num_negatives, c.cvae_latent_dim, rng)
+    else:
+      negs = reward_negatives(q_t, c.num_negatives, c.reward_std, rng)
     as_rows = lambda t: model.rows(t.states, t.actions, t.rewards, t.next_states)
 
     def loss(params):
