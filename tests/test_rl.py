@@ -277,3 +277,23 @@ def test_cql_keeps_offline_q_values_below_the_data_maximum():
     q_at_policy[weight] = float(rl.TwinQ(config.hidden).apply(state.critic.params,
                                                                jnp.zeros((1, 1)), a).min())
   assert q_at_policy[5.0] < -6.0 < q_at_policy[0.0], q_at_policy
+
+
+def test_corro_diagnose_probe_metrics_on_known_embeddings():
+  from mdx.methods.corro import diagnose  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  params = rng.uniform(-1, 1, (6, 2))  # 6 tasks, 2 parameters
+  # z a linear function of the task plus a little noise: every episode finds its task, R^2 ~ 1.
+  w = rng.normal(size=(2, 4))
+  z = (params @ w)[:, None] + 1e-3 * rng.normal(size=(6, 3, 4))
+  assert diagnose.nearest_task_accuracy(z) == 1.0
+  flat = lambda x: x.reshape(-1, x.shape[-1])
+  r2 = diagnose.ridge_r2(flat(z), np.repeat(params, 3, 0), flat(z), np.repeat(params, 3, 0))
+  np.testing.assert_allclose(r2, 1.0, atol=1e-4)
+  # One z for every task: the nearest centroid is the first task's (ties), so 1 / M; R^2 <= 0.
+  same = np.zeros((6, 3, 4))
+  assert diagnose.nearest_task_accuracy(same) == pytest.approx(1 / 6)
+  r2 = diagnose.ridge_r2(flat(same), np.repeat(params, 3, 0), flat(same), np.repeat(params, 3, 0))
+  assert np.all(r2 <= 1e-9)
+  with pytest.raises(ValueError, match='at least 2 episodes'):
+    diagnose.nearest_task_accuracy(z[:, :1])

@@ -168,6 +168,13 @@ def test_pipeline_end_to_end(test_config, data_workdir):
   # A finished stage is not retrained: the loop returns the restored state at once.
   state = ctx_stage.train_context(test_config, data_workdir, 0)
   assert int(state.step) == test_config.context.num_train_steps
+  # CORRO's diagnostics read the trained stages: a probe per tier, the critic along expert data.
+  from mdx.methods.corro import diagnose  # pylint: disable=g-import-not-at-top
+  probe = diagnose.task_probe(test_config, data_workdir, 0, family, 'validation', ('expert',))
+  assert 0.0 <= probe['expert']['nearest_task'] <= 1.0 and probe['expert']['chance'] == 0.1
+  checks = diagnose.critic_check(test_config, data_workdir, 0, family, steps=(0, 1))
+  assert [c['step'] for c in checks] == [0, 1]
+  assert all(np.isfinite(v) for c in checks for v in c.values())
 
 
 def test_no_key_is_both_split_and_folded_in(test_config, data_workdir, monkeypatch):
