@@ -13,7 +13,6 @@ critic? (`experiments/corro_diagnose.py` prints both for a trained workdir.)
 """
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -63,6 +62,7 @@ def episode_contexts(config, params, family, dataset) -> tuple[np.ndarray, np.nd
 
 
 def task_probe(config, workdir: str, seed: int, family, split: str, tiers) -> dict:
+  """`{tier: {'nearest_task', 'chance', 'ridge_r2'}}` of the split's episodes of each tier."""
   params = train.load_corro(config, workdir, seed, family)
   z_fit, p_fit = episode_contexts(config, params, family,
                                   mdata.load_dataset(workdir, family, 'train', 'expert'))
@@ -81,8 +81,7 @@ def critic_check(config, workdir: str, seed: int, family, steps=(0, 2, 5, 10)) -
   """Per episode step: mean min-Q of the data's, the actor's and the zero action over the
   training tasks' first expert episodes (each task's own z), `|a|` and the cosine of the
   actor's action with the data's."""
-  state = train._restore(config, workdir, train.SAC_STAGE, seed,  # pylint: disable=protected-access
-                         train.init_sac_state(config, family, jax.random.PRNGKey(0)))
+  state = train.load_sac(config, workdir, seed, family)
   params = train.load_corro(config, workdir, seed, family)
   data = mdata.load_dataset(workdir, family, 'train', 'expert')
   z, _ = episode_contexts(config, params, family, data)

@@ -264,9 +264,14 @@ def load_encoder(config, workdir, seed, family):
                   init_encoder(config, family, jax.random.PRNGKey(0))).net.params
 
 
+def load_sac(config, workdir, seed, family) -> CorroSACState:
+  """The trained SAC stage's state (actor, critic and aggregator)."""
+  return _restore(config, workdir, SAC_STAGE, seed,
+                  init_sac_state(config, family, jax.random.PRNGKey(0)))
+
+
 def load_corro(config, workdir, seed, family) -> dict:
   """`{'encoder', 'aggregator', 'actor'}` parameters of the trained stages."""
-  state = _restore(config, workdir, SAC_STAGE, seed,
-                   init_sac_state(config, family, jax.random.PRNGKey(0)))
+  state = load_sac(config, workdir, seed, family)
   return {'encoder': load_encoder(config, workdir, seed, family),
           'aggregator': state.aggregator.params, 'actor': state.sac.actor.params}
