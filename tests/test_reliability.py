@@ -292,7 +292,7 @@ def test_extend_trains_a_finished_stage_on_to_a_raised_step_count(test_config, t
   from mdx.methods import REGISTRY  # pylint: disable=g-import-not-at-top
   flat = provenance.flatten(test_config)
   offered = {st.name: st for m in REGISTRY.values() for st in m.stages if st.steps_field}
-  assert {'diffusion', 'udiffuser', 'gt_diffusion', 'corro_diffusion'} <= set(offered)
+  assert {'diffusion', 'udiffuser', 'gt_diffusion', 'corro_diffusion', 'corro_sac'} <= set(offered)
   for st in offered.values():  # the field is the count the stage completes at
     assert flat[st.steps_field] == st.num_train_steps(test_config), st.name
 

@@ -23,7 +23,9 @@ ENCODER_STAGE = Stage(name=train.ENCODER_STAGE, train=train.train_encoder,
                       reads=ENCODER_FIELDS, after=(train.CVAE_STAGE,))
 SAC_STAGE = Stage(name=train.SAC_STAGE, train=train.train_sac,
                   num_train_steps=lambda config: config.corro.sac_num_calls, reads=('corro',),
-                  after=(train.ENCODER_STAGE,))
+                  after=(train.ENCODER_STAGE,),
+                  # constant learning rates and step keys: --extend trains on to a raised count
+                  steps_field='corro.sac_num_calls')
 
 
 def make_policy(config, workdir, seed, family):
