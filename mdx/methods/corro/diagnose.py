@@ -48,15 +48,15 @@ def ridge_r2(z_fit, p_fit, z_eval, p_eval, ridge: float = 1e-3) -> np.ndarray:
 
 
 def episode_contexts(config, params, family, dataset) -> tuple[np.ndarray, np.ndarray]:
-  """z `[M, E, D]` of every episode of a dataset, and its tasks' parameters `[M, P]`."""
-  scale = model.action_scale(family)
-  rows = model.rows(dataset.observations, dataset.actions / scale, dataset.rewards,
-                    dataset.next_observations)
+  """z `[M, E, D]` of every episode of a dataset (`params`: 'encoder' and 'aggregator'), and its
+  tasks' parameters `[M, P]`."""
   m, e = dataset.valid.shape[:2]
+  rows, valid = train.episode_rows(dataset, np.arange(m)[:, None], np.arange(e)[None],
+                                   model.action_scale(family))  # [M, E, T, row]
   emb = model.build_encoder(config).apply(params['encoder'], rows)
   z = model.AttentionAggregator().apply(params['aggregator'],
                                         emb.reshape((m * e,) + emb.shape[2:]),
-                                        dataset.valid.reshape(m * e, -1))
+                                        valid.reshape(m * e, -1))
   task_params = np.asarray(dataset.task_params).reshape(m, -1, dataset.task_params.shape[-1])
   return np.asarray(z).reshape(m, e, -1), task_params[:, 0]
 
@@ -82,7 +82,8 @@ def critic_check(config, workdir: str, seed: int, family, steps=(0, 2, 5, 10)) -
   training tasks' first expert episodes (each task's own z), `|a|` and the cosine of the
   actor's action with the data's."""
   state = train.load_sac(config, workdir, seed, family)
-  params = train.load_corro(config, workdir, seed, family)
+  params = {'encoder': train.load_encoder(config, workdir, seed, family),
+            'aggregator': state.aggregator.params}
   data = mdata.load_dataset(workdir, family, 'train', 'expert')
   z, _ = episode_contexts(config, params, family, data)
   scale, hidden = model.action_scale(family), tuple(config.corro.hidden)

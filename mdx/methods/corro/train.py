@@ -126,12 +126,15 @@ def init_encoder(config, family, rng) -> NetState:
                   net=TrainState.create(params, optax.adam(config.corro.encoder_learning_rate)))
 
 
+def _repeat(x: jax.Array, num: int) -> jax.Array:
+  """`[B, ...] -> [B, num, ...]`: each query's field for each of its negatives."""
+  return jnp.broadcast_to(x[:, None], (x.shape[0], num) + x.shape[1:])
+
+
 def negatives(cvae, cvae_params, t: mdata.Transitions, num: int, latent_dim: int, rng):
   """`[B, num, row]`: the query's `(s, a)` with `(s', r)` decoded from `u ~ N(0, I)`."""
-  b = t.states.shape[0]
-  u = jax.random.normal(rng, (b, num, latent_dim))
-  rep = lambda x: jnp.broadcast_to(x[:, None], (b, num) + x.shape[1:])
-  s, a = rep(t.states), rep(t.actions)
+  u = jax.random.normal(rng, (t.states.shape[0], num, latent_dim))
+  s, a = _repeat(t.states, num), _repeat(t.actions, num)
   s2, r = cvae.apply(cvae_params, s, a, u, method=model.TransitionCVAE.decode)
   return model.rows(s, a, r, s2)
 
@@ -139,10 +142,9 @@ def negatives(cvae, cvae_params, t: mdata.Transitions, num: int, latent_dim: int
 def reward_negatives(t: mdata.Transitions, num: int, std: float, rng) -> jax.Array:
   """`[B, num, row]`: the query's `(s, a, s')` with `r + N(0, std^2)` (the reference's
   `reward_randomize` relabelling, for families whose tasks share their dynamics)."""
-  b = t.states.shape[0]
-  rep = lambda x: jnp.broadcast_to(x[:, None], (b, num) + x.shape[1:])
-  r = rep(t.rewards) + std * jax.random.normal(rng, (b, num))
-  return model.rows(rep(t.states), rep(t.actions), r, rep(t.next_states))
+  r = _repeat(t.rewards, num) + std * jax.random.normal(rng, (t.states.shape[0], num))
+  return model.rows(_repeat(t.states, num), _repeat(t.actions, num), r,
+                    _repeat(t.next_states, num))
 
 
 def train_encoder(config, workdir: str, seed: int) -> NetState:
