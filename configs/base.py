@@ -127,6 +127,10 @@ def get_config() -> ml_collections.ConfigDict:
   # the CVAE; 'reward_randomize' keeps the query's s' and adds N(0, reward_std^2) to its r (the
   # reference's option for families whose dynamics are shared).
   o.negatives, o.reward_std = 'generative', 0.5
+  # What the SAC stage conditions on: 'encoder' (CORRO: the aggregated embedding of one episode
+  # of the task) or 'task' (the true task parameters, standardized as Ours+GT's: the offline
+  # learner's own upper reference, with the encoder out of the loop; a diagnostic, not CORRO).
+  o.context = 'encoder'
   o.encoder_learning_rate, o.encoder_batch = 3e-4, 64
   o.encoder_num_calls = 1000  # x updates_per_call (reference: 1000 x 200)
   o.hidden = (256, 256)  # SAC's Q and policy (reference; Point-Robot 64, 64)

@@ -319,6 +319,7 @@ def check_config(config, family=None) -> None:
   c.real(o + 'cvae_beta', 0)
   c.choice(o + 'negatives', ('generative', 'reward_randomize'))
   c.real(o + 'reward_std', 0, low_open=True)
+  c.choice(o + 'context', ('encoder', 'task'))
   c.real(o + 'cql_weight', 0)
   c.int(o + 'cql_samples', 1)
   c.real(o + 'alpha', 0)

@@ -263,6 +263,38 @@ def test_ours_corro_contexts_are_corros_embedding_of_the_warm_start(test_config,
   assert action.shape == (tasks.task_id.shape[0], family.act_dim)
 
 
+def test_corro_sac_on_the_true_task_needs_no_encoder(test_config, data_workdir, tmp_path):
+  """`corro.context = 'task'`: the SAC stage trains in a workdir with datasets only (no encoder
+  stage), its critic reads `[s, standardized task parameters]`, its policy's z is those
+  parameters without warm-start data, and the diagnostics' critic check runs on it."""
+  from mdx.methods.corro import diagnose, policy as corro_policy  # pylint: disable=g-import-not-at-top
+  from mdx.methods.corro import train as corro_train  # pylint: disable=g-import-not-at-top
+  config = copy.deepcopy(test_config)
+  config.corro.context = 'task'
+  workdir = str(tmp_path / 'task')
+  os.makedirs(workdir)
+  os.symlink(os.path.join(data_workdir, 'data'), os.path.join(workdir, 'data'))
+  family = family_from_config(config)
+  state = corro_train.train_sac(config, workdir, 0)
+  assert int(state.step) == config.corro.sac_num_calls
+  assert not os.path.exists(os.path.join(workdir, 'seed_0', corro_train.ENCODER_STAGE))
+  params = state.sac.critic.params
+  first = jax.tree.leaves(params)[[leaf.ndim for leaf in jax.tree.leaves(params)].index(3)]
+  assert first.shape[-2] == family.obs_dim + family.task_dim + family.act_dim
+  tasks = family.split_tasks('validation')
+  loaded = {'encoder': None, 'aggregator': state.aggregator.params,
+            'actor': state.sac.actor.params}
+  pol = corro_policy.corro_policy(config, family, loaded)
+  z = pol.init(jax.random.PRNGKey(0), tasks, None)
+  np.testing.assert_allclose(z, family.standardize_params(tasks.params), atol=1e-6)
+  action, _, _ = pol.act(z, jnp.zeros((tasks.task_id.shape[0], family.obs_dim)),
+                         jax.random.PRNGKey(1))
+  assert float(jnp.abs(action).max()) <= family.action_high + 1e-6
+  assert diagnose.task_probe(config, workdir, 0, family, 'validation', ('expert',)) == {}
+  checks = diagnose.critic_check(config, workdir, 0, family, steps=(0,))
+  assert all(np.isfinite(v) for v in checks[0].values())
+
+
 def _write_three_steps(writer):
   writer.write_hparams({'learning_rate': 1e-3})
   for step in (1, 2, 3):

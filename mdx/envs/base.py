@@ -98,6 +98,15 @@ class TaskFamily(abc.ABC):
     """The training split, `[num_tasks - num_test_tasks]`."""
     return jax.tree.map(lambda x: x[:self.num_tasks - self.num_test_tasks], self.all_tasks())
 
+  def standardize_params(self, params: jax.Array) -> jax.Array:
+    """Task parameters `[..., task_dim]` standardized by the training tasks' mean and std (a
+    fixed map, so every split's tasks go through the same one): the true-task context of Ours+GT
+    and of the offline learners' diagnostics."""
+    train = jnp.asarray(self.train_tasks().params)
+    shape = (1,) * (params.ndim - 1) + (-1,)
+    mean, std = train.mean(0).reshape(shape), (train.std(0) + 1e-6).reshape(shape)
+    return (params - mean) / std
+
   def test_tasks(self) -> Task:
     """The held-out test split, `[num_test_tasks]`."""
     return jax.tree.map(lambda x: x[self.num_tasks - self.num_test_tasks:], self.all_tasks())

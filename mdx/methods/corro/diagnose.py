@@ -62,7 +62,10 @@ def episode_contexts(config, params, family, dataset) -> tuple[np.ndarray, np.nd
 
 
 def task_probe(config, workdir: str, seed: int, family, split: str, tiers) -> dict:
-  """`{tier: {'nearest_task', 'chance', 'ridge_r2'}}` of the split's episodes of each tier."""
+  """`{tier: {'nearest_task', 'chance', 'ridge_r2'}}` of the split's episodes of each tier
+  (`{}` with `corro.context = 'task'`, whose z is the task itself)."""
+  if config.corro.context == 'task':
+    return {}
   params = train.load_corro(config, workdir, seed, family)
   z_fit, p_fit = episode_contexts(config, params, family,
                                   mdata.load_dataset(workdir, family, 'train', 'expert'))
@@ -82,10 +85,13 @@ def critic_check(config, workdir: str, seed: int, family, steps=(0, 2, 5, 10)) -
   training tasks' first expert episodes (each task's own z), `|a|` and the cosine of the
   actor's action with the data's."""
   state = train.load_sac(config, workdir, seed, family)
-  params = {'encoder': train.load_encoder(config, workdir, seed, family),
-            'aggregator': state.aggregator.params}
   data = mdata.load_dataset(workdir, family, 'train', 'expert')
-  z, _ = episode_contexts(config, params, family, data)
+  if config.corro.context == 'task':
+    z = train.sac_contexts(family, jnp.asarray(data.task_params))[:, None]  # [M, 1, task_dim]
+  else:
+    params = {'encoder': train.load_encoder(config, workdir, seed, family),
+              'aggregator': state.aggregator.params}
+    z, _ = episode_contexts(config, params, family, data)
   scale, hidden = model.action_scale(family), tuple(config.corro.hidden)
   s, a = data.observations[:, 0], data.actions[:, 0] / scale
   x = jnp.concatenate([s, jnp.broadcast_to(z[:, :1], s.shape[:2] + z.shape[-1:])], -1)

@@ -4,8 +4,9 @@ SAC policy on `[s, z]`.
 At `init` each environment draws one episode of its task's warm-start data (the tier under
 evaluation), as the reference samples one context trajectory per test task from its offline
 data (`offline_learner.evaluate`); z is the trained aggregator over the frozen encoder's
-embeddings of the episode's valid transitions. The action is `tanh(mean)`, scaled to the
-family's action box.
+embeddings of the episode's valid transitions (with `corro.context = 'task'`, the task's
+standardized true parameters instead, and no warm-start data). The action is `tanh(mean)`,
+scaled to the family's action box.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from mdx.evaluation.policy import Policy
-from mdx.methods.corro import model
+from mdx.methods.corro import model, train
 from mdx.rl.networks import TanhGaussianPolicy
 
 
@@ -23,7 +24,8 @@ def corro_policy(config, family, params) -> Policy:
   scale = model.action_scale(family)
 
   def init(p, rng, tasks, warm):
-    del tasks
+    if config.corro.context == 'task':
+      return train.sac_contexts(family, tasks.params)
     if warm is None:
       raise ValueError('CORRO needs warm-start data to infer its task embedding')
     b, e = warm.rewards.shape[:2]

@@ -12,7 +12,8 @@
    attention aggregate of the frozen encoder's embeddings of one episode of the task (the
    aggregator is trained by the critic loss), tasks drawn with replacement; with
    `corro.cql_weight > 0` the critic has CQL's term (the reference's `use_cql`, off in its
-   configs).
+   configs). With `corro.context = 'task'` z is the task's true parameters, standardized
+   (`sac_contexts`): the same learner with the encoder out of the loop, a diagnostic.
 
 Each writes `WORKDIR/seed_{s}/<stage>/`: checkpoints, `metrics.jsonl`, TensorBoard files; every
 compiled call runs `updates_per_call` updates (`mdx.rl.make_train_step`).
@@ -181,6 +182,16 @@ def train_encoder(config, workdir: str, seed: int) -> NetState:
 # --- 3. offline SAC on the aggregated embedding ---------------------------------------------------
 
 
+def sac_context_dim(config, family) -> int:
+  return config.corro.latent_dim if config.corro.context == 'encoder' else family.task_dim
+
+
+def sac_contexts(family, task_params: jax.Array) -> jax.Array:
+  """z of `corro.context = 'task'`: the task parameters `[..., task_dim]` standardized by the
+  training tasks' (Ours+GT's map)."""
+  return family.standardize_params(task_params)
+
+
 @compiled_init
 def init_sac_state(config, family, rng) -> CorroSACState:
   s_rng, a_rng = jax.random.split(rng)
@@ -188,8 +199,8 @@ def init_sac_state(config, family, rng) -> CorroSACState:
   agg = model.AttentionAggregator().init(a_rng, jnp.zeros((1, 2, c.latent_dim)),
                                          jnp.ones((1, 2), bool))
   return CorroSACState(step=jnp.zeros((), jnp.int32),
-                       sac=rl.init_sac(s_rng, family.obs_dim + c.latent_dim, family.act_dim,
-                                       model.sac_config(config)),
+                       sac=rl.init_sac(s_rng, family.obs_dim + sac_context_dim(config, family),
+                                       family.act_dim, model.sac_config(config)),
                        aggregator=TrainState.create(agg, optax.adam(c.learning_rate)))
 
 
@@ -206,22 +217,26 @@ def train_sac(config, workdir: str, seed: int) -> CorroSACState:
   data, c, scale = training_data(config, workdir, family), config.corro, model.action_scale(family)
   sc, encoder = model.sac_config(config), model.build_encoder(config)
   aggregator = model.AttentionAggregator()
-  enc_params = load_encoder(config, workdir, seed, family)
+  from_task = c.context == 'task'
+  enc_params = None if from_task else load_encoder(config, workdir, seed, family)
 
   def sample(rng):
     t_rng, e_rng, s_rng = jax.random.split(rng, 3)
     tasks = jax.random.randint(t_rng, (c.meta_batch,), 0, data.num_tasks)  # with replacement
     episodes = jax.random.randint(e_rng, (c.meta_batch,), 0, data.episodes_per_task)
-    context = episode_rows(data, tasks, episodes, scale)
+    context = (sac_contexts(family, data.task_params[tasks]) if from_task
+               else episode_rows(data, tasks, episodes, scale))
     return context, _scaled(mdata.sample_transitions(s_rng, data, tasks, c.batch_size), scale)
 
   def update(state: CorroSACState, batch, rng):
-    (ctx_rows, ctx_mask), t = batch
-    z_ctx = jax.lax.stop_gradient(encoder.apply(enc_params, ctx_rows))  # frozen encoder
+    context, t = batch
+    if not from_task:
+      ctx_rows, ctx_mask = context
+      z_ctx = jax.lax.stop_gradient(encoder.apply(enc_params, ctx_rows))  # frozen encoder
     m, b = t.rewards.shape
 
     def with_z(agg_params, x):  # [M, B, obs] -> [M * B, obs + latent]
-      z = aggregator.apply(agg_params, z_ctx, ctx_mask)
+      z = context if from_task else aggregator.apply(agg_params, z_ctx, ctx_mask)
       zb = jnp.broadcast_to(z[:, None], (m, b, z.shape[-1]))
       return jnp.concatenate([x, zb], -1).reshape(m * b, -1)
     flat = lambda x: x.reshape((m * b,) + x.shape[2:])

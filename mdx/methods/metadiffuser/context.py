@@ -53,11 +53,8 @@ def build_context_model(config, family: TaskFamily, *, source: str = 'learned') 
 
 def gt_contexts(family: TaskFamily, params: jax.Array) -> jax.Array:
   """Ours+GT's context: task parameters `[..., task_dim]` standardized by the training tasks'
-  mean and std (a fixed map, so the test tasks' contexts come from the same one)."""
-  train = jnp.asarray(family.train_tasks().params)
-  shape = (1,) * (params.ndim - 1) + (-1,)
-  mean, std = train.mean(0).reshape(shape), (train.std(0) + 1e-6).reshape(shape)
-  return (params - mean) / std
+  mean and std (`TaskFamily.standardize_params`)."""
+  return family.standardize_params(params)
 
 
 def adam(lr: float, decay_steps: int | None = None) -> optax.GradientTransformation:
