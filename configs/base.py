@@ -116,6 +116,9 @@ def get_config() -> ml_collections.ConfigDict:
   f.updates_per_iteration = 2000  # one compiled call (reference: 2000; per family)
   f.log_every, f.checkpoint_every = 10, 50  # in iterations
   f.tiers = ('expert',)  # training data (the paper: the expert data all methods share)
+  # What BRAC conditions on: 'encoder' (FOCAL's z) or 'task' (the true task parameters,
+  # standardized as Ours+GT's: the learner's own upper reference; a diagnostic, not FOCAL).
+  f.context = 'encoder'
 
   o = config.corro = ml_collections.ConfigDict()  # CORRO (reference: PKU-AI-Edge/CORRO)
   o.cvae_hidden, o.cvae_latent_dim = 128, 64  # one hidden layer (reference: 64 / 5 for PR, CV)

@@ -304,6 +304,7 @@ def check_config(config, family=None) -> None:
   c.real(f + 'z_loss_weight', 0)
   c.real(f + 'target_divergence', -math.inf, low_open=True)
   c.tiers(f + 'tiers', within=tuple(x for x in TIERS if x in episodes))
+  c.choice(f + 'context', ('encoder', 'task'))
 
   o = 'corro.'
   for name in ('cvae_hidden', 'cvae_latent_dim', 'latent_dim', 'num_negatives', 'cvae_batch',

@@ -43,7 +43,8 @@ NOT_READ = ('log_every', 'checkpoint_every', 'progress_every', 'wandb.project', 
 # Fields added to the config after runs were recorded, each with the value that reproduces those
 # runs: a record without the field compares equal to a config holding that value.
 ADDED_DEFAULTS = {'planner.compute_dtype': 'float32', 'corro.negatives': 'generative',
-                  'corro.reward_std': 0.5, 'corro.context': 'encoder'}
+                  'corro.reward_std': 0.5, 'corro.context': 'encoder',
+                  'focal.context': 'encoder'}
 
 
 class StaleStageError(RuntimeError):

@@ -295,6 +295,32 @@ def test_corro_sac_on_the_true_task_needs_no_encoder(test_config, data_workdir, 
   assert all(np.isfinite(v) for v in checks[0].values())
 
 
+def test_focal_on_the_true_task_reads_the_standardized_parameters(test_config, data_workdir,
+                                                                   tmp_path):
+  """`focal.context = 'task'`: BRAC reads `[s, standardized task parameters]` in training and
+  acting, and the policy needs no warm-start data."""
+  from mdx.methods.focal import policy as focal_policy  # pylint: disable=g-import-not-at-top
+  from mdx.methods.focal import train as focal_train  # pylint: disable=g-import-not-at-top
+  config = copy.deepcopy(test_config)
+  config.focal.context = 'task'
+  workdir = str(tmp_path / 'task')
+  os.makedirs(workdir)
+  os.symlink(os.path.join(data_workdir, 'data'), os.path.join(workdir, 'data'))
+  family = family_from_config(config)
+  state = focal_train.train_focal(config, workdir, 0)
+  assert int(state.step) == config.focal.num_iterations
+  kernel = state.brac.actor.params['params']
+  first = [leaf for leaf in jax.tree.leaves(kernel) if leaf.ndim == 2][0]
+  assert first.shape[0] == family.obs_dim + family.task_dim
+  pol = focal_policy.focal_policy(config, family, focal_train.load_focal(config, workdir, 0,
+                                                                         family))
+  tasks = family.split_tasks('validation')
+  z = pol.init(jax.random.PRNGKey(0), tasks, None)
+  np.testing.assert_allclose(z, family.standardize_params(tasks.params), atol=1e-6)
+  with pytest.raises(ValueError, match='task_params'):
+    focal_train.make_update(config, family)
+
+
 def _write_three_steps(writer):
   writer.write_hparams({'learning_rate': 1e-3})
   for step in (1, 2, 3):

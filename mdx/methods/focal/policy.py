@@ -5,6 +5,7 @@ its task's warm-start data (the tier under evaluation). DESIGN: the reference in
 online exploration episodes in the test task (`num_exp_traj_eval`); the paper's protocol gives
 every method the same offline warm-start data instead. The action is `tanh(mean)` of the policy
 on `[s, z]`, scaled to the family's action box (the reference's deterministic evaluation).
+With `focal.context = 'task'`, z is the task's standardized true parameters (no warm-start data).
 """
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ def focal_policy(config, family, params) -> Policy:
   scale = model.action_scale(family)
 
   def init(p, rng, tasks, warm):
-    del rng, tasks
+    del rng
+    if config.focal.context == 'task':
+      return family.standardize_params(tasks.params)
     if warm is None:
       raise ValueError('FOCAL needs warm-start data to infer its task embedding')
     rows = model.context_rows(config, warm.observations, warm.actions / scale, warm.rewards,

@@ -6,7 +6,9 @@ context transitions give its z (the encoder's mean embedding) and `c_iter` batch
 `batch_size` transitions feed BRAC with states `[s, stop_gradient(z)]` (batch 0 trains all of
 BRAC, the others its dual critic). `updates_per_iteration` updates run in one compiled call
 (`mdx.rl.make_train_step`); the stage's step counts those calls. Writes
-`WORKDIR/seed_{s}/focal/`: checkpoints, `metrics.jsonl`, TensorBoard files.
+`WORKDIR/seed_{s}/focal/`: checkpoints, `metrics.jsonl`, TensorBoard files. With
+`focal.context = 'task'` BRAC reads the task's standardized true parameters in place of z (the
+encoder still trains, unread): the learner with the encoder out of the loop, a diagnostic.
 """
 from __future__ import annotations
 
@@ -38,13 +40,17 @@ def init_state(config, family, rng) -> FocalState:
   rows = jnp.zeros((1, 1, model.row_dim(config, family)))
   encoder = TrainState.create(model.build_encoder(config).init(e_rng, rows),
                               optax.adam(f.context_learning_rate))
-  brac = rl.init_brac(b_rng, family.obs_dim + f.latent_dim, family.act_dim,
-                      model.brac_config(config))
+  z_dim = f.latent_dim if f.context == 'encoder' else family.task_dim
+  brac = rl.init_brac(b_rng, family.obs_dim + z_dim, family.act_dim, model.brac_config(config))
   return FocalState(step=jnp.zeros((), jnp.int32), encoder=encoder, brac=brac)
 
 
-def make_update(config, family):
+def make_update(config, family, task_params=None):
+  """The update; `task_params [num_tasks, task_dim]` (the training data's) with
+  `focal.context = 'task'`."""
   f, bc, encoder = config.focal, model.brac_config(config), model.build_encoder(config)
+  if f.context == 'task' and task_params is None:
+    raise ValueError("focal.context = 'task' needs the training tasks' task_params")
   scale = model.action_scale(family)
 
   def update(state: FocalState, batch, rng):
@@ -58,6 +64,8 @@ def make_update(config, family):
     (zl, z), grads = jax.value_and_grad(z_loss, has_aux=True)(state.encoder.params)
     enc = state.encoder.apply_gradients(grads, ema_decay=0.0)
     z = jax.lax.stop_gradient(z)
+    if f.context == 'task':
+      z = family.standardize_params(task_params[tasks])
     flat = lambda x: x.reshape((x.shape[0], -1) + x.shape[3:])  # [c_iter, M * B, ...]
     zb = jnp.broadcast_to(z[None, :, None], sac.states.shape[:3] + z.shape[-1:])
     batches = rl.Batch(obs=flat(jnp.concatenate([sac.states, zb], -1)),
@@ -94,7 +102,8 @@ def train_focal(config, workdir: str, seed: int) -> FocalState:
   data = jax.device_put(training_data(config, workdir, family))
   init_rng, train_rng = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), 6))
   state = init_state(config, family, init_rng)
-  step = rl.make_train_step(make_update(config, family), make_sample(config, data),
+  step = rl.make_train_step(make_update(config, family, data.task_params),
+                            make_sample(config, data),
                             config.focal.updates_per_iteration)
   f = config.focal
   return train(layout.stage_dir(workdir, STAGE, seed), state, step, train_rng,
