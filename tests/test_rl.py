@@ -290,6 +290,10 @@ def test_corro_diagnose_probe_metrics_on_known_embeddings():
   flat = lambda x: x.reshape(-1, x.shape[-1])
   r2 = diagnose.ridge_r2(flat(z), np.repeat(params, 3, 0), flat(z), np.repeat(params, 3, 0))
   np.testing.assert_allclose(r2, 1.0, atol=1e-4)
+  # Known spread: task centroids at +-1 on every axis (std 1), episodes +-0.1 about them (std 0.1).
+  signs = np.array([1.0, -1.0])[:, None, None]
+  s = diagnose.spread(signs + np.array([0.1, -0.1])[None, :, None] * np.ones((2, 2, 3)))
+  assert s == pytest.approx(dict(between_task_std=1.0, within_task_std=0.1))
   # One z for every task: the nearest centroid is the first task's (ties), so 1 / M; R^2 <= 0.
   same = np.zeros((6, 3, 4))
   assert diagnose.nearest_task_accuracy(same) == pytest.approx(1 / 6)

@@ -37,6 +37,14 @@ def nearest_task_accuracy(z: np.ndarray) -> float:
   return hits / (m * e)
 
 
+def spread(z: np.ndarray) -> dict:
+  """`z [M tasks, E episodes, D]`: the standard deviation of the task centroids (between
+  tasks) and of the episodes about their task's centroid (within), each averaged over D: an
+  embedding the learner can read has the first well above the second."""
+  return dict(between_task_std=float(z.mean(1).std(0).mean()),
+              within_task_std=float(z.std(1).mean()))
+
+
 def ridge_r2(z_fit, p_fit, z_eval, p_eval, ridge: float = 1e-3) -> np.ndarray:
   """R^2 per task parameter of the ridge regression `p ~ [z, 1]` fit on `(z_fit [N, D], p_fit
   [N, P])` and scored on `(z_eval, p_eval)`."""
@@ -62,7 +70,8 @@ def episode_contexts(config, params, family, dataset) -> tuple[np.ndarray, np.nd
 
 
 def task_probe(config, workdir: str, seed: int, family, split: str, tiers) -> dict:
-  """`{tier: {'nearest_task', 'chance', 'ridge_r2'}}` of the split's episodes of each tier
+  """`{tier: {'nearest_task', 'chance', 'between_task_std', 'within_task_std', 'ridge_r2'}}`
+  of the split's episodes of each tier
   (`{}` with `corro.context = 'task'`, whose z is the task itself)."""
   if config.corro.context == 'task':
     return {}
@@ -75,6 +84,7 @@ def task_probe(config, workdir: str, seed: int, family, split: str, tiers) -> di
     z, p = episode_contexts(config, params, family,
                             mdata.load_dataset(workdir, family, split, tier))
     out[tier] = dict(nearest_task=nearest_task_accuracy(z), chance=1.0 / z.shape[0],
+                     **spread(z),
                      ridge_r2=ridge_r2(*fit, z.reshape(-1, z.shape[-1]),
                                        np.repeat(p, z.shape[1], 0)).tolist())
   return out
