@@ -119,6 +119,9 @@ def get_config() -> ml_collections.ConfigDict:
   # What BRAC conditions on: 'encoder' (FOCAL's z) or 'task' (the true task parameters,
   # standardized as Ours+GT's: the learner's own upper reference; a diagnostic, not FOCAL).
   f.context = 'encoder'
+  # BRAC's value penalty (`- alpha D` in the Q target; the reference's `use_value_penalty`, per
+  # family in `FOCAL_VALUE_PENALTY`)
+  f.value_penalty = False
 
   o = config.corro = ml_collections.ConfigDict()  # CORRO (reference: PKU-AI-Edge/CORRO)
   o.cvae_hidden, o.cvae_latent_dim = 128, 64  # one hidden layer (reference: 64 / 5 for PR, CV)
@@ -263,6 +266,9 @@ FOCAL_FAMILIES = {'point_robot': (1000, 16, 64, 100.0, 500.0, 2000.0, False),
                   'ant_dir': (4000, 4, 256, 5.0, 1e6, 5e6, False),
                   'walker_param': (4000, 16, 100, 5.0, 50.0, 1e4, True),
                   'hopper_param': (4000, 10, 100, 5.0, 500.0, 2000.0, True)}
+# `use_value_penalty` of the reference's configs: 1 in cheetah-dir.json and ant-dir.json, 0 in
+# walker_rand_params.json, the default False elsewhere.
+FOCAL_VALUE_PENALTY = ('cheetah_dir', 'ant_dir')
 
 
 def focal_presets(config, preset: str) -> None:
@@ -270,6 +276,7 @@ def focal_presets(config, preset: str) -> None:
   f = config.focal
   (f.updates_per_iteration, f.meta_batch, f.embedding_batch, f.reward_scale, f.alpha_init,
    f.alpha_max, f.use_next_obs) = FOCAL_FAMILIES[config.family]
+  f.value_penalty = config.family in FOCAL_VALUE_PENALTY
   if preset == 'cpu':
     # 64-unit networks, 8 tasks x 64 transitions per update, 40 x 750 = 30,000 updates: about
     # 0.8% of the reference's transition-updates (500 x 1000 x 16 x 256 on Point-Robot). Chosen

@@ -305,6 +305,7 @@ def check_config(config, family=None) -> None:
   c.real(f + 'target_divergence', -math.inf, low_open=True)
   c.tiers(f + 'tiers', within=tuple(x for x in TIERS if x in episodes))
   c.choice(f + 'context', ('encoder', 'task'))
+  c.bool(f + 'value_penalty')
 
   o = 'corro.'
   for name in ('cvae_hidden', 'cvae_latent_dim', 'latent_dim', 'num_negatives', 'cvae_batch',

@@ -44,7 +44,7 @@ NOT_READ = ('log_every', 'checkpoint_every', 'progress_every', 'wandb.project', 
 # runs: a record without the field compares equal to a config holding that value.
 ADDED_DEFAULTS = {'planner.compute_dtype': 'float32', 'corro.negatives': 'generative',
                   'corro.reward_std': 0.5, 'corro.context': 'encoder',
-                  'focal.context': 'encoder'}
+                  'focal.context': 'encoder', 'focal.value_penalty': True}
 
 
 class StaleStageError(RuntimeError):

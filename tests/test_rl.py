@@ -98,6 +98,22 @@ def test_brac_penalty_weight_follows_the_divergence_and_is_clipped():
   assert int(new.c.step) == 2 and int(new.q.step) == 1  # c_iter dual-critic steps per update
 
 
+def test_brac_value_penalty_lowers_the_q_target_by_gamma_alpha_divergence():
+  # A non-terminal batch: with the value penalty the target drops by gamma * alpha * D (the
+  # reference's `use_value_penalty`), without it the target is the plain soft Bellman target.
+  batches = jax.tree.map(lambda *x: jnp.stack(x), *[_bandit(jax.random.PRNGKey(k), 16, lambda r, n:
+                         jax.random.uniform(r, (n,), minval=-1, maxval=1)) for k in range(2)])
+  batches = batches.replace(done=jnp.zeros_like(batches.done))
+  out = {}
+  for penalty in (False, True):
+    config = rl.BRACConfig(hidden=(8,), alpha_init=3.0, value_penalty=penalty, c_iter=2)
+    state = rl.init_brac(jax.random.PRNGKey(0), 1, 1, config)
+    out[penalty] = rl.brac_update(state, batches, jax.random.PRNGKey(3), config)[1]
+  np.testing.assert_allclose(out[True]['divergence'], out[False]['divergence'])
+  np.testing.assert_allclose(out[True]['target'] - out[False]['target'],
+                             -0.99 * 3.0 * out[False]['divergence'], rtol=1e-4, atol=1e-6)
+
+
 def test_brac_keeps_the_policy_near_the_data():
   # Data actions ~ N(-0.5, 0.1^2), reward peaked at +0.5: the penalized policy stays near -0.5
   # and its critic fits the reward where the data are.

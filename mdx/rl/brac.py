@@ -10,6 +10,9 @@ c(s, a). With `a_pi ~ pi(s)` and the data's action `a_b`, one update, in the ref
            a~ on the segment between a_pi and a_b (BRAC's gradient penalty; the first step on
            this batch, the others on batches `1..c_iter-1`)
   Q_i    <- mean (Q_i(s, a_b) - y)^2,  y = reward_scale r + gamma (1 - d) (Vbar(s') - alpha D)
+           (the `- alpha D` value penalty only with `value_penalty`: the reference's
+           `use_value_penalty`, False by default and in its Point-Robot, Cheetah-Vel, Hopper and
+           Walker configs, True for Cheetah-Dir and Ant-Dir)
   V      <- mean (V(s) - (min_i Q_i(s, a_pi) - log pi(a_pi|s)))^2   (updated Q; max entropy)
   pi     <- mean (log pi(a_pi|s) - min_i Q_i(s, a_pi) + alpha D(a_pi))  + 1e-3 mean(mean^2)
            + 1e-3 mean(log_std^2)
@@ -55,6 +58,7 @@ class BRACConfig:
   target_divergence: float = 0.05
   policy_mean_reg: float = 1e-3
   policy_std_reg: float = 1e-3
+  value_penalty: bool = False  # the reference's `use_value_penalty` (its default False)
 
 
 class BRACState(struct.PyTreeNode):
@@ -132,7 +136,9 @@ def brac_update(state: BRACState, batches: Batch, rng: jax.Array, config: BRACCo
 
   alpha = penalty_weight(state, config)
   div_sg = jax.lax.stop_gradient(div)
-  target_v = v_net.apply(state.v.ema_params, batch.next_obs) - alpha * div_sg
+  target_v = v_net.apply(state.v.ema_params, batch.next_obs)
+  if config.value_penalty:
+    target_v = target_v - alpha * div_sg
   y = jax.lax.stop_gradient(config.reward_scale * batch.rew
                             + (1.0 - batch.done) * config.discount * target_v)
 
@@ -161,5 +167,6 @@ def brac_update(state: BRACState, batches: Batch, rng: jax.Array, config: BRACCo
 
   new_alpha = state.alpha + config.alpha_lr * (div_sg.mean() - config.target_divergence)
   metrics = dict(q_loss=qf_loss, v_loss=vf_loss, policy_loss=pi_loss, c_loss=c_loss,
-                 divergence=div.mean(), alpha=alpha, q=q_pred.mean(), entropy=-logp.mean())
+                 divergence=div.mean(), alpha=alpha, q=q_pred.mean(), target=y.mean(),
+                 entropy=-logp.mean())
   return state.replace(actor=actor, q=q_state, v=v_state, c=c_state, alpha=new_alpha), metrics

@@ -46,7 +46,7 @@ def brac_config(config) -> rl.BRACConfig:
                        reward_scale=f.reward_scale, learning_rate=f.learning_rate,
                        c_learning_rate=f.c_learning_rate, c_iter=f.c_iter,
                        alpha_init=f.alpha_init, alpha_max=f.alpha_max, alpha_lr=f.alpha_lr,
-                       target_divergence=f.target_divergence)
+                       target_divergence=f.target_divergence, value_penalty=f.value_penalty)
 
 
 def build_encoder(config) -> TransitionEncoder:
