@@ -263,18 +263,24 @@ def test_ours_corro_contexts_are_corros_embedding_of_the_warm_start(test_config,
   assert action.shape == (tasks.task_id.shape[0], family.act_dim)
 
 
+def _true_task_run(test_config, data_workdir, tmp_path, section: str):
+  """A copy of the test config with `<section>.context = 'task'`, a workdir holding only the
+  datasets (linked), and the family."""
+  config = copy.deepcopy(test_config)
+  config[section].context = 'task'
+  workdir = str(tmp_path / 'task')
+  os.makedirs(workdir)
+  os.symlink(os.path.join(data_workdir, 'data'), os.path.join(workdir, 'data'))
+  return config, workdir, family_from_config(config)
+
+
 def test_corro_sac_on_the_true_task_needs_no_encoder(test_config, data_workdir, tmp_path):
   """`corro.context = 'task'`: the SAC stage trains in a workdir with datasets only (no encoder
   stage), its critic reads `[s, standardized task parameters]`, its policy's z is those
   parameters without warm-start data, and the diagnostics' critic check runs on it."""
   from mdx.methods.corro import diagnose, policy as corro_policy  # pylint: disable=g-import-not-at-top
   from mdx.methods.corro import train as corro_train  # pylint: disable=g-import-not-at-top
-  config = copy.deepcopy(test_config)
-  config.corro.context = 'task'
-  workdir = str(tmp_path / 'task')
-  os.makedirs(workdir)
-  os.symlink(os.path.join(data_workdir, 'data'), os.path.join(workdir, 'data'))
-  family = family_from_config(config)
+  config, workdir, family = _true_task_run(test_config, data_workdir, tmp_path, 'corro')
   state = corro_train.train_sac(config, workdir, 0)
   assert int(state.step) == config.corro.sac_num_calls
   assert not os.path.exists(os.path.join(workdir, 'seed_0', corro_train.ENCODER_STAGE))
@@ -301,12 +307,7 @@ def test_focal_on_the_true_task_reads_the_standardized_parameters(test_config, d
   acting, and the policy needs no warm-start data."""
   from mdx.methods.focal import policy as focal_policy  # pylint: disable=g-import-not-at-top
   from mdx.methods.focal import train as focal_train  # pylint: disable=g-import-not-at-top
-  config = copy.deepcopy(test_config)
-  config.focal.context = 'task'
-  workdir = str(tmp_path / 'task')
-  os.makedirs(workdir)
-  os.symlink(os.path.join(data_workdir, 'data'), os.path.join(workdir, 'data'))
-  family = family_from_config(config)
+  config, workdir, family = _true_task_run(test_config, data_workdir, tmp_path, 'focal')
   state = focal_train.train_focal(config, workdir, 0)
   assert int(state.step) == config.focal.num_iterations
   kernel = state.brac.actor.params['params']
