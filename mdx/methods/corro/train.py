@@ -290,5 +290,7 @@ def load_sac(config, workdir, seed, family) -> CorroSACState:
 def load_corro(config, workdir, seed, family) -> dict:
   """`{'encoder', 'aggregator', 'actor'}` parameters of the trained stages."""
   state = load_sac(config, workdir, seed, family)
-  return {'encoder': load_encoder(config, workdir, seed, family),
-          'aggregator': state.aggregator.params, 'actor': state.sac.actor.params}
+  encoder = (None if config.corro.context == 'task'  # z is the task itself
+             else load_encoder(config, workdir, seed, family))
+  return {'encoder': encoder, 'aggregator': state.aggregator.params,
+          'actor': state.sac.actor.params}
