@@ -208,7 +208,8 @@ def merge_run(workdir: pathlib.Path, run: str = '') -> str:
     if not target.exists():
       raise FileNotFoundError(f'--merge: {target} does not exist; copy a whole run with --add')
     old, new = json.loads(target.read_text()), json.loads((split_dir / 'results.json').read_text())
-    key = lambda r: (r['method'], r['warm_start'], json.dumps(r['sweep'], sort_keys=True))
+    # (records written before evaluation sweeps existed have no `sweep`: they are unswept)
+    key = lambda r: (r['method'], r['warm_start'], json.dumps(r.get('sweep', {}), sort_keys=True))
     have = {key(r) for r in old}
     ref_old = [[r for r in old if r['method'] == ref] for ref in refs]
     ref_new = [[r for r in new if r['method'] == ref] for ref in refs]

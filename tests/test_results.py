@@ -70,6 +70,7 @@ def test_merge_adds_a_later_runs_method_only_with_the_same_preset_and_references
   committed.mkdir(parents=True)
   (committed / 'config.json').write_text(json.dumps(config))
   main = [_record('MetaDiffuser', 8.0, 'expert'), _record('Oracle', 10.0), _record('Random', 0.0)]
+  del main[0]['sweep']  # a record from before evaluation sweeps: unswept, as `{}`
   (committed / 'results_test.json').write_text(json.dumps(main))
 
   def later_run(name, config_change=None, oracle=10.0, methods=('UDiffuser',)):
