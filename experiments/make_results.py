@@ -116,8 +116,18 @@ CONFIG_FIELDS = {'dynamics_weight': ('planner', 'dynamics_weight'),
                  'context_dropout': ('diffusion', 'context_dropout'),
                  'cfg_weight': ('planner', 'cfg_weight')}
 # The rows of the "every method" table, in this order (the references are in every row's score).
-METHODS = ('MetaDiffuser', 'MetaDiffuser-NoGuide', 'Ours+GT', 'PromptDT', 'CVAE-Planner',
-           'UDiffuser')
+METHODS = ('MetaDiffuser', 'MetaDiffuser-NoGuide', 'Ours+GT', 'Ours+CORRO', 'PromptDT',
+           'CVAE-Planner', 'UDiffuser', 'FOCAL', 'CORRO')
+# The paper's Table 1 (FOCAL, CORRO) and Table 3 (Ours+CORRO) rows: expert warm start / n/a.
+_TD_ROWS = {'point_robot': ((-5.99, 0.26), (-5.59, 0.57), (-4.43, 0.26)),
+            'ant_dir': ((151.3, 24.6), (193.3, 32.1), (251.3, 17.2)),
+            'cheetah_dir': ((680.9, 46.6), (823.5, 37.0), (936.9, 18.1)),
+            'cheetah_vel': ((-82.5, 7.0), (-56.2, 9.4), (-44.6, 3.9)),
+            'walker_param': ((245.6, 37.8), (300.5, 34.2), (377.0, 29.6)),
+            'hopper_param': ((203.6, 46.6), (289.3, 24.7), (361.3, 19.2))}
+for _family, (_focal, _corro, _ours_corro) in _TD_ROWS.items():
+  PAPER_ROWS[_family].update({('FOCAL', 'expert'): _focal, ('CORRO', 'expert'): _corro,
+                              ('Ours+CORRO', 'expert'): _ours_corro})
 # The targets for MetaDiffuser's normalized score with expert warm-start data.
 TARGETS = {'point_robot': 0.93, 'cheetah_vel': 0.90, 'cheetah_dir': 0.95, 'ant_dir': 0.80,
            'walker_param': 0.83, 'hopper_param': 0.84}
