@@ -97,7 +97,7 @@ def critic_check(config, workdir: str, seed: int, family, steps=(0, 2, 5, 10)) -
   state = train.load_sac(config, workdir, seed, family)
   data = mdata.load_dataset(workdir, family, 'train', 'expert')
   if config.corro.context == 'task':
-    z = train.sac_contexts(family, jnp.asarray(data.task_params))[:, None]  # [M, 1, task_dim]
+    z = family.standardize_params(jnp.asarray(data.task_params))[:, None]  # [M, 1, task_dim]
   else:
     params = {'encoder': train.load_encoder(config, workdir, seed, family),
               'aggregator': state.aggregator.params}

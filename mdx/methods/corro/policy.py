@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from mdx.evaluation.policy import Policy
-from mdx.methods.corro import model, train
+from mdx.methods.corro import model
 from mdx.rl.networks import TanhGaussianPolicy
 
 
@@ -25,7 +25,7 @@ def corro_policy(config, family, params) -> Policy:
 
   def init(p, rng, tasks, warm):
     if config.corro.context == 'task':
-      return train.sac_contexts(family, tasks.params)
+      return family.standardize_params(tasks.params)
     if warm is None:
       raise ValueError('CORRO needs warm-start data to infer its task embedding')
     b, e = warm.rewards.shape[:2]

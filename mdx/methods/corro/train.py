@@ -13,7 +13,8 @@
    aggregator is trained by the critic loss), tasks drawn with replacement; with
    `corro.cql_weight > 0` the critic has CQL's term (the reference's `use_cql`, off in its
    configs). With `corro.context = 'task'` z is the task's true parameters, standardized
-   (`sac_contexts`): the same learner with the encoder out of the loop, a diagnostic.
+   (`TaskFamily.standardize_params`): the same learner with the encoder out of the loop, a
+   diagnostic.
 
 Each writes `WORKDIR/seed_{s}/<stage>/`: checkpoints, `metrics.jsonl`, TensorBoard files; every
 compiled call runs `updates_per_call` updates (`mdx.rl.make_train_step`).
@@ -186,12 +187,6 @@ def sac_context_dim(config, family) -> int:
   return config.corro.latent_dim if config.corro.context == 'encoder' else family.task_dim
 
 
-def sac_contexts(family, task_params: jax.Array) -> jax.Array:
-  """z of `corro.context = 'task'`: the task parameters `[..., task_dim]` standardized by the
-  training tasks' (Ours+GT's map)."""
-  return family.standardize_params(task_params)
-
-
 @compiled_init
 def init_sac_state(config, family, rng) -> CorroSACState:
   s_rng, a_rng = jax.random.split(rng)
@@ -219,13 +214,14 @@ def train_sac(config, workdir: str, seed: int) -> CorroSACState:
   aggregator = model.AttentionAggregator()
   from_task = c.context == 'task'
   enc_params = None if from_task else load_encoder(config, workdir, seed, family)
+  # every training task's z of `context = 'task'`, standardized once, outside the training step
+  task_z = family.standardize_params(data.task_params) if from_task else None
 
   def sample(rng):
     t_rng, e_rng, s_rng = jax.random.split(rng, 3)
     tasks = jax.random.randint(t_rng, (c.meta_batch,), 0, data.num_tasks)  # with replacement
     episodes = jax.random.randint(e_rng, (c.meta_batch,), 0, data.episodes_per_task)
-    context = (sac_contexts(family, data.task_params[tasks]) if from_task
-               else episode_rows(data, tasks, episodes, scale))
+    context = task_z[tasks] if from_task else episode_rows(data, tasks, episodes, scale)
     return context, _scaled(mdata.sample_transitions(s_rng, data, tasks, c.batch_size), scale)
 
   def update(state: CorroSACState, batch, rng):

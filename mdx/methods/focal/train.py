@@ -51,6 +51,8 @@ def make_update(config, family, task_params=None):
   f, bc, encoder = config.focal, model.brac_config(config), model.build_encoder(config)
   if f.context == 'task' and task_params is None:
     raise ValueError("focal.context = 'task' needs the training tasks' task_params")
+  # every training task's z of `context = 'task'`, standardized once, outside the training step
+  task_z = family.standardize_params(task_params) if f.context == 'task' else None
   scale = model.action_scale(family)
 
   def update(state: FocalState, batch, rng):
@@ -65,7 +67,7 @@ def make_update(config, family, task_params=None):
     enc = state.encoder.apply_gradients(grads, ema_decay=0.0)
     z = jax.lax.stop_gradient(z)
     if f.context == 'task':
-      z = family.standardize_params(task_params[tasks])
+      z = task_z[tasks]
     flat = lambda x: x.reshape((x.shape[0], -1) + x.shape[3:])  # [c_iter, M * B, ...]
     zb = jnp.broadcast_to(z[None, :, None], sac.states.shape[:3] + z.shape[-1:])
     batches = rl.Batch(obs=flat(jnp.concatenate([sac.states, zb], -1)),
