@@ -317,3 +317,27 @@ def test_corro_diagnose_probe_metrics_on_known_embeddings():
   assert np.all(r2 <= 1e-9)
   with pytest.raises(ValueError, match='at least 2 episodes'):
     diagnose.nearest_task_accuracy(z[:, :1])
+
+
+def test_corro_diagnose_knn_r2_separates_placing_from_naming():
+  from mdx.methods.corro import diagnose  # pylint: disable=g-import-not-at-top
+  # Tasks on a line, z on 0.9 of a circle: curved (the linear fit misses: R^2 0.86) but placing
+  # (nearby z, nearby task): k = 1 from the fit's own points finds each point itself.
+  p_fit = np.linspace(0.0, 1.0, 11)[:, None]
+  circle = lambda p: np.concatenate([np.cos(1.8 * np.pi * p), np.sin(1.8 * np.pi * p)], 1)
+  p_eval = p_fit[1:-1]
+  assert diagnose.ridge_r2(circle(p_fit), p_fit, circle(p_eval), p_eval)[0] < 0.9
+  np.testing.assert_allclose(diagnose.knn_r2(circle(p_fit), p_fit, circle(p_eval), p_eval, k=1),
+                             1.0)
+  # Hand-computed k = 2: eval point at 0.45 -> neighbours 0.4 and 0.5 -> 0.45, error 0; at 0.05
+  # -> 0.0 and 0.1 -> 0.05. Both exact: R^2 = 1.
+  q = np.array([[0.45], [0.05]])
+  np.testing.assert_allclose(diagnose.knn_r2(circle(p_fit), p_fit, circle(q), q, k=2), 1.0,
+                             atol=1e-12)
+  # Codes that name tasks without placing them (random z per task): R^2 far below 1.
+  rng = np.random.default_rng(0)
+  codes = rng.normal(size=(11, 2))
+  held = rng.normal(size=(9, 2))  # unseen tasks' codes, unrelated to their parameters
+  np.testing.assert_allclose(diagnose.knn_r2(codes, p_fit, held, p_eval, k=1), -2 / 15)
+  with pytest.raises(ValueError, match='k: expected'):
+    diagnose.knn_r2(codes, p_fit, held, p_eval, k=12)

@@ -4,8 +4,10 @@ critic? (`experiments/corro_diagnose.py` prints both for a trained workdir.)
 - `task_probe`: z of every episode of a split's tasks (the trained aggregator over the frozen
   encoder, as the policy infers it), scored by `nearest_task_accuracy` (leave-one-episode-out
   task centroids) and by `ridge_r2` (a linear map from z to the task parameters fit on the
-  training tasks' expert episodes, scored on the split's tasks: whether z varies smoothly with
-  the task, which acting on unseen tasks needs).
+  training tasks' expert episodes, scored on the split's tasks: whether z varies linearly with
+  the task) and by `knn_r2` (the mean task parameters of the k training episodes nearest in z:
+  whether nearby z mean nearby tasks, however curved the map; acting on unseen tasks needs at
+  least this).
 - `critic_check`: along the training tasks' expert episodes, the critic's min-Q of the data's
   action, of the actor's deterministic action and of the zero action, and how large and how
   aligned the actor's action is with the data's: under-trained or over-penalized actors show
@@ -55,6 +57,17 @@ def ridge_r2(z_fit, p_fit, z_eval, p_eval, ridge: float = 1e-3) -> np.ndarray:
   return 1.0 - err / np.square(p_eval - p_eval.mean(0)).sum(0)
 
 
+def knn_r2(z_fit, p_fit, z_eval, p_eval, k: int = 5) -> np.ndarray:
+  """R^2 per task parameter of predicting each `z_eval [N, D]` row's parameters as the mean of
+  `p_fit` over its `k` nearest rows of `z_fit [N_fit, D]` (Euclidean)."""
+  if not 1 <= k <= len(z_fit):
+    raise ValueError(f'k: expected 1 <= k <= {len(z_fit)} (rows of z_fit), got {k}')
+  d = np.square(z_eval[:, None] - z_fit[None]).sum(-1)  # [N, N_fit]
+  nearest = np.argsort(d, axis=1, kind='stable')[:, :k]
+  err = np.square(p_fit[nearest].mean(1) - p_eval).sum(0)
+  return 1.0 - err / np.square(p_eval - p_eval.mean(0)).sum(0)
+
+
 def episode_contexts(config, params, family, dataset) -> tuple[np.ndarray, np.ndarray]:
   """z `[M, E, D]` of every episode of a dataset (`params`: 'encoder' and 'aggregator'), and its
   tasks' parameters `[M, P]`."""
@@ -70,7 +83,8 @@ def episode_contexts(config, params, family, dataset) -> tuple[np.ndarray, np.nd
 
 
 def task_probe(config, workdir: str, seed: int, family, split: str, tiers) -> dict:
-  """`{tier: {'nearest_task', 'chance', 'between_task_std', 'within_task_std', 'ridge_r2'}}`
+  """`{tier: {'nearest_task', 'chance', 'between_task_std', 'within_task_std', 'ridge_r2',
+  'knn_r2'}}`
   of the split's episodes of each tier
   (`{}` with `corro.context = 'task'`, whose z is the task itself)."""
   if config.corro.context == 'task':
@@ -83,10 +97,10 @@ def task_probe(config, workdir: str, seed: int, family, split: str, tiers) -> di
   for tier in tiers:
     z, p = episode_contexts(config, params, family,
                             mdata.load_dataset(workdir, family, split, tier))
+    probe = (z.reshape(-1, z.shape[-1]), np.repeat(p, z.shape[1], 0))
     out[tier] = dict(nearest_task=nearest_task_accuracy(z), chance=1.0 / z.shape[0],
                      **spread(z),
-                     ridge_r2=ridge_r2(*fit, z.reshape(-1, z.shape[-1]),
-                                       np.repeat(p, z.shape[1], 0)).tolist())
+                     ridge_r2=ridge_r2(*fit, *probe).tolist(), knn_r2=knn_r2(*fit, *probe).tolist())
   return out
 
 
