@@ -47,14 +47,18 @@ def spread(z: np.ndarray) -> dict:
               within_task_std=float(z.std(1).mean()))
 
 
+def _r2(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+  """R^2 per column of `pred` against `target` (both `[N, P]`)."""
+  return 1.0 - np.square(pred - target).sum(0) / np.square(target - target.mean(0)).sum(0)
+
+
 def ridge_r2(z_fit, p_fit, z_eval, p_eval, ridge: float = 1e-3) -> np.ndarray:
   """R^2 per task parameter of the ridge regression `p ~ [z, 1]` fit on `(z_fit [N, D], p_fit
   [N, P])` and scored on `(z_eval, p_eval)`."""
   ones = lambda x: np.concatenate([x, np.ones((len(x), 1))], 1)
   x = ones(z_fit)
   w = np.linalg.solve(x.T @ x + ridge * np.eye(x.shape[1]), x.T @ p_fit)
-  err = np.square(ones(z_eval) @ w - p_eval).sum(0)
-  return 1.0 - err / np.square(p_eval - p_eval.mean(0)).sum(0)
+  return _r2(ones(z_eval) @ w, p_eval)
 
 
 def knn_r2(z_fit, p_fit, z_eval, p_eval, k: int = 5) -> np.ndarray:
@@ -64,8 +68,7 @@ def knn_r2(z_fit, p_fit, z_eval, p_eval, k: int = 5) -> np.ndarray:
     raise ValueError(f'k: expected 1 <= k <= {len(z_fit)} (rows of z_fit), got {k}')
   d = np.square(z_eval[:, None] - z_fit[None]).sum(-1)  # [N, N_fit]
   nearest = np.argsort(d, axis=1, kind='stable')[:, :k]
-  err = np.square(p_fit[nearest].mean(1) - p_eval).sum(0)
-  return 1.0 - err / np.square(p_eval - p_eval.mean(0)).sum(0)
+  return _r2(p_fit[nearest].mean(1), p_eval)
 
 
 def episode_contexts(config, params, family, dataset) -> tuple[np.ndarray, np.ndarray]:
