@@ -167,6 +167,10 @@ def get_config() -> ml_collections.ConfigDict:
   t.tiers = ('expert',)  # training data tiers (the paper: the expert data all methods share)
   t.target_return = 0.0  # the return-to-go the first step is conditioned on (per family)
   t.return_scale = 1.0  # returns-to-go are divided by it (per family)
+  # PromptDT-FT (paper 004's Prompt-DT-FT): the trained network fine-tuned on each evaluated
+  # task's warm-start data, in the policy's init (004: AdamW 1e-4, 20 epochs x 100 steps, batch
+  # 32 as its Table 4's fine-tuning; the reference's `--finetune`: 10 steps of 256).
+  t.finetune_steps, t.finetune_batch, t.finetune_learning_rate = 2000, 32, 1e-4
 
   m = config.mtdiff = ml_collections.ConfigDict()  # MTDiff-P (reference: tinnerhrhe/MTDiff)
   m.prompt_len = 20  # J: demonstration steps (s, a) of the task (paper: 20)
@@ -370,9 +374,11 @@ def prompt_dt_presets(config, preset: str) -> None:
     # (the reference's: 150) 0.3% of its arithmetic.
     t.embed_dim, t.hidden = 64, 256
     t.batch_per_task, t.num_train_steps, t.warmup_steps = 2, 6000, 1200
+    t.finetune_steps = 200  # a tenth of 004's, as Prompt Diffuser's `cpu` fine-tuning
   elif preset == 'test':
     t.context_len, t.prompt_len, t.embed_dim, t.num_layers, t.hidden = 4, 2, 16, 1, 32
     t.batch_per_task, t.num_train_steps, t.warmup_steps = 1, 10, 5
+    t.finetune_steps, t.finetune_batch = 2, 2
 
 
 def locomotion_config(preset: str, family: str, *, history: int, horizon: int,
@@ -383,8 +389,12 @@ def locomotion_config(preset: str, family: str, *, history: int, horizon: int,
 
   `cpu` fits a 2-core machine (about half an hour for the pipeline), `paper` is the paper's
   scale with Diffuser's U-Net for the robot (`paper_dim_mults`), `test` runs in seconds
-  (`test_episode_length`-step episodes, tiny networks).
+  (`test_episode_length`-step episodes, tiny networks). Options follow the preset after commas
+  (`configs/cheetah_vel.py:cpu,prompt_dt_split`): `prompt_dt_split` takes the Prompt-DT
+  repository's task split (Cheetah-Vel, Ant-Dir; `mdx.envs.locomotion.TASK_SPLITS`), the one
+  of papers 003 and 004.
   """
+  preset, *options = preset.split(',')
   config = get_config()
   config.family = family
   c, d, p, e = config.context, config.diffusion, config.planner, config.eval
@@ -438,4 +448,17 @@ def locomotion_config(preset: str, family: str, *, history: int, horizon: int,
   elif preset != 'cpu':
     raise ValueError(f"preset must be 'paper', 'cpu' or 'test', got {preset!r}")
   prompt_dt_presets(config, preset)
+  for option in options:
+    if option != 'prompt_dt_split':
+      raise ValueError(f"unknown preset option {option!r} (known: 'prompt_dt_split')")
+    if family not in PROMPT_DT_SPLITS:
+      raise ValueError(f'prompt_dt_split: {family} has no Prompt-DT split other than its own '
+                       f'(one exists for {sorted(PROMPT_DT_SPLITS)})')
+    config.env.task_split = 'prompt_dt'
+    config.env.num_tasks, config.env.num_test_tasks = PROMPT_DT_SPLITS[family]
   return config
+
+
+# The Prompt-DT repository's (num_tasks, num_test_tasks) (`mdx.envs.locomotion.PROMPT_DT_SIZES`;
+# Cheetah-Dir's two tasks are already its split).
+PROMPT_DT_SPLITS = {'cheetah_vel': (40, 5), 'ant_dir': (50, 5)}

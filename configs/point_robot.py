@@ -86,7 +86,7 @@ def get_config(preset: str = 'cpu') -> ml_collections.ConfigDict:
     e.num_eval_seeds = 2
     e.warm_starts = ('expert', 'random')
     e.methods = ('MetaDiffuser', 'MetaDiffuser-NoGuide', 'Ours+GT', 'UDiffuser', 'CVAE-Planner',
-                 'PromptDT', 'PromptDiffuser', 'MTDiff-P', 'FOCAL', 'CORRO', 'Ours+CORRO',
+                 'PromptDT', 'PromptDT-FT', 'PromptDiffuser', 'MTDiff-P', 'FOCAL', 'CORRO', 'Ours+CORRO',
                  'Oracle', 'Random')
   else:
     raise ValueError(f"preset must be 'paper', 'cpu', 'demo' or 'test', got {preset!r}")

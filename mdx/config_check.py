@@ -236,6 +236,9 @@ def check_config(config, family=None) -> None:
   c.tiers(t + 'tiers', within=tuple(x for x in TIERS if x in episodes))
   c.real(t + 'target_return', -math.inf, low_open=True)
   c.real(t + 'return_scale', 0, low_open=True)
+  c.int(t + 'finetune_steps', 0, note=' (PromptDT-FT; 0: Prompt-DT unchanged)')
+  c.int(t + 'finetune_batch', 1)
+  c.real(t + 'finetune_learning_rate', 0, low_open=True)
 
   m = 'mtdiff.'
   for name in ('prompt_len', 'history', 'num_layers', 'hidden', 'mlp_layers',

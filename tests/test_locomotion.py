@@ -102,6 +102,33 @@ def test_registry_and_splits():
     make_family('cheetah_vel', cone='round')
 
 
+def test_prompt_dt_task_splits():
+  """The Prompt-DT repository's splits (papers 003 and 004): its test velocities and angles, the
+  other tasks training, set by the config's preset option; a size mismatch names the fields."""
+  from configs import ant_dir, cheetah_vel  # pylint: disable=g-import-not-at-top
+  from mdx.envs import family_from_config  # pylint: disable=g-import-not-at-top
+  vel = family_from_config(cheetah_vel.get_config('test,prompt_dt_split'))
+  np.testing.assert_allclose(vel.test_tasks().params[:, 0], [0.225, 0.6, 1.2, 1.8, 2.025],
+                             rtol=1e-6)
+  np.testing.assert_allclose(np.sort(vel.all_tasks().params[:, 0]), np.linspace(0.075, 3, 40),
+                             rtol=1e-6)
+  assert vel.train_tasks().params.shape == (35, 1)
+  np.testing.assert_array_equal(vel.all_tasks().task_id, np.arange(40))
+  assert vel.validation_tasks().task_id.min() == 40
+  ant = family_from_config(ant_dir.get_config('test,prompt_dt_split'))
+  np.testing.assert_allclose(ant.test_tasks().params[:, 0],
+                             [0.2454, 1.7781, 0.9042, 3.5688, 4.1419])
+  train = np.asarray(ant.train_tasks().params)
+  assert train.shape == (45, 1) and 0 <= train.min() and train.max() < 2 * math.pi
+  with pytest.raises(ValueError, match='env.num_test_tasks=5'):
+    make_family('cheetah_vel', task_split='prompt_dt')
+  with pytest.raises(ValueError, match='task_split must be one of'):
+    make_family('ant_dir', task_split='prompt-dt')
+  with pytest.raises(ValueError, match='no Prompt-DT split other than its own'):
+    from configs import cheetah_dir  # pylint: disable=g-import-not-at-top
+    cheetah_dir.get_config('cpu,prompt_dt_split')
+
+
 def test_cheetah_vel_reward_is_hand_computed(cheetah):
   compiled, tasks, actions, _, (_, before, after) = cheetah
   family = compiled.family

@@ -177,3 +177,50 @@ def test_a_traced_target_return_starts_as_the_configured_one(test_config, data_w
   np.testing.assert_array_equal(s_knob.return_to_go, s_config.return_to_go)
   np.testing.assert_array_equal(a_knob, a_config)
   assert methods.get_method('PromptDT').sweepable == ('target_return',)
+
+
+def test_fine_tuning_adapts_each_environment_and_zero_steps_is_prompt_dt(test_config,
+                                                                         data_workdir):
+  """Prompt-DT-FT: with no fine-tuning steps it acts as Prompt-DT, action for action; with some,
+  each environment's network fits its own task's warm-start data better than the trained one
+  does, and environments of different tasks end with different networks."""
+  from mdx.methods.prompt_dt import finetune as dt_ft  # pylint: disable=g-import-not-at-top
+  from mdx.methods.prompt_dt import train as dt_train  # pylint: disable=g-import-not-at-top
+  family = family_from_config(test_config)
+  warm = mdata.load_dataset(data_workdir, family, 'validation', 'expert')
+  tasks = family.split_tasks('validation')
+  scales = dt_data.make_scales(mdata.load_dataset(data_workdir, family, 'train', 'expert'),
+                               family, test_config.prompt_dt.return_scale)
+  net = dt_train.init_state(test_config, family, jax.random.PRNGKey(3)).params
+  params = {'net': net, 'scales': scales}
+  rng, obs = jax.random.PRNGKey(1), jnp.ones((tasks.task_id.shape[0], family.obs_dim))
+  frozen = copy.deepcopy(test_config)
+  frozen.prompt_dt.finetune_steps = 0
+  dt, ft0 = prompt_dt_policy(test_config, family, params), dt_ft.prompt_dt_ft_policy(
+      frozen, family, params)
+  a_dt, s_dt, _ = dt.act(dt.init(rng, tasks, warm), obs, rng)
+  a_ft, s_ft, _ = ft0.act(ft0.init(rng, tasks, warm), obs, rng)
+  np.testing.assert_allclose(a_ft, a_dt, atol=1e-6)
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, atol=1e-6), s_ft.dt, s_dt)
+
+  tuned = copy.deepcopy(test_config)
+  tuned.prompt_dt.finetune_steps, tuned.prompt_dt.finetune_batch = 30, 8
+  tuned.prompt_dt.finetune_learning_rate = 3e-3
+  state = dt_ft.prompt_dt_ft_policy(tuned, family, params).init(rng, tasks, warm)
+  arrays = dt_data.episode_arrays(warm)
+  model = dt_ft.build_model(tuned, family)
+
+  def fit(p, i):  # the action MSE on task i's warm-start data, fixed segments, no dropout
+    one = jax.tree.map(lambda x: x[i:i + 1], arrays)
+    prompts, segments = dt_data.sample_batch(jax.random.PRNGKey(9), one, one, 64,
+                                             tuned.prompt_dt.context_len,
+                                             tuned.prompt_dt.prompt_len, scales)
+    err = jnp.square(model.apply(p, prompts, segments) - segments.actions).mean(-1)
+    return float(jnp.sum(jnp.where(segments.mask, err, 0.0)) / segments.mask.sum())
+
+  for i in range(3):
+    own = jax.tree.map(lambda x: x[i], state.net)
+    assert fit(own, i) < 0.8 * fit(net, i), i
+  first, second = (jax.tree.leaves(jax.tree.map(lambda x: x[i], state.net))[0] for i in (0, 1))
+  assert float(jnp.abs(first - second).max()) > 1e-4
+  assert methods.get_method('PromptDT-FT').stages == methods.get_method('PromptDT').stages

@@ -124,6 +124,7 @@ def test_pipeline_end_to_end(test_config, data_workdir):
   assert set(by) == {('Oracle', 'n/a'), ('Random', 'n/a'), ('UDiffuser', 'n/a'),
                      ('MetaDiffuser', 'expert'), ('MetaDiffuser', 'random'),
                      ('PromptDT', 'expert'), ('PromptDT', 'random'), ('Ours+GT', 'n/a'),
+                     ('PromptDT-FT', 'expert'), ('PromptDT-FT', 'random'),
                      ('MTDiff-P', 'expert'), ('MTDiff-P', 'random'),
                      ('PromptDiffuser', 'expert'), ('PromptDiffuser', 'random'),
                      ('MetaDiffuser-NoGuide', 'expert'), ('MetaDiffuser-NoGuide', 'random'),

@@ -205,11 +205,48 @@ def _brax_numerics():
 # --- reward-change families ------------------------------------------------------------------
 
 
+# Task splits (`task_split`) of Cheetah-Vel and Ant-Dir:
+# - 'metadiffuser' (default): `num_tasks` tasks drawn from `task_seed`, the last `num_test_tasks`
+#   the test split (MetaDiffuser's 40 = 30 + 10);
+# - 'prompt_dt': the Prompt-DT repository's split, which papers 003 and 004 use. Cheetah-Vel: its
+#   40 velocities `linspace(0.075, 3, 40)`, test indices 2, 7, 15, 23, 26 (v = 0.225, 0.6, 1.2,
+#   1.8, 2.025), the other 35 training. Ant-Dir (`ant_dir_50`): 45 training and 5 test angles;
+#   the test angles are the repository's (decoded from its task files, to 4 decimals), its
+#   training angles are not published apart from its data, so mdx draws 45 from `task_seed`
+#   (U[0, 2 pi), as the repository's were drawn). Training tasks come first, then the test tasks.
+# The validation split is drawn from the task distribution either way.
+TASK_SPLITS = ('metadiffuser', 'prompt_dt')
+PROMPT_DT_VELOCITIES = 0.075 * np.arange(1, 41, dtype=np.float32)  # linspace(0.075, 3, 40)
+PROMPT_DT_TEST = {'cheetah_vel': (2, 7, 15, 23, 26),  # indices into the velocities
+                  'ant_dir': (0.2454, 1.7781, 0.9042, 3.5688, 4.1419)}  # angles
+PROMPT_DT_SIZES = {'cheetah_vel': (40, 5), 'ant_dir': (50, 5)}  # (num_tasks, num_test_tasks)
+
+
+def _check_split(family) -> None:
+  if family.task_split not in TASK_SPLITS:
+    raise ValueError(f'{type(family).__name__}.task_split must be one of {TASK_SPLITS}, got '
+                     f'{family.task_split!r}')
+  if family.task_split == 'prompt_dt':
+    want = PROMPT_DT_SIZES[family.name]
+    if (family.num_tasks, family.num_test_tasks) != want:
+      raise ValueError(
+          f"{type(family).__name__} with task_split='prompt_dt' has {want[0]} tasks, {want[1]} "
+          f'of them test: got num_tasks={family.num_tasks}, num_test_tasks='
+          f'{family.num_test_tasks} (set env.num_tasks={want[0]}, env.num_test_tasks={want[1]}, '
+          "or use the config's ',prompt_dt_split' preset option)")
+
+
+def _prompt_dt_tasks(train: np.ndarray, test: np.ndarray) -> Task:
+  params = jnp.asarray(np.concatenate([train, test]).reshape(-1, 1), jnp.float32)
+  return Task(params=params, task_id=jnp.arange(params.shape[0], dtype=jnp.int32))
+
+
 @dataclasses.dataclass(frozen=True)
 class CheetahVel(BraxFamily):
   """Half-Cheetah running at a target speed: `r = -|v_x - v_goal| - 0.05 ||a||^2`.
 
-  Task params: `[v_goal]`, `v_goal ~ U[0, max_velocity]`. Never terminates early.
+  Task params: `[v_goal]`, `v_goal ~ U[0, max_velocity]`. Never terminates early. `task_split`:
+  MetaDiffuser's draw or Prompt-DT's fixed velocities (`TASK_SPLITS`).
   """
   env_name: ClassVar[str] = 'halfcheetah'
   state_labels = _PLANAR_LABELS
@@ -220,9 +257,21 @@ class CheetahVel(BraxFamily):
   backend: str = 'spring'
   ctrl_cost_weight: float = 0.05
   max_velocity: float = 3.0
+  task_split: str = 'metadiffuser'
+
+  def __post_init__(self):
+    _check_split(self)
+    super().__post_init__()
 
   def sample_task_params(self, rng: jax.Array, n: int) -> jax.Array:
     return jax.random.uniform(rng, (n, 1), minval=0.0, maxval=self.max_velocity)
+
+  def all_tasks(self) -> Task:
+    if self.task_split == 'metadiffuser':
+      return super().all_tasks()
+    test = np.asarray(PROMPT_DT_TEST[self.name])
+    train = np.delete(np.arange(len(PROMPT_DT_VELOCITIES)), test)
+    return _prompt_dt_tasks(PROMPT_DT_VELOCITIES[train], PROMPT_DT_VELOCITIES[test])
 
   def task_reward(self, task: Task, velocity: jax.Array, action: jax.Array) -> jax.Array:
     return (-jnp.abs(velocity[0] - task.params[0])
@@ -281,7 +330,8 @@ class AntDir(BraxFamily):
 
   `r = v_xy . (cos theta, sin theta) - 0.5 ||a||^2 + 1` (survive bonus); the episode ends when the
   torso height leaves `[0.2, 1.0]`. Task params: `[theta]`, `theta ~ U[0, 2 pi)`; policies see
-  `(cos theta, sin theta)` (`task_features`).
+  `(cos theta, sin theta)` (`task_features`). `task_split`: MetaDiffuser's draw or Prompt-DT's
+  (`TASK_SPLITS`).
   """
   env_name: ClassVar[str] = 'ant'
   state_labels = _ANT_LABELS
@@ -293,9 +343,22 @@ class AntDir(BraxFamily):
   ctrl_cost_weight: float = 0.5
   survive_bonus: float = 1.0
   healthy_z_range: tuple[float, float] = (0.2, 1.0)
+  task_split: str = 'metadiffuser'
+
+  def __post_init__(self):
+    _check_split(self)
+    super().__post_init__()
 
   def sample_task_params(self, rng: jax.Array, n: int) -> jax.Array:
     return jax.random.uniform(rng, (n, 1), minval=0.0, maxval=2 * math.pi)
+
+  def all_tasks(self) -> Task:
+    if self.task_split == 'metadiffuser':
+      return super().all_tasks()
+    test = np.asarray(PROMPT_DT_TEST[self.name], np.float32)
+    train = self.sample_task_params(jax.random.PRNGKey(self.task_seed),
+                                    self.num_tasks - self.num_test_tasks)
+    return _prompt_dt_tasks(np.asarray(train)[:, 0], test)
 
   def task_features(self, params: jax.Array) -> jax.Array:
     return jnp.concatenate([jnp.cos(params), jnp.sin(params)], axis=-1)

@@ -23,6 +23,7 @@ REGISTRY: dict[str, Method] = {m.name: m for m in (
     metadiffuser.UDIFFUSER,
     cvae_planner.CVAE_PLANNER,
     prompt_dt.PROMPT_DT,
+    prompt_dt.PROMPT_DT_FT,
     mtdiff.MTDIFF_P,
     prompt_diffuser.PROMPT_DIFFUSER,
     focal.FOCAL,
