@@ -128,6 +128,30 @@ _TD_ROWS = {'point_robot': ((-5.99, 0.26), (-5.59, 0.57), (-4.43, 0.26)),
 for _family, (_focal, _corro, _ours_corro) in _TD_ROWS.items():
   PAPER_ROWS[_family].update({('FOCAL', 'expert'): _focal, ('CORRO', 'expert'): _corro,
                               ('Ours+CORRO', 'expert'): _ours_corro})
+# Papers 004 (Prompt Diffuser; Table 1, and Table 2's expert-dataset row for the medium prompts)
+# and 003 (MTDiff; Table 5) on Prompt-DT's task split: return mean ± std over 3 seeds, by mdx
+# method and warm-start tier (the tier is the few-shot data: the prompt, the fine-tuning data).
+OVERLAP_004 = {
+    'cheetah_vel': {('PromptDT', 'random'): (-127.7, 9.9, 'T1'),
+                    ('PromptDT', 'medium'): (-49.9, 1.6, 'T2'),
+                    ('PromptDT', 'expert'): (-43.5, 3.4, 'T1'),
+                    ('PromptDT-FT', 'expert'): (-40.1, 3.8, 'T1'),
+                    ('PromptDiffuser', 'expert'): (-35.3, 2.4, 'T1'),
+                    ('PromptDiffuser', 'medium'): (-34.2, 2.8, 'T2'),
+                    ('PromptDiffuser', 'random'): (-33.5, 2.0, 'T2')},
+    'ant_dir': {('PromptDT', 'random'): (278.7, 38.7, 'T1'),
+                ('PromptDT', 'expert'): (420.2, 5.1, 'T1'),
+                ('PromptDT-FT', 'expert'): (425.2, 8.6, 'T1'),
+                ('PromptDiffuser', 'expert'): (432.1, 6.7, 'T1')},
+    'cheetah_dir': {('PromptDT', 'random'): (935.3, 2.6, 'T1'),
+                    ('PromptDT', 'expert'): (934.6, 4.4, 'T1'),
+                    ('PromptDT-FT', 'expert'): (936.9, 4.8, 'T1'),
+                    ('PromptDiffuser', 'expert'): (945.3, 7.2, 'T1')}}
+OVERLAP_003 = {'cheetah_vel': {('MTDiff-P', 'expert'): (-29.09, 0.31),
+                               ('PromptDT', 'expert'): (-34.43, 2.33)},
+               'ant_dir': {('MTDiff-P', 'expert'): (602.17, 1.68),
+                           ('PromptDT', 'expert'): (409.81, 9.69)}}
+OVERLAP_METHODS = ('MetaDiffuser', 'PromptDT', 'PromptDT-FT', 'PromptDiffuser', 'MTDiff-P')
 # The issue's targets for MetaDiffuser's normalized score with expert warm-start data.
 TARGETS = {'point_robot': 0.93, 'cheetah_vel': 0.90, 'cheetah_dir': 0.95, 'ant_dir': 0.80,
            'walker_param': 0.83, 'hopper_param': 0.84}
@@ -387,6 +411,48 @@ def _runs(family_dir: pathlib.Path) -> dict[str, dict]:
   return out
 
 
+def _prompt_dt_split(family_dir: pathlib.Path, run: str) -> bool:
+  """Whether the family's run `run` used Prompt-DT's task split (its committed config's
+  `env.task_split`)."""
+  path = family_dir / (f'config_{run}.json' if run else 'config.json')
+  return (path.exists()
+          and json.loads(path.read_text()).get('env', {}).get('task_split') == 'prompt_dt')
+
+
+def _overlap_lines(order) -> list[str]:
+  """Papers 003 and 004 beside the runs made on Prompt-DT's task split."""
+  lines = []
+  for f in order:
+    for run, got in _runs(RESULTS / f).items():
+      if not _prompt_dt_split(RESULTS / f, run):
+        continue
+      for m in OVERLAP_METHODS:
+        for t in TIERS:
+          r = got.get((m, t))
+          if r is None:
+            continue
+          p4, p3 = OVERLAP_004.get(f, {}).get((m, t)), OVERLAP_003.get(f, {}).get((m, t))
+          lines.append(
+              f"| {PAPER[f]['name']} | {run} | {m} | {t} | {r['mean_return']:.2f} "
+              f"[{r['return_ci_low']:.2f}, {r['return_ci_high']:.2f}] | {_cell(r)} | "
+              f"{r['num_train_seeds']} / {r['num_eval_seeds']} | "
+              + (f'{p4[0]} ± {p4[1]} ({p4[2]})' if p4 else '-') + ' | '
+              + (f'{p3[0]} ± {p3[1]}' if p3 else '-') + ' |')
+  if not lines:
+    return []
+  return ['', "## Papers 003 and 004 on Prompt-DT's task split (test split)", '',
+          "Runs made with Prompt-DT's task split (`configs/<family>.py:cpu,prompt_dt_split`: its "
+          'test tasks, the other tasks training), beside paper 004 (Prompt Diffuser: its Table 1 '
+          "(T1) and, for medium prompts, Table 2's expert-dataset row (T2)) and paper 003 (MTDiff: "
+          'Table 5). The warm-start tier is the few-shot data of the task: Prompt-DT\'s prompt, '
+          "the fine-tuning data of PromptDT-FT and Prompt Diffuser, MTDiff-P's prompt, "
+          "MetaDiffuser's context. Return with its 95% interval; the papers': mean ± std over 3 "
+          'seeds. Compare orderings, not absolute returns (other simulators, experts and data).',
+          '', '| family | run | method | warm start | return | normalized score | '
+          'seeds (train / eval) | paper 004 | paper 003 |', '|---|---|---|---|---|---|---|---|---|'
+          ] + lines
+
+
 def _cell(r: dict) -> str:
   return f"{r['normalized_score']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
 
@@ -462,6 +528,8 @@ def render() -> str:
             '|---|---|---|---|---|---|---|---|---|']
   for f in order:
     for run, got in _runs(RESULTS / f).items():
+      if _prompt_dt_split(RESULTS / f, run):  # its own section (another task split)
+        continue
       for m in METHODS:
         for t in TIERS + ('n/a',):
           r = got.get((m, t))
@@ -475,6 +543,7 @@ def render() -> str:
                        f"{r['mean_return']:.2f} | {_cell(r)} | {drop} | "
                        f"{r['num_train_seeds']} / {r['num_eval_seeds']} | "
                        + (f'{paper[0]} ± {paper[1]}' if paper else '-') + ' |')
+  lines += _overlap_lines(order)
   lines += _ablation_lines(order)
   lines += _few_step_lines(order)
   lines += _video_lines(order)
