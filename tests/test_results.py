@@ -143,3 +143,29 @@ def test_add_sweep_never_overwrites_another_committed_sweep(tmp_path):
   assert (results / 'toy' / 'sweeps' / 'guide_scale_validation.txt').read_text() == 'first\n'
   assert make_results.add_sweep(folder, 'guide_form_mean', results=results).endswith(
       'guide_form_mean_validation')
+
+
+def test_a_prompt_dt_split_run_is_listed_beside_papers_003_and_004_only(tmp_path, monkeypatch):
+  """A run on Prompt-DT's task split gets its own section with the papers' returns, and stays out
+  of the every-method table (another split); a run on MetaDiffuser's split gets no such row."""
+  import json  # pylint: disable=g-import-not-at-top
+  mr = _make_results()
+  monkeypatch.setattr(mr, 'RESULTS', tmp_path)
+  family = tmp_path / 'cheetah_vel'
+  family.mkdir()
+  rows = [_record('PromptDT', -40.0, 'expert'), _record('PromptDT-FT', -38.0, 'expert'),
+          _record('MTDiff-P', -30.0, 'expert'), _record('Oracle', 10.0), _record('Random', 0.0)]
+  for run, split in (('pdt', 'prompt_dt'), ('methods_seed0', None)):
+    (family / f'results_test_{run}.json').write_text(json.dumps(rows))
+    (family / f'config_{run}.json').write_text(json.dumps(
+        {'family': 'cheetah_vel', 'env': {'task_split': split} if split else {}}))
+  lines = mr._overlap_lines(['cheetah_vel'])  # pylint: disable=protected-access
+  table = [l for l in lines if l.startswith('| Cheetah-Vel')]
+  assert [l.split(' | ')[1:4] for l in table] == [['pdt', 'PromptDT', 'expert'],
+                                                   ['pdt', 'PromptDT-FT', 'expert'],
+                                                   ['pdt', 'MTDiff-P', 'expert']]
+  assert table[0].endswith('| -43.5 ± 3.4 (T1) | -34.43 ± 2.33 |')
+  assert table[2].endswith('| - | -29.09 ± 0.31 |')
+  on_split = mr._prompt_dt_split  # pylint: disable=protected-access
+  assert on_split(family, 'pdt') and not on_split(family, 'methods_seed0')
+  assert mr._overlap_lines(['point_robot']) == []  # pylint: disable=protected-access
