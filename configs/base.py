@@ -451,14 +451,12 @@ def locomotion_config(preset: str, family: str, *, history: int, horizon: int,
   for option in options:
     if option != 'prompt_dt_split':
       raise ValueError(f"unknown preset option {option!r} (known: 'prompt_dt_split')")
-    if family not in PROMPT_DT_SPLITS:
+    # The family's own sizes of the split (imported here only: Brax loads with it). Cheetah-Dir's
+    # two tasks are already its split.
+    from mdx.envs.locomotion import PROMPT_DT_SIZES  # pylint: disable=g-import-not-at-top
+    if family not in PROMPT_DT_SIZES:
       raise ValueError(f'prompt_dt_split: {family} has no Prompt-DT split other than its own '
-                       f'(one exists for {sorted(PROMPT_DT_SPLITS)})')
+                       f'(one exists for {sorted(PROMPT_DT_SIZES)})')
     config.env.task_split = 'prompt_dt'
-    config.env.num_tasks, config.env.num_test_tasks = PROMPT_DT_SPLITS[family]
+    config.env.num_tasks, config.env.num_test_tasks = PROMPT_DT_SIZES[family]
   return config
-
-
-# The Prompt-DT repository's (num_tasks, num_test_tasks) (`mdx.envs.locomotion.PROMPT_DT_SIZES`;
-# Cheetah-Dir's two tasks are already its split).
-PROMPT_DT_SPLITS = {'cheetah_vel': (40, 5), 'ant_dir': (50, 5)}

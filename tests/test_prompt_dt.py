@@ -155,16 +155,21 @@ def test_in_graph_rollout_matches_a_step_by_step_loop(test_config, data_workdir)
     env = nxt
 
 
+def _untrained(config, workdir):
+  """`(family, validation warm-start data, validation tasks, scales, an untrained network)`."""
+  from mdx.methods.prompt_dt import train as dt_train  # pylint: disable=g-import-not-at-top
+  family = family_from_config(config)
+  warm = mdata.load_dataset(workdir, family, 'validation', 'expert')
+  scales = dt_data.make_scales(mdata.load_dataset(workdir, family, 'train', 'expert'),
+                               family, config.prompt_dt.return_scale)
+  net = dt_train.init_state(config, family, jax.random.PRNGKey(3)).params
+  return family, warm, family.split_tasks('validation'), scales, net
+
+
 def test_a_traced_target_return_starts_as_the_configured_one(test_config, data_workdir):
   """The sweep's knob (`params['knobs']['target_return']`) replaces the config's target return,
   and only it: the same first return-to-go and the same first action as a config set to it."""
-  from mdx.methods.prompt_dt import train as dt_train  # pylint: disable=g-import-not-at-top
-  family = family_from_config(test_config)
-  warm = mdata.load_dataset(data_workdir, family, 'validation', 'expert')
-  tasks = family.split_tasks('validation')
-  scales = dt_data.make_scales(mdata.load_dataset(data_workdir, family, 'train', 'expert'),
-                               family, test_config.prompt_dt.return_scale)
-  net = dt_train.init_state(test_config, family, jax.random.PRNGKey(3)).params
+  family, warm, tasks, scales, net = _untrained(test_config, data_workdir)
   set_in_config = copy.deepcopy(test_config)
   set_in_config.prompt_dt.target_return = -7.0
   rng, obs = jax.random.PRNGKey(1), jnp.zeros((tasks.task_id.shape[0], family.obs_dim))
@@ -185,13 +190,7 @@ def test_fine_tuning_adapts_each_environment_and_zero_steps_is_prompt_dt(test_co
   each environment's network fits its own task's warm-start data better than the trained one
   does, and environments of different tasks end with different networks."""
   from mdx.methods.prompt_dt import finetune as dt_ft  # pylint: disable=g-import-not-at-top
-  from mdx.methods.prompt_dt import train as dt_train  # pylint: disable=g-import-not-at-top
-  family = family_from_config(test_config)
-  warm = mdata.load_dataset(data_workdir, family, 'validation', 'expert')
-  tasks = family.split_tasks('validation')
-  scales = dt_data.make_scales(mdata.load_dataset(data_workdir, family, 'train', 'expert'),
-                               family, test_config.prompt_dt.return_scale)
-  net = dt_train.init_state(test_config, family, jax.random.PRNGKey(3)).params
+  family, warm, tasks, scales, net = _untrained(test_config, data_workdir)
   params = {'net': net, 'scales': scales}
   rng, obs = jax.random.PRNGKey(1), jnp.ones((tasks.task_id.shape[0], family.obs_dim))
   frozen = copy.deepcopy(test_config)

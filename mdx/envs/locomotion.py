@@ -222,27 +222,36 @@ PROMPT_DT_TEST = {'cheetah_vel': (2, 7, 15, 23, 26),  # indices into the velocit
 PROMPT_DT_SIZES = {'cheetah_vel': (40, 5), 'ant_dir': (50, 5)}  # (num_tasks, num_test_tasks)
 
 
-def _check_split(family) -> None:
-  if family.task_split not in TASK_SPLITS:
-    raise ValueError(f'{type(family).__name__}.task_split must be one of {TASK_SPLITS}, got '
-                     f'{family.task_split!r}')
-  if family.task_split == 'prompt_dt':
-    want = PROMPT_DT_SIZES[family.name]
-    if (family.num_tasks, family.num_test_tasks) != want:
-      raise ValueError(
-          f"{type(family).__name__} with task_split='prompt_dt' has {want[0]} tasks, {want[1]} "
-          f'of them test: got num_tasks={family.num_tasks}, num_test_tasks='
-          f'{family.num_test_tasks} (set env.num_tasks={want[0]}, env.num_test_tasks={want[1]}, '
-          "or use the config's ',prompt_dt_split' preset option)")
+class _TaskSplits:
+  """`task_split` for a family with a `task_split` field (`TASK_SPLITS`): the check, and
+  `all_tasks` from `prompt_dt_params()` (training then test parameters, `[n]` each) for
+  'prompt_dt'."""
 
+  def __post_init__(self):
+    name = type(self).__name__
+    if self.task_split not in TASK_SPLITS:
+      raise ValueError(f'{name}.task_split must be one of {TASK_SPLITS}, got '
+                       f'{self.task_split!r}')
+    if self.task_split == 'prompt_dt':
+      want = PROMPT_DT_SIZES[self.name]
+      if (self.num_tasks, self.num_test_tasks) != want:
+        raise ValueError(
+            f"{name} with task_split='prompt_dt' has {want[0]} tasks, {want[1]} of them test: "
+            f'got num_tasks={self.num_tasks}, num_test_tasks={self.num_test_tasks} (set '
+            f'env.num_tasks={want[0]}, env.num_test_tasks={want[1]}, or use the config\'s '
+            "',prompt_dt_split' preset option)")
+    super().__post_init__()
 
-def _prompt_dt_tasks(train: np.ndarray, test: np.ndarray) -> Task:
-  params = jnp.asarray(np.concatenate([train, test]).reshape(-1, 1), jnp.float32)
-  return Task(params=params, task_id=jnp.arange(params.shape[0], dtype=jnp.int32))
+  def all_tasks(self) -> Task:
+    if self.task_split == 'metadiffuser':
+      return super().all_tasks()
+    train, test = self.prompt_dt_params()
+    params = jnp.asarray(np.concatenate([train, test]).reshape(-1, 1), jnp.float32)
+    return Task(params=params, task_id=jnp.arange(params.shape[0], dtype=jnp.int32))
 
 
 @dataclasses.dataclass(frozen=True)
-class CheetahVel(BraxFamily):
+class CheetahVel(_TaskSplits, BraxFamily):
   """Half-Cheetah running at a target speed: `r = -|v_x - v_goal| - 0.05 ||a||^2`.
 
   Task params: `[v_goal]`, `v_goal ~ U[0, max_velocity]`. Never terminates early. `task_split`:
@@ -259,19 +268,13 @@ class CheetahVel(BraxFamily):
   max_velocity: float = 3.0
   task_split: str = 'metadiffuser'
 
-  def __post_init__(self):
-    _check_split(self)
-    super().__post_init__()
-
   def sample_task_params(self, rng: jax.Array, n: int) -> jax.Array:
     return jax.random.uniform(rng, (n, 1), minval=0.0, maxval=self.max_velocity)
 
-  def all_tasks(self) -> Task:
-    if self.task_split == 'metadiffuser':
-      return super().all_tasks()
+  def prompt_dt_params(self) -> tuple[np.ndarray, np.ndarray]:
     test = np.asarray(PROMPT_DT_TEST[self.name])
     train = np.delete(np.arange(len(PROMPT_DT_VELOCITIES)), test)
-    return _prompt_dt_tasks(PROMPT_DT_VELOCITIES[train], PROMPT_DT_VELOCITIES[test])
+    return PROMPT_DT_VELOCITIES[train], PROMPT_DT_VELOCITIES[test]
 
   def task_reward(self, task: Task, velocity: jax.Array, action: jax.Array) -> jax.Array:
     return (-jnp.abs(velocity[0] - task.params[0])
@@ -325,7 +328,7 @@ class CheetahDir(BraxFamily):
 
 
 @dataclasses.dataclass(frozen=True)
-class AntDir(BraxFamily):
+class AntDir(_TaskSplits, BraxFamily):
   """Ant running in direction theta (Prompt-DT's `ant_dir.py` reward, Brax's ant).
 
   `r = v_xy . (cos theta, sin theta) - 0.5 ||a||^2 + 1` (survive bonus); the episode ends when the
@@ -345,20 +348,13 @@ class AntDir(BraxFamily):
   healthy_z_range: tuple[float, float] = (0.2, 1.0)
   task_split: str = 'metadiffuser'
 
-  def __post_init__(self):
-    _check_split(self)
-    super().__post_init__()
-
   def sample_task_params(self, rng: jax.Array, n: int) -> jax.Array:
     return jax.random.uniform(rng, (n, 1), minval=0.0, maxval=2 * math.pi)
 
-  def all_tasks(self) -> Task:
-    if self.task_split == 'metadiffuser':
-      return super().all_tasks()
-    test = np.asarray(PROMPT_DT_TEST[self.name], np.float32)
+  def prompt_dt_params(self) -> tuple[np.ndarray, np.ndarray]:
     train = self.sample_task_params(jax.random.PRNGKey(self.task_seed),
                                     self.num_tasks - self.num_test_tasks)
-    return _prompt_dt_tasks(np.asarray(train)[:, 0], test)
+    return np.asarray(train)[:, 0], np.asarray(PROMPT_DT_TEST[self.name], np.float32)
 
   def task_features(self, params: jax.Array) -> jax.Array:
     return jnp.concatenate([jnp.cos(params), jnp.sin(params)], axis=-1)

@@ -13,7 +13,6 @@ environment's own network. With `finetune_steps = 0` it is Prompt-DT, action for
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import optax
 from flax import struct
 
@@ -50,15 +49,15 @@ def make_finetune(config, family, scales: dt_data.Scales):
       batch_key, dropout_key = jax.random.split(key)
       prompts, segments = dt_data.sample_batch(batch_key, arrays, arrays, batch, t.context_len,
                                                t.prompt_len, scales)
-      grads, metrics = jax.grad(lambda p: loss_fn(model, p, prompts, segments, dropout_key),
-                                has_aux=True)(params)
+      grads, _ = jax.grad(lambda p: loss_fn(model, p, prompts, segments, dropout_key),
+                          has_aux=True)(params)
       updates, opt_state = opt.update(grads, opt_state, params)
-      return (optax.apply_updates(params, updates), opt_state), metrics['loss']
+      return (optax.apply_updates(params, updates), opt_state), None
 
     if steps == 0:
-      return net, jnp.zeros((0,))
-    (net, _), losses = jax.lax.scan(update, (net, opt.init(net)), jax.random.split(rng, steps))
-    return net, losses
+      return net
+    (net, _), _ = jax.lax.scan(update, (net, opt.init(net)), jax.random.split(rng, steps))
+    return net
   return finetune
 
 
@@ -72,7 +71,7 @@ def prompt_dt_ft_policy(config, family, params) -> Policy:
     arrays = jax.tree.map(lambda x: x[:, None], dt_data.episode_arrays(warm))  # [B, 1, E, ...]
     b = tasks.task_id.shape[0]
     keys = jax.random.split(jax.random.fold_in(rng, 1), b)
-    nets, _ = jax.vmap(lambda a, k: finetune(p['net'], a, k))(arrays, keys)
+    nets = jax.vmap(lambda a, k: finetune(p['net'], a, k))(arrays, keys)
     return FTState(dt=state, net=nets)
 
   def act(p, state, obs, rng):
