@@ -171,6 +171,11 @@ def get_config() -> ml_collections.ConfigDict:
   # task's warm-start data, in the policy's init (004: AdamW 1e-4, 20 epochs x 100 steps, batch
   # 32 as its Table 4's fine-tuning; the reference's `--finetune`: 10 steps of 256).
   t.finetune_steps, t.finetune_batch, t.finetune_learning_rate = 2000, 32, 1e-4
+  # The warm-start tier the prompt is taken from (Prompt-DT, PromptDT-FT, and the y of Prompt
+  # Diffuser's prompt): '' for the tier under evaluation, which is also the data PromptDT-FT and
+  # Prompt Diffuser fine-tune on; a tier name for paper 004's Table 2 grid (rows: the data's
+  # tier, columns: the prompt's). A policy field: training never reads it.
+  t.prompt_tier = ''
 
   m = config.mtdiff = ml_collections.ConfigDict()  # MTDiff-P (reference: tinnerhrhe/MTDiff)
   m.prompt_len = 20  # J: demonstration steps (s, a) of the task (paper: 20)

@@ -154,6 +154,16 @@ OVERLAP_003 = {'cheetah_vel': {('MTDiff-P', 'expert'): (-29.09, 0.31),
                'ant_dir': {('MTDiff-P', 'expert'): (602.17, 1.68),
                            ('PromptDT', 'expert'): (409.81, 9.69)}}
 OVERLAP_METHODS = ('MetaDiffuser', 'PromptDT', 'PromptDT-FT', 'PromptDiffuser', 'MTDiff-P')
+# Paper 004's Table 2 (Cheetah-Vel): Prompt Diffuser's return, mean ± std over 3 seeds, by the
+# quality of the data it is fine-tuned on (mdx: the warm-start tier under evaluation) and of the
+# prompt its y is copied from (mdx: `prompt_dt.prompt_tier`, '' being the evaluated tier).
+GRID_004 = {'cheetah_vel': {
+    ('expert', 'expert'): (-32.6, 1.3), ('expert', 'medium'): (-34.2, 2.8),
+    ('expert', 'random'): (-33.5, 2.0), ('medium', 'expert'): (-34.2, 2.8),
+    ('medium', 'medium'): (-33.5, 2.0), ('medium', 'random'): (-34.4, 2.4),
+    ('random', 'expert'): (-33.5, 2.0), ('random', 'medium'): (-33.2, 2.2),
+    ('random', 'random'): (-32.5, 1.6)}}
+GRID_METHODS = ('PromptDiffuser', 'PromptDT-FT')
 # The issue's targets for MetaDiffuser's normalized score with expert warm-start data.
 TARGETS = {'point_robot': 0.93, 'cheetah_vel': 0.90, 'cheetah_dir': 0.95, 'ant_dir': 0.80,
            'walker_param': 0.83, 'hopper_param': 0.84}
@@ -421,12 +431,58 @@ def _prompt_dt_split(family_dir: pathlib.Path, run: str) -> bool:
           and json.loads(path.read_text()).get('env', {}).get('task_split') == 'prompt_dt')
 
 
+def _prompt_tier(family_dir: pathlib.Path, run: str) -> str:
+  """The run's `prompt_dt.prompt_tier` ('' where the prompt came from the evaluated tier)."""
+  path = family_dir / (f'config_{run}.json' if run else 'config.json')
+  return (json.loads(path.read_text()).get('prompt_dt', {}).get('prompt_tier', '')
+          if path.exists() else '')
+
+
+def _grid_lines(order) -> list[str]:
+  """Paper 004's Table 2 grid: the runs on Prompt-DT's task split, by the fine-tuning data's
+  tier (rows) and the prompt's (columns; a run without `prompt_tier` gives the diagonal)."""
+  lines = []
+  for f in order:
+    cells = {}  # (method, data tier, prompt tier) -> (run, record)
+    runs = [(_prompt_tier(RESULTS / f, run), run, got) for run, got in _runs(RESULTS / f).items()
+            if _prompt_dt_split(RESULTS / f, run)]
+    for prompt, run, got in sorted(runs, key=lambda x: x[0] != ''):  # the diagonal's runs first
+      for (m, t), r in got.items():
+        if m in GRID_METHODS and t in TIERS:
+          cells.setdefault((m, t, prompt or t), (run, r))
+    for m in GRID_METHODS:
+      if not any(p != t for (mm, t, p) in cells if mm == m):  # the diagonal alone: E1's table
+        continue
+      lines += ['', f"{PAPER[f]['name']}, {m} (rows: the data it is fine-tuned on; columns: the "
+                'prompt its prompt starts from):', '',
+                '| data \\ prompt | ' + ' | '.join(TIERS) + ' |', '|---' * (len(TIERS) + 1) + '|']
+      for t in TIERS:
+        row = []
+        for p in TIERS:
+          run, r = cells.get((m, t, p), (None, None))
+          paper = GRID_004.get(f, {}).get((t, p)) if m == 'PromptDiffuser' else None
+          row.append('-' if r is None else
+                     f"{r['mean_return']:.1f} [{r['return_ci_low']:.1f}, "
+                     f"{r['return_ci_high']:.1f}] ({run})"
+                     + (f' / 004: {paper[0]} ± {paper[1]}' if paper else ''))
+        lines.append(f'| {t} | ' + ' | '.join(row) + ' |')
+  if not lines:
+    return []
+  return ['', "### Paper 004's Table 2: the fine-tuning data's quality against the prompt's", '',
+          "Prompt Diffuser's y (the prompt's returns-to-go and timesteps) and PromptDT-FT's prompt "
+          'are taken from the prompt tier (`--config.prompt_dt.prompt_tier`), while both '
+          'fine-tune on the evaluated tier\'s data. Test split; return with its 95% interval, '
+          "the run in brackets, paper 004's mean ± std over 3 seeds beside (its Prompt-Tuning "
+          'DT columns have no mdx counterpart).'] + lines
+
+
 def _overlap_lines(order) -> list[str]:
-  """Papers 003 and 004 beside the runs made on Prompt-DT's task split."""
+  """Papers 003 and 004 beside the runs made on Prompt-DT's task split (the prompt taken from
+  the evaluated tier; the grid's other runs are `_grid_lines`')."""
   lines = []
   for f in order:
     for run, got in _runs(RESULTS / f).items():
-      if not _prompt_dt_split(RESULTS / f, run):
+      if not _prompt_dt_split(RESULTS / f, run) or _prompt_tier(RESULTS / f, run):
         continue
       for m in OVERLAP_METHODS:
         for t in TIERS:
@@ -546,7 +602,8 @@ def render() -> str:
                        f"{r['mean_return']:.2f} | {_cell(r)} | {drop} | "
                        f"{r['num_train_seeds']} / {r['num_eval_seeds']} | "
                        + (f'{paper[0]} ± {paper[1]}' if paper else '-') + ' |')
-  lines += _overlap_lines(order)
+  overlap = _overlap_lines(order)
+  lines += overlap + (_grid_lines(order) if overlap else [])
   lines += _ablation_lines(order)
   lines += _few_step_lines(order)
   lines += _video_lines(order)

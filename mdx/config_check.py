@@ -239,6 +239,7 @@ def check_config(config, family=None) -> None:
   c.int(t + 'finetune_steps', 0, note=' (PromptDT-FT; 0: Prompt-DT unchanged)')
   c.int(t + 'finetune_batch', 1)
   c.real(t + 'finetune_learning_rate', 0, low_open=True)
+  c.choice(t + 'prompt_tier', ('',) + tuple(x for x in TIERS if x in episodes))
 
   m = 'mtdiff.'
   for name in ('prompt_len', 'history', 'num_layers', 'hidden', 'mlp_layers',

@@ -223,3 +223,30 @@ def test_fine_tuning_adapts_each_environment_and_zero_steps_is_prompt_dt(test_co
   first, second = (jax.tree.leaves(jax.tree.map(lambda x: x[i], state.net))[0] for i in (0, 1))
   assert float(jnp.abs(first - second).max()) > 1e-4
   assert methods.get_method('PromptDT-FT').stages == methods.get_method('PromptDT').stages
+
+
+def test_prompts_from_another_tier_are_that_tiers_and_other_tasks_get_none(test_config,
+                                                                            data_workdir):
+  """`prompt_dt.prompt_tier` (paper 004's Table 2 grid): evaluated on expert data with the
+  random tier's prompts, Prompt-DT starts from the prompts it takes when the random tier itself
+  is evaluated (same key), on validation and test tasks alike, and not from the expert ones; a
+  training task, outside the splits read, gets a NaN prompt rather than another task's."""
+  from mdx.methods import prompt_dt  # pylint: disable=g-import-not-at-top
+  family, _, _, scales, net = _untrained(test_config, data_workdir)
+  grid = copy.deepcopy(test_config)
+  grid.prompt_dt.prompt_tier = 'random'
+  plain = prompt_dt_policy(test_config, family, {'net': net, 'scales': scales})
+  crossed = prompt_dt_policy(grid, family, prompt_dt.with_prompt_tier(
+      grid, data_workdir, family, {'net': net, 'scales': scales}))
+  rng = jax.random.PRNGKey(4)
+  for split in ('validation', 'test'):
+    tasks = family.split_tasks(split)
+    expert, random = (mdata.load_dataset(data_workdir, family, split, t)
+                      for t in ('expert', 'random'))
+    got = crossed.init(rng, tasks, expert).prompt
+    jax.tree.map(np.testing.assert_array_equal, got, plain.init(rng, tasks, random).prompt)
+    assert not np.allclose(got.states, plain.init(rng, tasks, expert).prompt.states), split
+  train = family.split_tasks('train')
+  train_warm = mdata.load_dataset(data_workdir, family, 'train', 'expert')
+  assert np.all(np.isnan(crossed.init(rng, train, train_warm).prompt.states))
+  assert prompt_dt.with_prompt_tier(test_config, data_workdir, family, {}) == {}

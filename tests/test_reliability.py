@@ -125,6 +125,8 @@ def test_non_finite_loss_stops_the_stage_before_saving(tmp_path):
     ('data.random_from', 'sideways', "must be one of ['uniform', 'checkpoint']"),
     ('focal.meta_batch', 0, 'focal.meta_batch = 0: must be an integer >= 1'),
     ('corro.temperature', 0.0, 'corro.temperature = 0.0: must be a finite number > 0'),
+    ('prompt_dt.prompt_tier', 'best', "prompt_dt.prompt_tier = 'best': must be one of ['', "
+     "'expert', 'medium', 'random']"),
     ('data.random_from', 'checkpoint', 'point_robot_random.msgpack (an early PPO checkpoint'),
 ])
 def test_bad_settings_are_named_before_any_work(test_config, field, value, expected):

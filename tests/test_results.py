@@ -169,3 +169,35 @@ def test_a_prompt_dt_split_run_is_listed_beside_papers_003_and_004_only(tmp_path
   on_split = mr._prompt_dt_split  # pylint: disable=protected-access
   assert on_split(family, 'pdt') and not on_split(family, 'methods_seed0')
   assert mr._overlap_lines(['point_robot']) == []  # pylint: disable=protected-access
+
+
+def test_the_prompt_tier_runs_fill_the_grid_of_paper_004s_table_2(tmp_path, monkeypatch):
+  """004's Table 2 grid: a run without `prompt_tier` gives the diagonal, a run with it the column
+  of that prompt tier, each cell beside 004's number; only the runs without it stay in E1's
+  table, and no grid is drawn from a diagonal alone."""
+  import json  # pylint: disable=g-import-not-at-top
+  mr = _make_results()
+  monkeypatch.setattr(mr, 'RESULTS', tmp_path)
+  family = tmp_path / 'cheetah_vel'
+  family.mkdir()
+  pd = lambda ret, tier: _record('PromptDiffuser', ret, tier)
+  runs = {'pdt': ('', [pd(-50.0, 'expert'), pd(-60.0, 'medium'), pd(-70.0, 'random')]),
+          'pdt_prompt_random': ('random', [pd(-51.0, 'expert'), pd(-61.0, 'medium'),
+                                           pd(-71.0, 'random')])}
+  for run, (prompt_tier, rows) in runs.items():
+    (family / f'results_test_{run}.json').write_text(json.dumps(rows))
+    (family / f'config_{run}.json').write_text(json.dumps(
+        {'family': 'cheetah_vel', 'env': {'task_split': 'prompt_dt'},
+         'prompt_dt': {'prompt_tier': prompt_tier}}))
+  e1 = [l for l in mr._overlap_lines(['cheetah_vel']) if l.startswith('| Cheetah-Vel')]  # pylint: disable=protected-access
+  assert {l.split(' | ')[1] for l in e1} == {'pdt'}
+  grid = [l for l in mr._grid_lines(['cheetah_vel']) if l.startswith('| ')]  # pylint: disable=protected-access
+  cells = {l.split(' | ')[0][2:]: l.split(' | ')[1:] for l in grid[1:]}
+  assert cells['expert'][0].startswith('-50.0 [') and cells['expert'][0].endswith(
+      '(pdt) / 004: -32.6 ± 1.3')
+  assert cells['medium'][1].startswith('-60.0 [')
+  assert cells['expert'][1] == '-'  # medium prompts: no run
+  assert cells['medium'][2].startswith('-61.0 [') and '(pdt_prompt_random)' in cells['medium'][2]
+  assert cells['random'][2].startswith('-70.0 [')  # the diagonal run's, not the grid run's
+  (family / 'results_test_pdt_prompt_random.json').unlink()
+  assert mr._grid_lines(['cheetah_vel']) == []  # pylint: disable=protected-access

@@ -19,8 +19,9 @@ PROMPT_DIFFUSER_STAGE = Stage(name=train.STAGE, train=train.train_prompt_diffuse
 
 
 def make_policy(config, workdir, seed, family):
-  return policy.prompt_diffuser_policy(
-      config, family, train.load_prompt_diffuser(config, workdir, seed, family))
+  params = train.load_prompt_diffuser(config, workdir, seed, family)
+  params['dt'] = prompt_dt.with_prompt_tier(config, workdir, family, params['dt'])
+  return policy.prompt_diffuser_policy(config, family, params)
 
 
 PROMPT_DIFFUSER = Method(name='PromptDiffuser', make_policy=make_policy,

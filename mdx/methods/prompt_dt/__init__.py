@@ -12,16 +12,25 @@ from mdx.methods.prompt_dt import data, finetune, model, policy, train
 
 # What training reads of the config: `config.prompt_dt` less the knobs only the policies read.
 TRAINED_FIELDS = ('prompt_dt',) + tuple(f'-prompt_dt.{f}'
-                                        for f in policy.SWEEPABLE + finetune.FINETUNE_FIELDS)
+                                        for f in policy.SWEEPABLE + policy.PROMPT_FIELDS
+                                        + finetune.FINETUNE_FIELDS)
 PROMPT_DT_STAGE = Stage(name=train.STAGE, train=train.train_prompt_dt,
                         num_train_steps=lambda config: config.prompt_dt.num_train_steps,
                         reads=TRAINED_FIELDS)
 
 
+def with_prompt_tier(config, workdir, family, params: dict) -> dict:
+  """`params` with `'prompt_data'` (`policy.load_prompt_tier`) where
+  `config.prompt_dt.prompt_tier` is set: prompts from that tier, whatever tier is evaluated."""
+  prompt_data = policy.load_prompt_tier(config, workdir, family)
+  return params if prompt_data is None else {**params, 'prompt_data': prompt_data}
+
+
 def make_policy(config, workdir, seed, family, *, traced: tuple[str, ...] = ()):
   """Prompt-DT of training seed `seed`; `traced` fields (of `policy.SWEEPABLE`) are read from
   `params['knobs']` (an evaluation sweep over target returns, tuned on validation tasks)."""
-  params = train.load_prompt_dt(config, workdir, seed, family)
+  params = with_prompt_tier(config, workdir, family, train.load_prompt_dt(config, workdir, seed,
+                                                                         family))
   if traced:
     params = {**params, 'knobs': {f: jnp.asarray(config.prompt_dt[f], jnp.float32)
                                   for f in traced}}
@@ -46,4 +55,4 @@ PROMPT_DT_FT = Method(name='PromptDT-FT', make_policy=make_ft_policy, stages=(PR
                       'data of the task (paper 004\'s Prompt-DT-FT)')
 
 __all__ = ['PROMPT_DT', 'PROMPT_DT_FT', 'PROMPT_DT_STAGE', 'TRAINED_FIELDS', 'data', 'finetune',
-           'model', 'policy', 'train']
+           'model', 'policy', 'train', 'with_prompt_tier']

@@ -2,8 +2,8 @@
 state, so a whole evaluation stays one compiled program.
 
 At `init` each environment draws one episode of its task's warm-start data (the tier under
-evaluation) and takes its prompt (`data.prompt_window`), as the reference samples one prompt per
-task per evaluation; the return-to-go starts at `target_return / return_scale`. At every step the
+evaluation, or `config.prompt_dt.prompt_tier` where set: `load_prompt_tier`) and takes its prompt
+(`data.prompt_window`), as the reference samples one prompt per task per evaluation; the return-to-go starts at `target_return / return_scale`. At every step the
 observation enters the history with a zero action and the current return-to-go, the network
 predicts the action at that state token, and the action replaces the placeholder; `observe`
 lowers the return-to-go by `reward / return_scale` (the reference's `pred_return`).
@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
+from mdx import data as mdata
 from mdx.evaluation.policy import Policy
 from mdx.methods.prompt_dt import data as dt_data
 from mdx.methods.prompt_dt.model import PromptDT, Steps
@@ -52,11 +54,35 @@ def push(history: Steps, state, action, return_to_go, t) -> Steps:
 # Knobs that change no shapes, for an evaluation sweep (`config.eval.sweep`): the target return
 # (`config.prompt_dt.target_return`, environment units), read from `params['knobs']` when traced.
 SWEEPABLE = ('target_return',)
+# The policy's other field of `config.prompt_dt` (training never reads it): the warm-start tier
+# the prompt is taken from, '' for the tier under evaluation (`load_prompt_tier`).
+PROMPT_FIELDS = ('prompt_tier',)
+PROMPT_SPLITS = ('validation', 'test')  # the splits `load_prompt_tier` reads
+
+
+def load_prompt_tier(config, workdir: str, family):
+  """With `config.prompt_dt.prompt_tier` set, `{'arrays', 'rows'}` for `params['prompt_data']`:
+  that tier's warm-start episodes of the validation and test tasks (`data.episode_arrays`,
+  the two splits' tasks in one axis) and each task id's row in them (-1 for a task outside
+  both), so that the prompt comes from that tier while the methods that fine-tune read the tier
+  under evaluation: paper 004's Table 2 grid (rows: the fine-tuning data's quality; columns:
+  the prompt's). None when the field is ''."""
+  tier = config.prompt_dt.prompt_tier
+  if not tier:
+    return None
+  parts = [mdata.load_dataset(workdir, family, split, tier) for split in PROMPT_SPLITS]
+  arrays = jax.tree.map(lambda *xs: jnp.concatenate(xs),
+                        *[dt_data.episode_arrays(d) for d in parts])
+  ids = np.concatenate([np.asarray(d.task_ids) for d in parts])
+  rows = np.full((int(ids.max()) + 1,), -1, np.int32)
+  rows[ids] = np.arange(len(ids), dtype=np.int32)
+  return {'arrays': arrays, 'rows': jnp.asarray(rows)}
 
 
 def prompt_dt_policy(config, family, params) -> Policy:
   """`params = {'net': ..., 'scales': data.Scales}` (and `'knobs'`: `{'target_return': value}`,
-  traced, replacing the config's) as a `Policy` that reads warm-start data."""
+  traced, replacing the config's; `'prompt_data'`: `load_prompt_tier`'s, the prompts' tier) as a
+  `Policy` that reads warm-start data."""
   model, cfg = build_model(config, family), config.prompt_dt
   k, k_prompt = int(cfg.context_len), int(cfg.prompt_len)
   last_t = int(cfg.max_episode_length) - 1
@@ -65,8 +91,17 @@ def prompt_dt_policy(config, family, params) -> Policy:
     if warm is None:
       raise ValueError('Prompt-DT needs warm-start data for its prompts')
     b = tasks.task_id.shape[0]
-    prompt = dt_data.sample_prompts(rng, dt_data.episode_arrays(warm), jnp.arange(b), k_prompt,
-                                    p['scales'])
+    if 'prompt_data' in p:  # another tier's episodes of the same tasks
+      arrays = p['prompt_data']['arrays']
+      rows = p['prompt_data']['rows'].at[tasks.task_id].get(mode='fill', fill_value=-1)
+    else:
+      arrays, rows = dt_data.episode_arrays(warm), jnp.arange(b)
+    prompt = dt_data.sample_prompts(rng, arrays, jnp.maximum(rows, 0), k_prompt, p['scales'])
+    # A task without episodes of the prompt tier (not in PROMPT_SPLITS) gets a NaN prompt, which
+    # the evaluation reports as a non-finite episode instead of acting on another task's prompt.
+    known = rows >= 0
+    prompt = prompt.replace(states=jnp.where(known[:, None, None], prompt.states, jnp.nan),
+                            returns_to_go=jnp.where(known[:, None], prompt.returns_to_go, jnp.nan))
     target = p.get('knobs', {}).get('target_return', cfg.target_return)
     start = jnp.full((b,), target / p['scales'].return_scale, jnp.float32)
     return DTState(prompt=prompt, history=empty_history(b, k, family.obs_dim, family.act_dim),
