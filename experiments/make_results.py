@@ -154,6 +154,9 @@ OVERLAP_003 = {'cheetah_vel': {('MTDiff-P', 'expert'): (-29.09, 0.31),
                'ant_dir': {('MTDiff-P', 'expert'): (602.17, 1.68),
                            ('PromptDT', 'expert'): (409.81, 9.69)}}
 OVERLAP_METHODS = ('MetaDiffuser', 'PromptDT', 'PromptDT-FT', 'PromptDiffuser', 'MTDiff-P')
+# Families whose own task split is Prompt-DT's (Cheetah-Dir's two tasks, the `cpu` preset as it
+# is): their runs with a method of papers 003 and 004 are listed beside those papers too.
+OWN_SPLIT_IS_PROMPT_DTS = ('cheetah_dir',)
 # Paper 004's Table 2 (Cheetah-Vel): Prompt Diffuser's return, mean ± std over 3 seeds, by the
 # quality of the data it is fine-tuned on (mdx: the warm-start tier under evaluation) and of the
 # prompt its y is copied from (mdx: `prompt_dt.prompt_tier`, '' being the evaluated tier).
@@ -482,7 +485,9 @@ def _overlap_lines(order) -> list[str]:
   lines = []
   for f in order:
     for run, got in _runs(RESULTS / f).items():
-      if not _prompt_dt_split(RESULTS / f, run) or _prompt_tier(RESULTS / f, run):
+      if _prompt_tier(RESULTS / f, run) or not (
+          _prompt_dt_split(RESULTS / f, run) or f in OWN_SPLIT_IS_PROMPT_DTS and any(
+              m in OVERLAP_METHODS[2:] for m, _ in got)):
         continue
       for m in OVERLAP_METHODS:
         for t in TIERS:
@@ -500,7 +505,8 @@ def _overlap_lines(order) -> list[str]:
     return []
   return ['', "## Papers 003 and 004 on Prompt-DT's task split (test split)", '',
           "Runs made with Prompt-DT's task split (`configs/<family>.py:cpu,prompt_dt_split`: "
-          'its test tasks, the other tasks training), beside paper 004 (Prompt Diffuser: its '
+          "its test tasks, the other tasks training; Cheetah-Dir's own split is Prompt-DT's, so "
+          'its runs with these methods are listed as they are), beside paper 004 (Prompt Diffuser: its '
           'Table 1 (T1) and Table 2 (T2)) and paper 003 (MTDiff: Table 5). The warm-start tier '
           'is the few-shot data of the task, prompt and fine-tuning data at once (for Prompt '
           "Diffuser T2 is Table 2's diagonal): Prompt-DT's prompt, the fine-tuning data of "

@@ -169,6 +169,14 @@ def test_a_prompt_dt_split_run_is_listed_beside_papers_003_and_004_only(tmp_path
   on_split = mr._prompt_dt_split  # pylint: disable=protected-access
   assert on_split(family, 'pdt') and not on_split(family, 'methods_seed0')
   assert mr._overlap_lines(['point_robot']) == []  # pylint: disable=protected-access
+  cheetah_dir = tmp_path / 'cheetah_dir'  # its own split is Prompt-DT's
+  cheetah_dir.mkdir()
+  (cheetah_dir / 'results_test.json').write_text(json.dumps(rows[:1] + rows[3:]))
+  (cheetah_dir / 'results_test_methods_seed0.json').write_text(json.dumps(rows))
+  listed = [l for l in mr._overlap_lines(['cheetah_dir']) if l.startswith('| Cheetah-Dir')]  # pylint: disable=protected-access
+  assert [l.split(' | ')[1:3] for l in listed] == [['methods_seed0', 'PromptDT'],
+                                                  ['methods_seed0', 'PromptDT-FT'],
+                                                  ['methods_seed0', 'MTDiff-P']]
 
 
 def test_the_prompt_tier_runs_fill_the_grid_of_paper_004s_table_2(tmp_path, monkeypatch):
