@@ -466,7 +466,7 @@ def _grid_lines(order) -> list[str]:
           paper = GRID_004.get(f, {}).get((t, p)) if m == 'PromptDiffuser' else None
           row.append('-' if r is None else
                      f"{r['mean_return']:.1f} [{r['return_ci_low']:.1f}, "
-                     f"{r['return_ci_high']:.1f}] ({run})"
+                     f"{r['return_ci_high']:.1f}]" + ('' if p == t else f' ({run})')
                      + (f' / 004: {paper[0]} ± {paper[1]}' if paper else ''))
         lines.append(f'| {t} | ' + ' | '.join(row) + ' |')
   if not lines:
@@ -475,8 +475,9 @@ def _grid_lines(order) -> list[str]:
           "Prompt Diffuser's y (the prompt's returns-to-go and timesteps) and PromptDT-FT's prompt "
           'are taken from the prompt tier (`--config.prompt_dt.prompt_tier`), while both '
           'fine-tune on the evaluated tier\'s data. Test split; return with its 95% interval, '
-          "the run in brackets, paper 004's mean ± std over 3 seeds beside (its Prompt-Tuning "
-          'DT columns have no mdx counterpart).'] + lines
+          "the diagonal from the run that took prompt and data from one tier, the other cells' "
+          "runs in brackets; paper 004's mean ± std over 3 seeds beside (its Prompt-Tuning DT "
+          'columns have no mdx counterpart).'] + lines
 
 
 def _overlap_lines(order) -> list[str]:

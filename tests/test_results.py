@@ -202,7 +202,7 @@ def test_the_prompt_tier_runs_fill_the_grid_of_paper_004s_table_2(tmp_path, monk
   grid = [l for l in mr._grid_lines(['cheetah_vel']) if l.startswith('| ')]  # pylint: disable=protected-access
   cells = {l.split(' | ')[0][2:]: l.split(' | ')[1:] for l in grid[1:]}
   assert cells['expert'][0].startswith('-50.0 [') and cells['expert'][0].endswith(
-      '(pdt) / 004: -32.6 ± 1.3')
+      '-49.0] / 004: -32.6 ± 1.3')
   assert cells['medium'][1].startswith('-60.0 [')
   assert cells['expert'][1] == '-'  # medium prompts: no run
   assert cells['medium'][2].startswith('-61.0 [') and '(pdt_prompt_random)' in cells['medium'][2]
