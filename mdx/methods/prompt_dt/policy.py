@@ -3,10 +3,11 @@ state, so a whole evaluation stays one compiled program.
 
 At `init` each environment draws one episode of its task's warm-start data (the tier under
 evaluation, or `config.prompt_dt.prompt_tier` where set: `load_prompt_tier`) and takes its prompt
-(`data.prompt_window`), as the reference samples one prompt per task per evaluation; the return-to-go starts at `target_return / return_scale`. At every step the
-observation enters the history with a zero action and the current return-to-go, the network
-predicts the action at that state token, and the action replaces the placeholder; `observe`
-lowers the return-to-go by `reward / return_scale` (the reference's `pred_return`).
+(`data.prompt_window`), as the reference samples one prompt per task per evaluation; the
+return-to-go starts at `target_return / return_scale`. At every step the observation enters the
+history with a zero action and the current return-to-go, the network predicts the action at that
+state token, and the action replaces the placeholder; `observe` lowers the return-to-go by
+`reward / return_scale` (the reference's `pred_return`).
 """
 from __future__ import annotations
 
