@@ -507,8 +507,8 @@ def _overlap_lines(order) -> list[str]:
   return ['', "## Papers 003 and 004 on Prompt-DT's task split (test split)", '',
           "Runs made with Prompt-DT's task split (`configs/<family>.py:cpu,prompt_dt_split`: "
           "its test tasks, the other tasks training; Cheetah-Dir's own split is Prompt-DT's, so "
-          'its runs with these methods are listed as they are), beside paper 004 (Prompt Diffuser: its '
-          'Table 1 (T1) and Table 2 (T2)) and paper 003 (MTDiff: Table 5). The warm-start tier '
+          'its runs with these methods are listed as they are), beside paper 004 (Prompt '
+          'Diffuser: its Table 1 (T1) and Table 2 (T2)) and paper 003 (MTDiff: Table 5). The warm-start tier '
           'is the few-shot data of the task, prompt and fine-tuning data at once (for Prompt '
           "Diffuser T2 is Table 2's diagonal): Prompt-DT's prompt, the fine-tuning data of "
           "PromptDT-FT and Prompt Diffuser, MTDiff-P's prompt, MetaDiffuser's context. Return "

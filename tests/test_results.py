@@ -173,7 +173,8 @@ def test_a_prompt_dt_split_run_is_listed_beside_papers_003_and_004_only(tmp_path
   cheetah_dir.mkdir()
   (cheetah_dir / 'results_test.json').write_text(json.dumps(rows[:1] + rows[3:]))
   (cheetah_dir / 'results_test_methods_seed0.json').write_text(json.dumps(rows))
-  listed = [l for l in mr._overlap_lines(['cheetah_dir']) if l.startswith('| Cheetah-Dir')]  # pylint: disable=protected-access
+  overlap = mr._overlap_lines  # pylint: disable=protected-access
+  listed = [l for l in overlap(['cheetah_dir']) if l.startswith('| Cheetah-Dir')]
   assert [l.split(' | ')[1:3] for l in listed] == [['methods_seed0', 'PromptDT'],
                                                   ['methods_seed0', 'PromptDT-FT'],
                                                   ['methods_seed0', 'MTDiff-P']]
@@ -197,9 +198,10 @@ def test_the_prompt_tier_runs_fill_the_grid_of_paper_004s_table_2(tmp_path, monk
     (family / f'config_{run}.json').write_text(json.dumps(
         {'family': 'cheetah_vel', 'env': {'task_split': 'prompt_dt'},
          'prompt_dt': {'prompt_tier': prompt_tier}}))
-  e1 = [l for l in mr._overlap_lines(['cheetah_vel']) if l.startswith('| Cheetah-Vel')]  # pylint: disable=protected-access
+  overlap, grid_lines = mr._overlap_lines, mr._grid_lines  # pylint: disable=protected-access
+  e1 = [l for l in overlap(['cheetah_vel']) if l.startswith('| Cheetah-Vel')]
   assert {l.split(' | ')[1] for l in e1} == {'pdt'}
-  grid = [l for l in mr._grid_lines(['cheetah_vel']) if l.startswith('| ')]  # pylint: disable=protected-access
+  grid = [l for l in grid_lines(['cheetah_vel']) if l.startswith('| ')]
   cells = {l.split(' | ')[0][2:]: l.split(' | ')[1:] for l in grid[1:]}
   assert cells['expert'][0].startswith('-50.0 [') and cells['expert'][0].endswith(
       '-49.0] / 004: -32.6 ± 1.3')
@@ -208,4 +210,4 @@ def test_the_prompt_tier_runs_fill_the_grid_of_paper_004s_table_2(tmp_path, monk
   assert cells['medium'][2].startswith('-61.0 [') and '(pdt_prompt_random)' in cells['medium'][2]
   assert cells['random'][2].startswith('-70.0 [')  # the diagonal run's, not the grid run's
   (family / 'results_test_pdt_prompt_random.json').unlink()
-  assert mr._grid_lines(['cheetah_vel']) == []  # pylint: disable=protected-access
+  assert grid_lines(['cheetah_vel']) == []
