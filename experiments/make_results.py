@@ -426,19 +426,33 @@ def _runs(family_dir: pathlib.Path) -> dict[str, dict]:
   return out
 
 
-def _prompt_dt_split(family_dir: pathlib.Path, run: str) -> bool:
-  """Whether the family's run `run` used Prompt-DT's task split (its committed config's
-  `env.task_split`)."""
+def _run_field(family_dir: pathlib.Path, run: str, section: str, field: str, default=None):
+  """`section.field` of the config the family's run `run` was committed with (`default` where
+  the run has no config or the config lacks the field)."""
   path = family_dir / (f'config_{run}.json' if run else 'config.json')
-  return (path.exists()
-          and json.loads(path.read_text()).get('env', {}).get('task_split') == 'prompt_dt')
+  if not path.exists():
+    return default
+  return json.loads(path.read_text()).get(section, {}).get(field, default)
+
+
+def _prompt_dt_split(family_dir: pathlib.Path, run: str) -> bool:
+  """Whether the family's run `run` used Prompt-DT's task split (`env.task_split`)."""
+  return _run_field(family_dir, run, 'env', 'task_split') == 'prompt_dt'
 
 
 def _prompt_tier(family_dir: pathlib.Path, run: str) -> str:
   """The run's `prompt_dt.prompt_tier` ('' where the prompt came from the evaluated tier)."""
-  path = family_dir / (f'config_{run}.json' if run else 'config.json')
-  return (json.loads(path.read_text()).get('prompt_dt', {}).get('prompt_tier', '')
-          if path.exists() else '')
+  return _run_field(family_dir, run, 'prompt_dt', 'prompt_tier', '')
+
+
+def _beside_overlap_papers(family: str, run: str, got: dict) -> bool:
+  """Whether the run belongs in the table beside papers 003 and 004: made on Prompt-DT's task
+  split (or on Cheetah-Dir's own, which is it, with a method of those papers), its prompts
+  taken from the evaluated tier (the grid's other runs are `_grid_lines`')."""
+  if _prompt_tier(RESULTS / family, run):
+    return False
+  return _prompt_dt_split(RESULTS / family, run) or (
+      family in OWN_SPLIT_IS_PROMPT_DTS and any(m in OVERLAP_METHODS[2:] for m, _ in got))
 
 
 def _grid_lines(order) -> list[str]:
@@ -481,14 +495,12 @@ def _grid_lines(order) -> list[str]:
 
 
 def _overlap_lines(order) -> list[str]:
-  """Papers 003 and 004 beside the runs made on Prompt-DT's task split (the prompt taken from
-  the evaluated tier; the grid's other runs are `_grid_lines`')."""
+  """Papers 003 and 004 beside the runs made on Prompt-DT's task split
+  (`_beside_overlap_papers`)."""
   lines = []
   for f in order:
     for run, got in _runs(RESULTS / f).items():
-      if _prompt_tier(RESULTS / f, run) or not (
-          _prompt_dt_split(RESULTS / f, run) or f in OWN_SPLIT_IS_PROMPT_DTS and any(
-              m in OVERLAP_METHODS[2:] for m, _ in got)):
+      if not _beside_overlap_papers(f, run, got):
         continue
       for m in OVERLAP_METHODS:
         for t in TIERS:

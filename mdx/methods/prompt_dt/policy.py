@@ -93,16 +93,18 @@ def prompt_dt_policy(config, family, params) -> Policy:
       raise ValueError('Prompt-DT needs warm-start data for its prompts')
     b = tasks.task_id.shape[0]
     if 'prompt_data' in p:  # another tier's episodes of the same tasks
-      arrays = p['prompt_data']['arrays']
       rows = p['prompt_data']['rows'].at[tasks.task_id].get(mode='fill', fill_value=-1)
+      prompt = dt_data.sample_prompts(rng, p['prompt_data']['arrays'], jnp.maximum(rows, 0),
+                                      k_prompt, p['scales'])
+      # A task without episodes of that tier (not in PROMPT_SPLITS) gets a NaN prompt, which the
+      # evaluation reports as a non-finite episode, instead of another task's prompt.
+      known = rows >= 0
+      prompt = prompt.replace(
+          states=jnp.where(known[:, None, None], prompt.states, jnp.nan),
+          returns_to_go=jnp.where(known[:, None], prompt.returns_to_go, jnp.nan))
     else:
-      arrays, rows = dt_data.episode_arrays(warm), jnp.arange(b)
-    prompt = dt_data.sample_prompts(rng, arrays, jnp.maximum(rows, 0), k_prompt, p['scales'])
-    # A task without episodes of the prompt tier (not in PROMPT_SPLITS) gets a NaN prompt, which
-    # the evaluation reports as a non-finite episode instead of acting on another task's prompt.
-    known = rows >= 0
-    prompt = prompt.replace(states=jnp.where(known[:, None, None], prompt.states, jnp.nan),
-                            returns_to_go=jnp.where(known[:, None], prompt.returns_to_go, jnp.nan))
+      prompt = dt_data.sample_prompts(rng, dt_data.episode_arrays(warm), jnp.arange(b), k_prompt,
+                                      p['scales'])
     target = p.get('knobs', {}).get('target_return', cfg.target_return)
     start = jnp.full((b,), target / p['scales'].return_scale, jnp.float32)
     return DTState(prompt=prompt, history=empty_history(b, k, family.obs_dim, family.act_dim),
