@@ -595,6 +595,7 @@ def render() -> str:
     lines.append(f"| {p['name']} | " + ' | '.join(cells) + f" | {drop} | "
                  f"{_cell(ud) if ud else '-'} | "
                  + ' | '.join(f'{p[t][0]} ± {p[t][1]}' for t in TIERS) + ' |')
+  lines += _glance_lines(order)
   lines += ['', '## Every method (test split): Tables 1, 2, 3 and 5', '',
             'One row per method and warm-start tier present in the committed results; "run" is '
             '"main" for the family\'s main run (`results_test.json`, the rows of Tables 1 and 2) '
@@ -631,6 +632,60 @@ def render() -> str:
     if notes.exists():
       lines += ['', notes.read_text().rstrip()]
   return '\n'.join(lines) + '\n'
+
+
+# The paper's comparison tables at a glance: (title, its methods as mdx names, left to right).
+GLANCE_TABLES = (
+    ('Table 1: every method, expert warm start',
+     ('FOCAL', 'CVAE-Planner', 'CORRO', 'PromptDT', 'MetaDiffuser')),
+    ('Table 3: the context', ('CORRO', 'MetaDiffuser', 'Ours+CORRO', 'Ours+GT')),
+    ('Table 5: the generative model', ('CVAE-Planner', 'UDiffuser', 'MetaDiffuser')),
+)
+GLANCE_RUN = 'methods_seed0'  # the every-method run each family's cells come from first
+
+
+def _glance_lines(order) -> list[str]:
+  """The paper's Tables 1, 3 and 5 as the paper lays them out (families by methods), each cell
+  the expert-tier (or tier-free) normalized score from the family's every-method run, or from
+  its main run where that run lacks the method (marked), with the paper's return under it."""
+  lines = []
+  for title, methods in GLANCE_TABLES:
+    lines += ['', f'### {title}', '', '| family | | ' + ' | '.join(methods) + ' | Oracle return |',
+              '|---' * (len(methods) + 3) + '|']
+    for f in order:
+      runs = _runs(RESULTS / f)
+      ours, paper, oracle = [], [], '-'
+      for m in methods:
+        found = None
+        for run in (GLANCE_RUN, ''):
+          got = runs.get(run, {})
+          r = got.get((m, 'expert')) or got.get((m, 'n/a'))
+          if r is not None and not _prompt_dt_split(RESULTS / f, run):
+            found = (run, r)
+            break
+        if found is None:
+          ours.append('-')
+        else:
+          run, r = found
+          ours.append(_cell(r) + ('' if run == GLANCE_RUN else ' †'))
+          if oracle == '-' or run == GLANCE_RUN:  # the every-method run's, where it has a cell
+            oracle = f"{r['oracle_return']:.2f}"
+        pr = PAPER[f]['expert'] if m == 'MetaDiffuser' else (
+            PAPER_ROWS[f].get((m, 'expert')) or PAPER_ROWS[f].get((m, 'n/a')))
+        paper.append(f'{pr[0]} ± {pr[1]}' if pr else '-')
+      if all(c == '-' for c in ours):
+        continue
+      name, p = PAPER[f]['name'], PAPER[f]['oracle']
+      lines += [f'| {name} | ours: score | ' + ' | '.join(ours) + f' | {oracle} |',
+                f'| | paper: return | ' + ' | '.join(paper) + f' | {p[0]} ± {p[1]} |']
+  return ['', '## The paper\'s Tables 1, 3 and 5 at a glance (test split)', '',
+          'Families by methods as the paper lays them out. Ours: the normalized score with its 95% '
+          f'interval, from the family\'s every-method run (`results_test_{GLANCE_RUN}.json`, one '
+          'training seed, every method on the same data and references); † marks a cell from '
+          'the family\'s main run (`results_test.json`, its own training seeds and references) '
+          'where the every-method run lacks the method. The paper\'s return (mean ± std) under '
+          'it: compare orderings within a row, not our scores with its returns. Seeds and the '
+          'other tiers are in the table below.'] + lines
 
 
 def _few_step_lines(order) -> list[str]:

@@ -211,3 +211,28 @@ def test_the_prompt_tier_runs_fill_the_grid_of_paper_004s_table_2(tmp_path, monk
   assert cells['random'][2].startswith('-70.0 [')  # the diagonal run's, not the grid run's
   (family / 'results_test_pdt_prompt_random.json').unlink()
   assert grid_lines(['cheetah_vel']) == []
+
+
+def test_the_glance_tables_take_the_every_method_run_first_and_mark_the_main_runs_cells(
+    tmp_path, monkeypatch):
+  """Tables 1, 3 and 5 at a glance: a method of the every-method run is read from it (even where
+  the main run has it too); one only the main run has is marked †; a missing one is '-'; the
+  paper's return sits under each cell."""
+  import json  # pylint: disable=g-import-not-at-top
+  mr = _make_results()
+  monkeypatch.setattr(mr, 'RESULTS', tmp_path)
+  family = tmp_path / 'point_robot'
+  family.mkdir()
+  (family / 'results_test.json').write_text(json.dumps(
+      [_record('MetaDiffuser', 9.0, 'expert'), _record('FOCAL', 6.0, 'expert')]))
+  (family / 'results_test_methods_seed0.json').write_text(json.dumps(
+      [_record('MetaDiffuser', 8.0, 'expert', oracle=20.0), _record('PromptDT', 5.0, 'expert'),
+       _record('UDiffuser', 1.0)]))
+  lines = mr._glance_lines(['point_robot'])  # pylint: disable=protected-access
+  table1 = lines[lines.index('### Table 1: every method, expert warm start') + 4:][:2]
+  assert table1[0] == ('| Point-Robot | ours: score | 0.60 [0.50, 0.70] † | - | - | '
+                       '0.50 [0.40, 0.60] | 0.40 [0.35, 0.45] | 20.00 |')
+  assert table1[1] == ('| | paper: return | -5.99 ± 0.26 | -6.11 ± 0.71 | -5.59 ± 0.57 | '
+                       '-5.04 ± 0.35 | -4.48 ± 0.28 | -3.97 ± 0.12 |')
+  table5 = lines[lines.index('### Table 5: the generative model') + 4]
+  assert table5.split(' | ')[2:5] == ['-', '0.10 [0.00, 0.20]', '0.40 [0.35, 0.45]']
