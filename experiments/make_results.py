@@ -644,10 +644,22 @@ GLANCE_TABLES = (
 GLANCE_RUN = 'methods_seed0'  # the every-method run each family's cells come from first
 
 
+def _glance_record(family: str, runs: dict, method: str):
+  """`(run, record)` of `method`'s expert-tier (or tier-free) test record: from the family's
+  every-method run, else from its main run (neither on Prompt-DT's task split); None if neither
+  has it."""
+  for run in (GLANCE_RUN, ''):
+    got = runs.get(run, {})
+    r = got.get((method, 'expert')) or got.get((method, 'n/a'))
+    if r is not None and not _prompt_dt_split(RESULTS / family, run):
+      return run, r
+  return None
+
+
 def _glance_lines(order) -> list[str]:
   """The paper's Tables 1, 3 and 5 as the paper lays them out (families by methods), each cell
-  the expert-tier (or tier-free) normalized score from the family's every-method run, or from
-  its main run where that run lacks the method (marked), with the paper's return under it."""
+  `_glance_record`'s normalized score (marked where it comes from the main run), the paper's
+  return under it."""
   lines = []
   for title, methods in GLANCE_TABLES:
     lines += ['', f'### {title}', '', '| family | | ' + ' | '.join(methods) + ' | Oracle return |',
@@ -656,13 +668,7 @@ def _glance_lines(order) -> list[str]:
       runs = _runs(RESULTS / f)
       ours, paper, oracle = [], [], '-'
       for m in methods:
-        found = None
-        for run in (GLANCE_RUN, ''):
-          got = runs.get(run, {})
-          r = got.get((m, 'expert')) or got.get((m, 'n/a'))
-          if r is not None and not _prompt_dt_split(RESULTS / f, run):
-            found = (run, r)
-            break
+        found = _glance_record(f, runs, m)
         if found is None:
           ours.append('-')
         else:
@@ -677,7 +683,7 @@ def _glance_lines(order) -> list[str]:
         continue
       name, p = PAPER[f]['name'], PAPER[f]['oracle']
       lines += [f'| {name} | ours: score | ' + ' | '.join(ours) + f' | {oracle} |',
-                f'| | paper: return | ' + ' | '.join(paper) + f' | {p[0]} ± {p[1]} |']
+                '| | paper: return | ' + ' | '.join(paper) + f' | {p[0]} ± {p[1]} |']
   return ['', '## The paper\'s Tables 1, 3 and 5 at a glance (test split)', '',
           'Families by methods as the paper lays them out. Ours: the normalized score with its 95% '
           f'interval, from the family\'s every-method run (`results_test_{GLANCE_RUN}.json`, one '
