@@ -117,7 +117,8 @@ CONFIG_FIELDS = {'dynamics_weight': ('planner', 'dynamics_weight'),
                  'cfg_weight': ('planner', 'cfg_weight')}
 # The rows of the "every method" table, in this order (the references are in every row's score).
 METHODS = ('MetaDiffuser', 'MetaDiffuser-NoGuide', 'Ours+GT', 'Ours+CORRO', 'PromptDT',
-           'CVAE-Planner', 'UDiffuser', 'FOCAL', 'CORRO')
+           'CVAE-Planner', 'UDiffuser', 'FOCAL', 'CORRO', 'PromptDT-FT', 'PromptDiffuser',
+           'MTDiff-P')
 # The paper's Table 1 (FOCAL, CORRO) and Table 3 (Ours+CORRO) rows: expert warm start / n/a.
 _TD_ROWS = {'point_robot': ((-5.99, 0.26), (-5.59, 0.57), (-4.43, 0.26)),
             'ant_dir': ((151.3, 24.6), (193.3, 32.1), (251.3, 17.2)),
@@ -788,29 +789,33 @@ def plot_figure1(path: pathlib.Path) -> None:
   from mdx.evaluation import plots  # pylint: disable=g-import-not-at-top  (Agg backend)
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   rows = {}
-  for p in sorted(RESULTS.glob('*/results_test.json')):  # the main run, then the others' methods
-    runs = {run: got for run, got in _runs(p.parent).items()
-            if not _prompt_dt_split(p.parent, run)}  # another task split: not the paper's figure
-    rows[p.parent.name] = {k: v for run in sorted(runs, key=bool, reverse=True)
-                           for k, v in runs[run].items()}
+  for p in sorted(RESULTS.glob('*/results_test.json')):
+    # The main run's methods, then the every-method run's others (the variants of other runs,
+    # and runs on another task split, are not the paper's figure).
+    runs = _runs(p.parent)
+    rows[p.parent.name] = {k: v for run in (GLANCE_RUN, '') if run in runs
+                           and not _prompt_dt_split(p.parent, run) for k, v in runs[run].items()}
   families = [f for f in PAPER if f in rows]
   methods = [m for m in METHODS if any((m, t) in rows[f] for f in families
                                       for t in ('expert', 'n/a'))]
-  fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(families), 3.2))
+  fig, ax = plt.subplots(figsize=(3.4 + 1.4 * len(families), 3.2))
   width = 0.8 / max(len(methods), 1)
+  colors = plt.get_cmap('tab20').colors  # one color per method (tab10 repeats after ten)
   for i, m in enumerate(methods):
+    labelled = False  # the legend entry at the method's first bar, wherever that is
     for j, f in enumerate(families):
       r = rows[f].get((m, 'expert')) or rows[f].get((m, 'n/a'))
       if r is None:
         continue
       x = j + (i - (len(methods) - 1) / 2) * width
-      ax.bar(x, r['normalized_score'], width, color=f'C{i}', label=m if j == 0 else None,
-             yerr=[[r['normalized_score'] - r['ci_low']], [r['ci_high'] - r['normalized_score']]],
-             capsize=2)
+      ax.bar(x, r['normalized_score'], width, color=colors[i % len(colors)],
+             label=None if labelled else m, capsize=2,
+             yerr=[[r['normalized_score'] - r['ci_low']], [r['ci_high'] - r['normalized_score']]])
+      labelled = True
   ax.set_xticks(range(len(families)), [PAPER[f]['name'] for f in families])
   ax.axhline(1.0, color='k', lw=0.5, ls='--')
   ax.set_ylabel('normalized score (test)')
-  ax.legend(fontsize=7, ncol=2)
+  ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1.0))
   plots.save_figure(fig, str(path), dpi=120)
 
 
