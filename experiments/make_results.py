@@ -532,6 +532,18 @@ def _overlap_lines(order) -> list[str]:
           ] + lines
 
 
+def _expert_or_tierless(by_key: dict, method: str):
+  """`by_key[(method, 'expert')]`, else `by_key[(method, 'n/a')]` (a method that reads no
+  warm-start data), else None: the one cell per method of Figure 1 and the glance tables."""
+  return by_key.get((method, 'expert')) or by_key.get((method, 'n/a'))
+
+
+def _paper_return(family: str, method: str, tier: str):
+  """The paper's `(mean, std)` return of `method` with warm-start tier `tier` (None if it has
+  none): MetaDiffuser's from Tables 1 and 2, the others' from `PAPER_ROWS`."""
+  return PAPER[family][tier] if method == 'MetaDiffuser' else PAPER_ROWS[family].get((method, tier))
+
+
 def _cell(r: dict) -> str:
   return f"{r['normalized_score']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
 
@@ -618,7 +630,7 @@ def render() -> str:
           base = got.get((m, 'expert'))
           drop = (f"{base['normalized_score'] - r['normalized_score']:.2f}"
                   if base is not None and t not in ('expert', 'n/a') else '')
-          paper = (PAPER[f][t] if m == 'MetaDiffuser' else PAPER_ROWS[f].get((m, t)))
+          paper = _paper_return(f, m, t)
           lines.append(f"| {PAPER[f]['name']} | {run or 'main'} | {m} | {t} | "
                        f"{r['mean_return']:.2f} | {_cell(r)} | {drop} | "
                        f"{r['num_train_seeds']} / {r['num_eval_seeds']} | "
@@ -650,8 +662,7 @@ def _glance_record(family: str, runs: dict, method: str):
   every-method run, else from its main run (neither on Prompt-DT's task split); None if neither
   has it."""
   for run in (GLANCE_RUN, ''):
-    got = runs.get(run, {})
-    r = got.get((method, 'expert')) or got.get((method, 'n/a'))
+    r = _expert_or_tierless(runs.get(run, {}), method)
     if r is not None and not _prompt_dt_split(RESULTS / family, run):
       return run, r
   return None
@@ -661,15 +672,14 @@ def _glance_lines(order) -> list[str]:
   """The paper's Tables 1, 3 and 5 as the paper lays them out (families by methods), each cell
   `_glance_record`'s normalized score (marked where it comes from the main run), the paper's
   return under it."""
-  lines = []
+  lines, runs_of = [], {f: _runs(RESULTS / f) for f in order}
   for title, methods in GLANCE_TABLES:
     lines += ['', f'### {title}', '', '| family | | ' + ' | '.join(methods) + ' | Oracle return |',
               '|---' * (len(methods) + 3) + '|']
     for f in order:
-      runs = _runs(RESULTS / f)
       ours, paper, oracle = [], [], '-'
       for m in methods:
-        found = _glance_record(f, runs, m)
+        found = _glance_record(f, runs_of[f], m)
         if found is None:
           ours.append('-')
         else:
@@ -677,8 +687,7 @@ def _glance_lines(order) -> list[str]:
           ours.append(_cell(r) + ('' if run == GLANCE_RUN else ' †'))
           if oracle == '-' or run == GLANCE_RUN:  # the every-method run's, where it has a cell
             oracle = f"{r['oracle_return']:.2f}"
-        pr = PAPER[f]['expert'] if m == 'MetaDiffuser' else (
-            PAPER_ROWS[f].get((m, 'expert')) or PAPER_ROWS[f].get((m, 'n/a')))
+        pr = _paper_return(f, m, 'expert') or _paper_return(f, m, 'n/a')
         paper.append(f'{pr[0]} ± {pr[1]}' if pr else '-')
       if all(c == '-' for c in ours):
         continue
@@ -804,7 +813,7 @@ def plot_figure1(path: pathlib.Path) -> None:
   for i, m in enumerate(methods):
     labelled = False  # the legend entry at the method's first bar, wherever that is
     for j, f in enumerate(families):
-      r = rows[f].get((m, 'expert')) or rows[f].get((m, 'n/a'))
+      r = _expert_or_tierless(rows[f], m)
       if r is None:
         continue
       x = j + (i - (len(methods) - 1) / 2) * width
