@@ -341,6 +341,8 @@ def _rewrite(path, **changes):
      "'observations' reaches 1e+30 in absolute value, above the family's bound 2"),
     ('actions', lambda x: x * 2, "'actions' span"),
     ('valid', lambda x: np.zeros_like(x), "'valid' is all False"),
+    ('valid', lambda x: np.where(np.arange(x.shape[-1]) == 1, False, x),
+     "'valid' is not a prefix of the episode"),
 ])
 def test_out_of_range_datasets_are_named(test_config, data_workdir, tmp_path, field, change,
                                          expected):

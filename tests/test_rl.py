@@ -178,6 +178,14 @@ def test_sample_transitions_draws_valid_steps_of_the_given_tasks(test_config, da
   assert set(np.unique(r % 100).tolist()) == {0, 1, 2, 3, 4}  # every valid step, no padding
 
 
+def test_nth_valid_step_walks_the_valid_prefixes_in_episode_order():
+  from mdx.data import sampler  # pylint: disable=g-import-not-at-top
+  n_valid = jnp.array([3, 1, 0, 2])  # episode 2 has none (a block outside the context's)
+  e, t = sampler._nth_valid_step(n_valid, jnp.arange(6))  # pylint: disable=protected-access
+  np.testing.assert_array_equal(e, [0, 0, 0, 1, 3, 3])
+  np.testing.assert_array_equal(t, [0, 1, 2, 0, 0, 1])
+
+
 def test_focal_policy_embeds_only_the_valid_warm_start_transitions(test_config, data_workdir):
   from mdx import data as mdata  # pylint: disable=g-import-not-at-top
   from mdx.envs import family_from_config  # pylint: disable=g-import-not-at-top

@@ -49,6 +49,18 @@ def _window(data: Trajectories, task, episode, rng, length: int):
           take(data.next_observations), take(data.valid))
 
 
+def _nth_valid_step(n_valid: jax.Array, j: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """The episode and step of a task's `j`-th valid transition, counted in episode order, from
+  the episodes' valid counts `n_valid [E]`. An episode's valid steps are a prefix of it (`done`
+  is absorbing), so it is step `j - cum[e - 1]` of the episode `e` where the running count
+  passes `j`. O(E + log E) per draw, where a categorical over the task's E x T steps costs
+  E x T per draw. A `j` past the last valid transition gives the last episode and a step past
+  its count (callers clip)."""
+  cum = jnp.cumsum(n_valid)
+  e = jnp.minimum(jnp.searchsorted(cum, j, side='right'), n_valid.shape[0] - 1)
+  return e, j - (cum[e] - n_valid[e])
+
+
 def sample_context(rng: jax.Array, data: Trajectories, task: jax.Array, *, history: int,
                    num_context: int, blocks: Sequence[int] | None = None) -> jax.Array:
   """`num_context` history windows of `history` consecutive valid transitions of task `task`.
@@ -75,14 +87,10 @@ def sample_context(rng: jax.Array, data: Trajectories, task: jax.Array, *, histo
     lo = jnp.asarray(np.cumsum((0,) + tuple(blocks[:-1])))[block]
     hi = lo + jnp.asarray(blocks)[block]
     in_block = (jnp.arange(episodes) >= lo) & (jnp.arange(episodes) < hi)
-  # An episode's valid steps are a prefix of it (`done` is absorbing), so the j-th usable row of
-  # the task is step j - cum[e - 1] of the episode e where the running count passes j.
   n_use = jnp.where(in_block, jnp.sum(data.valid[task], -1), 0).astype(jnp.int32)  # [E]
-  cum = jnp.cumsum(n_use)
-  starts = jax.random.randint(win_rng, (num_context,), 0, jnp.maximum(cum[-1] - history, 0) + 1)
-  j = starts[:, None] + jnp.arange(history)[None]  # [n, h]
-  e = jnp.minimum(jnp.searchsorted(cum, j, side='right'), episodes - 1)
-  step = jnp.clip(j - (cum[e] - n_use[e]), 0, length - 1)
+  starts = jax.random.randint(win_rng, (num_context,), 0, jnp.maximum(n_use.sum() - history, 0) + 1)
+  e, step = _nth_valid_step(n_use, starts[:, None] + jnp.arange(history)[None])  # [n, h]
+  step = jnp.clip(step, 0, length - 1)
   flat = lambda x: x[task][e, step]
   return transition_rows(flat(data.observations), flat(data.actions), flat(data.rewards),
                          flat(data.next_observations))
@@ -140,12 +148,10 @@ def sample_transitions(rng: jax.Array, data: Trajectories, tasks: jax.Array, n: 
   """`n` valid transitions of each task of `tasks [M]` (indices into the task axis), uniform over
   the task's valid steps (with replacement): `[M, n, ...]`."""
   data = jax.tree.map(jnp.asarray, data)
-  valid = data.valid.reshape(data.valid.shape[0], -1)  # [N, E * T]
 
   def one(task, key):
-    logits = jnp.where(valid[task], 0.0, -jnp.inf)
-    flat = jax.random.categorical(key, logits, shape=(n,))
-    ep, t = flat // data.valid.shape[2], flat % data.valid.shape[2]
+    n_valid = jnp.sum(data.valid[task], -1).astype(jnp.int32)  # [E]
+    ep, t = _nth_valid_step(n_valid, jax.random.randint(key, (n,), 0, n_valid.sum()))
     take = lambda x: x[task, ep, t]
     return Transitions(states=take(data.observations), actions=take(data.actions),
                        rewards=take(data.rewards), next_states=take(data.next_observations),

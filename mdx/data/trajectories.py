@@ -123,6 +123,12 @@ def validate(arrays: dict[str, np.ndarray], *, obs_dim: int, act_dim: int, task_
     n, e = empty[0]
     raise DatasetError(f"{source}: 'valid' is all False in {len(empty)} episodes (first: task "
                        f'{n}, episode {e}); every episode must have at least one valid step')
+  gaps = np.argwhere(valid[..., 1:] & ~valid[..., :-1])
+  if len(gaps):  # the samplers count an episode's valid steps as a prefix of it
+    n, e, t = gaps[0]
+    raise DatasetError(f"{source}: 'valid' is not a prefix of the episode in {len(gaps)} places "
+                       f'(first: task {n}, episode {e}, step {t + 1} valid after an invalid step); '
+                       'an episode ends at its first invalid step')
   if bounds is not None:
     obs_bound, low, high = bounds
     slack = RANGE_SLACK * max(abs(low), abs(high), 1.0)
