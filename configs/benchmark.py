@@ -43,6 +43,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.ceiling_sizes = (256, 512, 1024, 2048)  # ('()' = off)
   # unet_profile: one U-Net step at each batch against its matrix products timed alone ('()' = off)
   config.profile_batches = (1, 64)
+  # sample_transitions: the TD-learning baselines' draw of `draws` transitions for each of
+  # `meta_batch` tasks from a dataset of (tasks, episodes, steps, obs_dim, act_dim), random
+  # arrays with some episodes ending early ('()' = off). Cheetah-Dir's FOCAL data (2 training
+  # tasks, 3 tiers pooled) and Ant-Dir's (30 tasks).
+  config.sampler_shapes = ((2, 120, 200, 17, 6, 8, 64), (30, 12, 200, 27, 8, 8, 64))
   # evaluation: one test episode per task of MetaDiffuser as the pipeline compiles it ('' = off)
   config.eval_config = 'configs/cheetah_vel.py:cpu'
   config.eval_repeats = 3  # timed evaluation programs after one warm-up

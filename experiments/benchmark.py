@@ -25,6 +25,8 @@ episode each: environment steps with planning per second, and the program's comp
 and with the persistent compilation cache (a fresh cache folder, filled by the first compile;
 the second compile after `jax.clear_caches()` reads it). `rollout` lines time one evaluation episode of a random policy on
 `rollout_family`'s test tasks for each `progress_every` (0: no progress callbacks), in one run.
+`sample_transitions` lines time the TD-learning baselines' transition sampler at each of
+`sampler_shapes` (random data; the draws of one update's batch).
 XLA's cost analysis counts a while-loop body once, so FLOPs are
 taken from the planner lowered with K = 1 and multiplied by K (the initial noise and the final
 candidate scoring, well under 1% of the work, are then counted K times).
@@ -95,12 +97,18 @@ def _compare(c) -> None:
   # (mode, K, B) -> the measurement's own flags; 'train_step' (one denoiser update at
   # `train_batch`, when it is set) is measured like the planner rows.
   runs = {(mode, k, b): [f"--config.modes=('{mode}',)", f'--config.num_diffusion_steps=({k},)',
-                         f'--config.batches=({b},)', '--config.train_batch=0']
+                         f'--config.batches=({b},)', '--config.train_batch=0',
+                         '--config.sampler_shapes=()']
           for mode in c.modes for k in c.num_diffusion_steps for b in c.batches}
   if c.train_batch:
     runs[('train_step', 1, c.train_batch)] = [
         '--config.modes=()', f'--config.train_batch={c.train_batch}',
-        '--config.stack_members=()', '--config.train_scan=0']
+        '--config.stack_members=()', '--config.train_scan=0', '--config.sampler_shapes=()']
+  # (the script is this one in both variants, so the baseline's `mdx` sampler is what it times)
+  for shape in c.sampler_shapes:
+    runs[('sample_transitions', shape[0], shape[-1])] = [  # (mode, tasks, draws)
+        '--config.modes=()', '--config.train_batch=0',
+        f'--config.sampler_shapes=({tuple(shape)},)']
   results = {}
   for r in range(c.compare_rounds):
     for (mode, k, b), extra in runs.items():
@@ -117,7 +125,9 @@ def _compare(c) -> None:
   for mode, k, b in runs:
     base = statistics.median(results[(mode, k, b, 'baseline')])
     cur = statistics.median(results[(mode, k, b, 'current')])
-    print(json.dumps(dict(name=f'{mode} before/after', batch=b, num_steps=k,
+    shape = (dict(tasks=k, draws=b) if mode == 'sample_transitions' else
+             dict(batch=b, num_steps=k))
+    print(json.dumps(dict(name=f'{mode} before/after', **shape,
                           baseline_median_s=base, current_median_s=cur,
                           current_over_baseline=round(cur / base, 3),
                           rounds=c.compare_rounds)), flush=True)
@@ -189,6 +199,7 @@ def main(argv):
           print(json.dumps(line), flush=True)
 
   _unet_profile(c, net, params, ceiling)
+  _sampler(c)
   _rollouts(c)
   _evaluation(c)
   if not c.train_batch:
@@ -407,6 +418,30 @@ def _evaluation(c) -> None:
                         median_s=round(median, 3), runs=runs,
                         env_steps_per_s=round(steps / median, 1),
                         loadavg_1m=os.getloadavg()[0])), flush=True)
+
+
+def _sampler(c) -> None:
+  """`mdx.data.sample_transitions` at each of `c.sampler_shapes`: (tasks, episodes, steps,
+  obs_dim, act_dim, meta_batch, draws), random data whose every seventh episode ends at 3/4."""
+  from mdx import data as mdata  # pylint: disable=g-import-not-at-top
+  for n, e, t, obs_dim, act_dim, m, draws in c.sampler_shapes:
+    keys = jax.random.split(jax.random.PRNGKey(5), 4)
+    valid = jnp.ones((n, e, t), bool).at[:, ::7, 3 * t // 4:].set(False)
+    data = mdata.Trajectories(
+        observations=jax.random.normal(keys[0], (n, e, t, obs_dim)),
+        actions=jax.random.normal(keys[1], (n, e, t, act_dim)),
+        rewards=jax.random.normal(keys[2], (n, e, t)),
+        next_observations=jax.random.normal(keys[3], (n, e, t, obs_dim)),
+        terminals=jnp.zeros((n, e, t), bool), timeouts=jnp.zeros((n, e, t), bool), valid=valid,
+        task_params=jnp.zeros((n, 1)), task_ids=jnp.arange(n, dtype=jnp.int32))
+    tasks = jnp.arange(m) % n
+    fn = lambda r, d: mdata.sample_transitions(r, d, tasks, draws)
+    args = (jax.random.PRNGKey(6), data)
+    compiled, compile_s = _compile(fn, args)
+    median, runs = _time(compiled, args, c.repeats, c.min_time_s)
+    print(json.dumps(dict(name='sample_transitions', tasks=n, episodes=e, steps=t, meta_batch=m,
+                          draws=draws, compile_s=round(compile_s, 3), median_s=round(median, 6), runs=runs,
+                          loadavg_1m=os.getloadavg()[0])), flush=True)
 
 
 def _rollouts(c) -> None:
