@@ -44,7 +44,10 @@ def _window(data: Trajectories, task, episode, rng, length: int):
   n_valid = jnp.sum(data.valid[task, episode]).astype(jnp.int32)
   max_start = jnp.maximum(n_valid - length, 0)
   start = jax.random.randint(rng, (), 0, max_start + 1)
-  take = lambda x: jax.lax.dynamic_slice_in_dim(x[task, episode], start, length, axis=0)
+  # One slice of the whole array: under `vmap`, `x[task, episode]` first would gather each
+  # sample's whole episode.
+  take = lambda x: jax.lax.dynamic_slice(
+      x, (task, episode, start) + (0,) * (x.ndim - 3), (1, 1, length) + x.shape[3:])[0, 0]
   return (take(data.observations), take(data.actions), take(data.rewards),
           take(data.next_observations), take(data.valid))
 
@@ -91,7 +94,7 @@ def sample_context(rng: jax.Array, data: Trajectories, task: jax.Array, *, histo
   starts = jax.random.randint(win_rng, (num_context,), 0, jnp.maximum(n_use.sum() - history, 0) + 1)
   e, step = _nth_valid_step(n_use, starts[:, None] + jnp.arange(history)[None])  # [n, h]
   step = jnp.clip(step, 0, length - 1)
-  flat = lambda x: x[task][e, step]
+  flat = lambda x: x[task, e, step]  # one gather (`x[task][e, step]` gathers the whole task)
   return transition_rows(flat(data.observations), flat(data.actions), flat(data.rewards),
                          flat(data.next_observations))
 
