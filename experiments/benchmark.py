@@ -440,7 +440,8 @@ def _sampler(c) -> None:
     compiled, compile_s = _compile(fn, args)
     median, runs = _time(compiled, args, c.repeats, c.min_time_s)
     print(json.dumps(dict(name='sample_transitions', tasks=n, episodes=e, steps=t, meta_batch=m,
-                          draws=draws, compile_s=round(compile_s, 3), median_s=round(median, 6), runs=runs,
+                          draws=draws, compile_s=round(compile_s, 3),
+                          median_s=round(median, 6), runs=runs,
                           loadavg_1m=os.getloadavg()[0])), flush=True)
 
 
