@@ -44,10 +44,7 @@ def _window(data: Trajectories, task, episode, rng, length: int):
   n_valid = jnp.sum(data.valid[task, episode]).astype(jnp.int32)
   max_start = jnp.maximum(n_valid - length, 0)
   start = jax.random.randint(rng, (), 0, max_start + 1)
-  # One slice of the whole array (under `vmap`, indexing the episode first leaves XLA to fuse
-  # a gather of each sample's whole episode with the slice).
-  take = lambda x: jax.lax.dynamic_slice(
-      x, (task, episode, start) + (0,) * (x.ndim - 3), (1, 1, length) + x.shape[3:])[0, 0]
+  take = lambda x: jax.lax.dynamic_slice_in_dim(x[task, episode], start, length, axis=0)
   return (take(data.observations), take(data.actions), take(data.rewards),
           take(data.next_observations), take(data.valid))
 
