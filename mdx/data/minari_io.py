@@ -60,10 +60,7 @@ def to_minari(data: Trajectories, meta: dict[str, Any], dataset_id: str, family)
   episodes, metadata = [], []
   for n in range(data.num_tasks):
     for e in range(data.episodes_per_task):
-      valid = arrays['valid'][n, e]
-      steps = int(valid.sum())
-      if not valid[:steps].all():
-        raise DatasetError(f'task {n}, episode {e}: valid steps are not a prefix of the episode')
+      steps = int(arrays['valid'][n, e].sum())  # a prefix of the episode (`validate`)
       obs = np.concatenate([arrays['observations'][n, e, :steps],
                             arrays['next_observations'][n, e, steps - 1:steps]])
       episodes.append(EpisodeBuffer(
