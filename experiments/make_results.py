@@ -3,6 +3,8 @@
   python experiments/make_results.py                       # regenerate results/README.md
   python experiments/make_results.py --add=runs/point_robot  # first copy a finished run's outputs
   python experiments/make_results.py --merge=runs/ant_dir    # add a run's methods to a committed run
+  python experiments/make_results.py --add_sweep=runs/ant_dir/eval/test-sweep-dynamics_weight
+  python experiments/make_results.py --add_augment=runs/point_robot/eval/test-mtdiff-augment
 
 `--add=WORKDIR` copies a pipeline run's small outputs into `results/<family>/`: per split
 `results_<split>.json`, `table_<split>.txt`, `plan_vs_reached_<split>.json` and the plots, plus
@@ -38,6 +40,9 @@ _ADD_SWEEP = flags.DEFINE_list(
 _SWEEP_NAME = flags.DEFINE_string(
     'sweep_name', '', "With --add_sweep: the files' name instead of <fields> (e.g. "
     "'guide_form_mean' for a guide-scale sweep in another guide form).")
+_ADD_AUGMENT = flags.DEFINE_list(
+    'add_augment', [], 'Finished MTDiff-S augmentation runs (WORKDIR/eval/<split>-mtdiff-augment, '
+    'experiments/mtdiff_augment.py) to copy into results/<family>/mtdiff_augment/<split>.json.')
 # --merge: how far a later run's Oracle or Random return may lie from the committed one's, as a
 # fraction of the committed |Oracle - Random|.
 MERGE_REF_TOLERANCE = 1e-3
@@ -326,6 +331,56 @@ def add_sweep(folder: pathlib.Path, name: str = '', results: pathlib.Path = RESU
   for src, dst in pairs:
     shutil.copyfile(src, dst)
   return f'{family}/sweeps/{stem}'
+
+
+def add_augment(folder: pathlib.Path, results: pathlib.Path = RESULTS) -> str:
+  """Copies an `experiments/mtdiff_augment.py` run's `results.json` into
+  `results/<family>/mtdiff_augment/<split>.json`; returns that path. A committed file there with
+  other contents is never overwritten (`FileExistsError`): the test split runs once."""
+  if not folder.name.endswith('-mtdiff-augment'):
+    raise ValueError(f'--add_augment: {folder} is not an augmentation run '
+                     '(WORKDIR/eval/<split>-mtdiff-augment)')
+  src = folder / 'results.json'
+  record = json.loads(src.read_text())['records'][0]
+  dst = results / record['family'] / 'mtdiff_augment' / f"{record['split']}.json"
+  if dst.exists() and dst.read_bytes() != src.read_bytes():
+    raise FileExistsError(f'--add_augment: {dst} holds another run (move it aside first)')
+  dst.parent.mkdir(parents=True, exist_ok=True)
+  shutil.copyfile(src, dst)
+  return str(dst.relative_to(results))
+
+
+def _augment_lines(order) -> list[str]:
+  """'MTDiff-S's data augmentation': each committed `<family>/mtdiff_augment/<split>.json`, its
+  learners' scores and the synthetic transitions' check against the simulator."""
+  lines, checks = [], []
+  for f in order:
+    for split in ('validation', 'test'):
+      path = RESULTS / f / 'mtdiff_augment' / f'{split}.json'
+      if not path.exists():
+        continue
+      run = json.loads(path.read_text())
+      s = run['settings']
+      for r in run['records']:
+        lines.append(f"| {PAPER[f]['name']} | {split} | {r['method']} | {r['mean_return']:.2f} | "
+                     f"{_cell(r)} | {r['num_train_seeds']} / {r['num_eval_seeds']} |")
+      check = ', '.join(f'{k} {v:.4f}' for k, v in run['synthetic_check'].items()
+                        if isinstance(v, (int, float)))
+      checks.append(f"- {PAPER[f]['name']}, {split}: {s['real_episodes']} real {s['tier']} "
+                    f"episode(s) per task, {s['windows_per_task']} synthetic {s['horizon']}-step "
+                    f"windows; SAC+CQL (weight {s['sac']['cql_weight']:g}, "
+                    f"{'x'.join(map(str, s['sac']['hidden']))}, {s['sac']['num_updates']} updates, "
+                    f"batch {s['sac']['batch']}); the synthetic transitions against the "
+                    f"simulator: {check or 'not available for this family'}.")
+  if not lines:
+    return []
+  return ['', "## MTDiff-S's data augmentation (paper 003, Section 5.3)", '',
+          'Per held-out task an offline learner on the task\'s few real episodes, with and '
+          'without MTDiff-S transitions generated from them as prompts '
+          '(`experiments/mtdiff_augment.py`; `<family>/mtdiff_augment/<split>.json`); the '
+          'normalized score with its 95% interval. 003 reports its gains on Meta-World only.', '',
+          '| family | split | learner | return | normalized score | seeds (train / eval) |',
+          '|---|---|---|---|---|---|'] + lines + [''] + checks
 
 
 def _ablations(family_dir: pathlib.Path) -> dict[str, list[dict]]:
@@ -639,6 +694,7 @@ def render() -> str:
   lines += overlap + (_grid_lines(order) if overlap else [])
   lines += _ablation_lines(order)
   lines += _few_step_lines(order)
+  lines += _augment_lines(order)
   lines += _video_lines(order)
   for f in order:
     notes = RESULTS / f / 'NOTES.md'
@@ -836,6 +892,8 @@ def main(argv):
     print(f'merged {merge_run(pathlib.Path(_MERGE.value), _AS.value)}', file=sys.stderr)
   for folder in _ADD_SWEEP.value:
     print(f'copied {add_sweep(pathlib.Path(folder), _SWEEP_NAME.value)}', file=sys.stderr)
+  for folder in _ADD_AUGMENT.value:
+    print(f'copied {add_augment(pathlib.Path(folder))}', file=sys.stderr)
   text = render()
   io.write_atomic(RESULTS / 'README.md', text)
   plot_figure1(RESULTS / 'figure1.png')

@@ -145,6 +145,37 @@ def test_add_sweep_never_overwrites_another_committed_sweep(tmp_path):
       'guide_form_mean_validation')
 
 
+def test_an_augmentation_run_is_copied_once_and_listed_with_its_check(tmp_path, monkeypatch):
+  import json  # pylint: disable=g-import-not-at-top
+  make_results = _make_results()
+  folder = tmp_path / 'eval' / 'test-mtdiff-augment'
+  folder.mkdir(parents=True)
+  row = lambda method, ret, score: {
+      'family': 'point_robot', 'split': 'test', 'method': method, 'mean_return': ret,
+      'normalized_score': score, 'ci_low': score - 0.1, 'ci_high': score + 0.1,
+      'num_train_seeds': 1, 'num_eval_seeds': 3}
+  run = {'records': [row('SAC+CQL (real)', -9.5, 0.47), row('SAC+CQL (real+synthetic)', -7.0, 0.65)],
+         'synthetic_check': {'dynamics_error': 0.0156, 'reward_error': 0.0445},
+         'settings': {'real_episodes': 1, 'windows_per_task': 64, 'horizon': 8, 'tier': 'expert',
+                      'sac': {'hidden': [64, 64], 'cql_weight': 5.0, 'num_updates': 10000,
+                              'batch': 256}}}
+  (folder / 'results.json').write_text(json.dumps(run))
+  results = tmp_path / 'results'
+  assert make_results.add_augment(folder, results=results) == 'point_robot/mtdiff_augment/test.json'
+  assert make_results.add_augment(folder, results=results)  # the same file again: fine
+  (folder / 'results.json').write_text(json.dumps(dict(run, records=run['records'][:1])))
+  with pytest.raises(FileExistsError, match='another run'):
+    make_results.add_augment(folder, results=results)
+  with pytest.raises(ValueError, match='not an augmentation run'):
+    make_results.add_augment(tmp_path / 'eval', results=results)
+  monkeypatch.setattr(make_results, 'RESULTS', results)
+  lines = make_results._augment_lines(['point_robot'])  # pylint: disable=protected-access
+  assert '| Point-Robot | test | SAC+CQL (real+synthetic) | -7.00 | 0.65 [0.55, 0.75] | 1 / 3 |' in lines
+  assert any('dynamics_error 0.0156, reward_error 0.0445' in l and '64 synthetic 8-step' in l
+             for l in lines)
+  assert make_results._augment_lines(['ant_dir']) == []  # pylint: disable=protected-access
+
+
 def test_a_prompt_dt_split_run_is_listed_beside_papers_003_and_004_only(tmp_path, monkeypatch):
   """A run on Prompt-DT's task split gets its own section with the papers' returns, and stays out
   of the every-method table (another split); a run on MetaDiffuser's split gets no such row."""
