@@ -84,3 +84,12 @@ def test_a_real_prompt_survives_the_round_trip_to_prompt_dt(test_config, data_wo
   last = int(prompts.steps.timesteps.max())
   assert last == family.episode_length - 2  # the last steps but the final one
   assert segments.states.shape[:2] == (data.num_tasks, t.context_len)
+
+
+def test_fine_tuning_steps_are_the_policys_not_the_pre_trained_stages(test_config):
+  from mdx import provenance  # pylint: disable=g-import-not-at-top
+  from mdx.methods.prompt_diffuser import PROMPT_DIFFUSER_STAGE  # pylint: disable=g-import-not-at-top
+  read = provenance.fields(test_config, PROMPT_DIFFUSER_STAGE.reads)
+  assert 'prompt_diffuser.hidden' in read and 'prompt_dt.embed_dim' in read
+  assert 'prompt_diffuser.finetune_steps' not in read  # evaluated at 2,000 after 200: not refused
+  assert 'prompt_diffuser.noise_scale' not in read
