@@ -13,11 +13,8 @@ from mdx.methods.prompt_dt import PROMPT_DT_STAGE
 
 PROMPT_DIFFUSER_STAGE = Stage(name=train.STAGE, train=train.train_prompt_diffuser,
                               num_train_steps=lambda c: c.prompt_diffuser.num_train_steps,
-                              # the sampling noise and the per-environment fine-tuning are the
-                              # policy's: another value evaluates the same pre-trained generator
-                              reads=prompt_dt.TRAINED_FIELDS + (
-                                  'prompt_diffuser', '-prompt_diffuser.noise_scale',
-                                  '-prompt_diffuser.finetune_steps'),
+                              reads=prompt_dt.TRAINED_FIELDS + ('prompt_diffuser',) + tuple(
+                                  f'-prompt_diffuser.{f}' for f in policy.POLICY_FIELDS),
                               after=(PROMPT_DT_STAGE.name,))
 
 

@@ -20,6 +20,10 @@ from mdx.methods.prompt_diffuser import model as pd_model
 from mdx.methods.prompt_diffuser import train as pd_train
 from mdx.methods.prompt_dt.policy import prompt_dt_policy
 
+# The fields of `config.prompt_diffuser` only this policy reads (not the pre-training stage): another
+# value evaluates the same pre-trained generator.
+POLICY_FIELDS = ('noise_scale', 'finetune_steps')
+
 
 def prompt_diffuser_policy(config, family, params) -> Policy:
   """`params = {'gen', 'norm', 'dt': {'net', 'scales'}}`."""
