@@ -323,14 +323,21 @@ def add_sweep(folder: pathlib.Path, name: str = '', results: pathlib.Path = RESU
   pairs = [(folder / 'results.json', out / f'{stem}.json')]
   if (folder / 'table.txt').exists():
     pairs.append((folder / 'table.txt', out / f'{stem}.txt'))
+  _copy_new(pairs, '--add_sweep: {} holds another sweep; name this one with --sweep_name=NAME '
+                   '(or move that file aside)')
+  return f'{family}/sweeps/{stem}'
+
+
+def _copy_new(pairs, refusal: str) -> None:
+  """Copies each `(src, dst)` of `pairs`, none unless every `dst` is absent or already holds
+  its `src`'s bytes (a committed result is never overwritten): else
+  `FileExistsError(refusal.format(dst))`."""
   for src, dst in pairs:
     if dst.exists() and dst.read_bytes() != src.read_bytes():
-      raise FileExistsError(f'--add_sweep: {dst} holds another sweep; name this one with '
-                            '--sweep_name=NAME (or move that file aside)')
-  out.mkdir(parents=True, exist_ok=True)
+      raise FileExistsError(refusal.format(dst))
   for src, dst in pairs:
+    dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst)
-  return f'{family}/sweeps/{stem}'
 
 
 def add_augment(folder: pathlib.Path, results: pathlib.Path = RESULTS) -> str:
@@ -343,10 +350,7 @@ def add_augment(folder: pathlib.Path, results: pathlib.Path = RESULTS) -> str:
   src = folder / 'results.json'
   record = json.loads(src.read_text())['records'][0]
   dst = results / record['family'] / 'mtdiff_augment' / f"{record['split']}.json"
-  if dst.exists() and dst.read_bytes() != src.read_bytes():
-    raise FileExistsError(f'--add_augment: {dst} holds another run (move it aside first)')
-  dst.parent.mkdir(parents=True, exist_ok=True)
-  shutil.copyfile(src, dst)
+  _copy_new([(src, dst)], '--add_augment: {} holds another run (move it aside first)')
   return str(dst.relative_to(results))
 
 
